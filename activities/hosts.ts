@@ -1,0 +1,254 @@
+// Activities over hosts: read state, fetch wide, promote narrow, roll back, mark stable. Every one of them reads
+// the host's own state first and skips what is already done, so a retry after a crash is safe.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { HostSpec, SignalboxConfig } from '../config/load';
+import type { HostResult } from '../workflows/definitions';
+import { checkServiceName } from '../workflows/names';
+import { recordLogOffsets, runChecks } from './checks';
+import {
+  activateRelease,
+  fetchRelease,
+  pruneReleases,
+  readService,
+  releasesToPrune,
+  removeLink,
+  writeServiceState,
+  type ServiceOnHost,
+  type ServiceState,
+} from './host-ops';
+import { fill, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
+import { poolStates, setPooled } from './loadbalancer';
+import type { Release } from './releases';
+
+export interface TargetRequest {
+  service: string;
+  release: Release;
+  by: string;
+  runId: string;
+}
+
+export interface HostSelector {
+  hosts?: string[];
+  group?: string;
+}
+
+export interface HostsRequest extends TargetRequest {
+  hosts: string[];
+  concurrency?: number;
+}
+
+/** Calls Temporal's heartbeat when running as an activity; the same code also runs in plain loops (benchmarks). */
+function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // not inside an activity
+  }
+}
+
+export async function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let done = 0;
+  // A slow host must not look like a dead worker: beat on a timer as well as on progress.
+  const ticker = setInterval(() => heartbeat({ done, of: items.length }), 5000);
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i]);
+        done++;
+      }
+    }));
+  } finally {
+    clearInterval(ticker);
+  }
+  heartbeat({ done, of: items.length });
+  return results;
+}
+
+export function createHostActivities(config: SignalboxConfig) {
+  const inventory = (): Inventory => loadInventory(config);
+
+  const service = (name: string) => {
+    const spec = config.services[checkServiceName(name)];
+    if (!spec) throw ApplicationFailure.nonRetryable(`unknown service "${name}"; services in ${config.file}: ${Object.keys(config.services).join(', ')}`, 'BadInput');
+    return spec;
+  };
+
+  const hostsByName = (inv: Inventory, names: string[]): HostSpec[] => {
+    const known = new Map(inv.hosts.map((h) => [h.name, h]));
+    const unknown = names.filter((n) => !known.has(n));
+    if (unknown.length) throw ApplicationFailure.nonRetryable(`unknown hosts: ${unknown.join(', ')}`, 'BadInput');
+    return names.map((n) => known.get(n)!);
+  };
+
+  const linkFor = (serviceName: string, release: Release) => fill(service(serviceName).link, { version: release.name });
+
+  async function read(host: HostSpec, serviceName: string): Promise<ServiceOnHost> {
+    return readService(transportFor(host, config), host.name, host.root, serviceName);
+  }
+
+  async function select(selector: HostSelector): Promise<HostSpec[]> {
+    const inv = inventory();
+    if (selector.hosts?.length) return hostsByName(inv, selector.hosts);
+    if (selector.group) {
+      const hosts = inv.hosts.filter((h) => h.groups.includes(selector.group!));
+      if (!hosts.length) throw ApplicationFailure.nonRetryable(`no host is in group "${selector.group}"`, 'BadInput');
+      return hosts;
+    }
+    return inv.hosts;
+  }
+
+  /** What each selected host serves for the release's link now: the release id, or null. Host state is the truth. */
+  async function currentReleases(request: { service: string; release: Release; selector: HostSelector }): Promise<{ current: Record<string, string | null>; canaryHosts: string[] }> {
+    const hosts = await select(request.selector);
+    const link = linkFor(request.service, request.release);
+    const current: Record<string, string | null> = {};
+    await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
+      try {
+        const target = (await read(host, request.service)).links[link];
+        current[host.name] = target ? target.replace(/^revs\//, '') : null;
+      } catch {
+        current[host.name] = null; // unreachable now; the promote step will count it as a failure if it still is
+      }
+    });
+    const canaryGroup = config.rollout.canaryGroup ?? 'canary';
+    return { current, canaryHosts: hosts.filter((h) => h.groups.includes(canaryGroup)).map((h) => h.name) };
+  }
+
+  async function fetchToHosts(request: HostsRequest): Promise<HostResult[]> {
+    const inv = inventory();
+    const hosts = hostsByName(inv, request.hosts);
+    const { release } = request;
+    service(request.service);
+    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, async (host): Promise<HostResult> => {
+      try {
+        const source = `${inv.rsyncSource}/${release.service}/${release.id}`;
+        await fetchRelease(transportFor(host, config), host.name, host.root, request.service, release.id, source, release.contentHash);
+        return { host: host.name, outcome: 'done' };
+      } catch (err) {
+        return { host: host.name, outcome: 'failed', detail: (err as Error).message };
+      }
+    });
+  }
+
+  async function promoteOne(host: HostSpec, request: TargetRequest, inv: Inventory): Promise<HostResult> {
+    const spec = service(request.service);
+    const { release } = request;
+    const link = linkFor(request.service, release);
+    const transport = transportFor(host, config);
+    const vars = templateVars(host, inv, { version: release.name, release: release.id, service: request.service });
+    let before: ServiceOnHost;
+    try {
+      before = await read(host, request.service);
+    } catch (err) {
+      return { host: host.name, outcome: 'failed', detail: (err as Error).message };
+    }
+    const replaced = before.links[link]?.replace(/^revs\//, '') ?? null;
+    if (replaced === release.id) return { host: host.name, outcome: 'already', previous: before.state.replaced ?? null };
+    const ctx = { host: host.name, transport, vars, logOffsets: new Map<string, number>() };
+    let switched = false;
+    try {
+      await setPooled(inv.loadBalancer, host.name, false);
+      await recordLogOffsets(spec.checks, ctx);
+      const state: ServiceState = {
+        current: release.id,
+        previous: before.state.current,
+        lastStable: before.state.lastStable,
+        deployedAt: new Date().toISOString(),
+        deployedBy: request.by,
+        runId: request.runId,
+        replaced,
+      };
+      await activateRelease(transport, host.name, host.root, request.service, release.id, link, state);
+      switched = true;
+      if (spec.restart) await restart(host, spec.restart, vars);
+      await runChecks(spec.checks, host.groups, ctx);
+      await setPooled(inv.loadBalancer, host.name, true);
+      return { host: host.name, outcome: 'done', previous: replaced };
+    } catch (err) {
+      const detail = (err as Error).message;
+      // A host that failed its checks goes straight back, so it never keeps serving a release that failed.
+      if (switched) await restoreHost(host, request, inv, replaced, before.state).catch(() => undefined);
+      return { host: host.name, outcome: 'failed', detail, previous: replaced };
+    }
+  }
+
+  async function restart(host: HostSpec, argv: string[], vars: Record<string, string | number | undefined>): Promise<void> {
+    const result = await transportFor(host, config).run(argv.map((a) => fill(a, vars)), { timeoutMs: 60_000 });
+    if (result.code !== 0) throw new Error(`restart failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().slice(0, 300)}`);
+  }
+
+  /** Points the link back at what it replaced (or removes it), restarts, and repools: no copying. */
+  async function restoreHost(host: HostSpec, request: TargetRequest, inv: Inventory, replaced: string | null, stateBefore: ServiceState): Promise<void> {
+    const spec = service(request.service);
+    const link = linkFor(request.service, request.release);
+    const transport = transportFor(host, config);
+    const state: ServiceState = { ...stateBefore, deployedAt: new Date().toISOString(), deployedBy: request.by, runId: request.runId };
+    if (replaced) await activateRelease(transport, host.name, host.root, request.service, replaced, link, state);
+    else await removeLink(transport, host.name, host.root, request.service, link, state);
+    if (spec.restart) await restart(host, spec.restart, templateVars(host, inv, { version: request.release.name, release: replaced ?? '', service: request.service }));
+    await setPooled(inv.loadBalancer, host.name, true);
+  }
+
+  async function promoteHosts(request: HostsRequest): Promise<HostResult[]> {
+    const inv = inventory();
+    const hosts = hostsByName(inv, request.hosts);
+    return eachWithLimit(hosts, request.concurrency ?? hosts.length, (host) => promoteOne(host, request, inv));
+  }
+
+  /** Moves hosts that serve the release back to what it replaced. Hosts not on the release are left alone. */
+  async function rollbackHosts(request: HostsRequest): Promise<HostResult[]> {
+    const inv = inventory();
+    const hosts = hostsByName(inv, request.hosts);
+    const link = linkFor(request.service, request.release);
+    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, async (host): Promise<HostResult> => {
+      try {
+        const onHost = await read(host, request.service);
+        if (onHost.links[link] !== `revs/${request.release.id}`) return { host: host.name, outcome: 'skipped', detail: 'not on the release' };
+        const replaced = onHost.state.replaced ?? null;
+        const stateAfter: ServiceState = { ...onHost.state, current: onHost.state.previous, previous: request.release.id, replaced: request.release.id };
+        await restoreHost(host, request, inv, replaced, stateAfter);
+        return { host: host.name, outcome: 'rolled-back', previous: replaced };
+      } catch (err) {
+        return { host: host.name, outcome: 'failed', detail: (err as Error).message };
+      }
+    });
+  }
+
+  /** After a whole rollout succeeds: record the release as last stable, and prune old releases. */
+  async function markStable(request: HostsRequest): Promise<number> {
+    const inv = inventory();
+    const hosts = hostsByName(inv, request.hosts);
+    const keep = service(request.service).keep;
+    let pruned = 0;
+    await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
+      const transport = transportFor(host, config);
+      const onHost = await read(host, request.service);
+      if (onHost.state.current === request.release.id && onHost.state.lastStable !== request.release.id) {
+        await writeServiceState(transport, host.name, host.root, request.service, { ...onHost.state, lastStable: request.release.id });
+      }
+      const old = releasesToPrune(onHost, keep);
+      await pruneReleases(transport, host.name, host.root, request.service, old);
+      pruned += old.length;
+    });
+    return pruned;
+  }
+
+  /** Every host's state for every service, and whether the load balancer pools it: for `signalbox hosts`. */
+  async function describeHosts(): Promise<{ host: string; address: string; groups: string[]; pooled: boolean | null; services: Record<string, ServiceOnHost | { error: string }> }[]> {
+    const inv = inventory();
+    const pools = await poolStates(inv.loadBalancer).catch(() => ({} as Record<string, boolean>));
+    return eachWithLimit(inv.hosts, config.rollout.fetchConcurrency, async (host) => {
+      const services: Record<string, ServiceOnHost | { error: string }> = {};
+      for (const name of Object.keys(config.services)) {
+        services[name] = await read(host, name).catch((err) => ({ error: (err as Error).message }));
+      }
+      return { host: host.name, address: `${host.address}${host.port ? `:${host.port}` : ''}`, groups: host.groups, pooled: pools[host.name] ?? null, services };
+    });
+  }
+
+  return { currentReleases, fetchToHosts, promoteHosts, rollbackHosts, markStable, describeHosts };
+}

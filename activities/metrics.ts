@@ -1,0 +1,130 @@
+// Metric analysis of canaries against the rest of the fleet (the baseline), from Prometheus's HTTP API or by
+// scraping the hosts' /metrics directly. A measurement fails only when the canaries' error rate is above both the
+// absolute ceiling and the baseline times the allowed ratio, so a fleet-wide problem is not blamed on the release.
+// Too little traffic is inconclusive: the engine pauses for a human rather than guessing.
+import type { AnalysisSpec, HostSpec, SignalboxConfig } from '../config/load';
+import type { Release } from './releases';
+import { eachWithLimit } from './hosts';
+import { loadInventory } from './inventory';
+import { poolStates } from './loadbalancer';
+import { Context } from '@temporalio/activity';
+
+export interface Counts {
+  requests: number;
+  errors: number;
+}
+
+export interface Measurement {
+  canary: Counts;
+  baseline: Counts;
+  verdict: 'pass' | 'fail' | 'inconclusive';
+  why: string;
+}
+
+export interface AnalysisResult {
+  result: 'pass' | 'fail' | 'inconclusive';
+  summary: string;
+  measurements: Measurement[];
+  notes: string[];
+}
+
+/** Sums a counter over every series in Prometheus text exposition format. */
+export function sumCounter(text: string, metric: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(metric) || (line[metric.length] !== '{' && line[metric.length] !== ' ')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) total += value;
+  }
+  return total;
+}
+
+async function scrape(host: HostSpec): Promise<Counts> {
+  const res = await fetch(`http://${host.address}:${host.port}/metrics`, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`${host.name} /metrics answered HTTP ${res.status}`);
+  const text = await res.text();
+  return { requests: sumCounter(text, 'mediawiki_requests_total'), errors: sumCounter(text, 'mediawiki_errors_total') };
+}
+
+async function scrapeAll(hosts: HostSpec[]): Promise<Counts> {
+  const counts = await eachWithLimit(hosts, 64, (h) => scrape(h).catch(() => ({ requests: 0, errors: 0 })));
+  return counts.reduce((a, b) => ({ requests: a.requests + b.requests, errors: a.errors + b.errors }), { requests: 0, errors: 0 });
+}
+
+export async function promQuery(baseUrl: string, query: string): Promise<number> {
+  const url = `${baseUrl}/api/v1/query?query=${encodeURIComponent(query)}`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as { status: string; error?: string; data?: { result: { value: [number, string] }[] } };
+  if (body.status !== 'success') throw new Error(`Prometheus refused ${query}: ${body.error ?? res.status}`);
+  return body.data?.result.reduce((sum, r) => sum + Number(r.value[1]), 0) ?? 0;
+}
+
+function hostRegex(hosts: HostSpec[]): string {
+  return hosts.map((h) => h.name.replace(/[.]/g, '\\\\.')).join('|');
+}
+
+async function promCounts(baseUrl: string, hosts: HostSpec[], windowMs: number): Promise<Counts> {
+  if (!hosts.length) return { requests: 0, errors: 0 };
+  const range = `${Math.max(1, Math.round(windowMs / 1000))}s`;
+  const selector = `{host=~"${hostRegex(hosts)}"}`;
+  const [requests, errors] = await Promise.all([
+    promQuery(baseUrl, `sum(increase(mediawiki_requests_total${selector}[${range}]))`),
+    promQuery(baseUrl, `sum(increase(mediawiki_errors_total${selector}[${range}]))`),
+  ]);
+  return { requests, errors };
+}
+
+export function judge(spec: AnalysisSpec, canary: Counts, baseline: Counts): Measurement {
+  const rate = (c: Counts) => (c.requests > 0 ? c.errors / c.requests : 0);
+  const canaryRate = rate(canary);
+  const baselineRate = rate(baseline);
+  const shown = `canary ${(canaryRate * 100).toFixed(2)}% of ${Math.round(canary.requests)} requests, baseline ${(baselineRate * 100).toFixed(2)}% of ${Math.round(baseline.requests)}`;
+  if (canary.requests < spec.minRequests) return { canary, baseline, verdict: 'inconclusive', why: `too little canary traffic (${Math.round(canary.requests)} < ${spec.minRequests} requests); ${shown}` };
+  const fails = canaryRate > spec.maxErrorRate && canaryRate > spec.maxRatioToBaseline * baselineRate;
+  return { canary, baseline, verdict: fails ? 'fail' : 'pass', why: shown };
+}
+
+export function createMetricsActivities(config: SignalboxConfig) {
+  async function analyzeCanary(request: { service: string; release: Release; canaries: string[] }): Promise<AnalysisResult> {
+    const spec = config.services[request.service]?.analysis;
+    if (!spec) return { result: 'pass', summary: 'no metric analysis configured', measurements: [], notes: [] };
+    const inventory = loadInventory(config);
+    const pools = await poolStates(inventory.loadBalancer).catch(() => ({} as Record<string, boolean>));
+    const canarySet = new Set(request.canaries);
+    const canaries = inventory.hosts.filter((h) => canarySet.has(h.name));
+    const baseline = inventory.hosts.filter((h) => !canarySet.has(h.name) && pools[h.name] !== false);
+    const measurements: Measurement[] = [];
+    const ticker = setInterval(() => { try { Context.current().heartbeat(measurements.length); } catch { /* not an activity */ } }, 2000);
+    try {
+      let failures = 0;
+      for (let n = 0; n < spec.measurements; n++) {
+        let canary: Counts;
+        let base: Counts;
+        if (spec.source === 'prometheus') {
+          if (!spec.prometheusUrl) throw new Error(`services.${request.service}.analysis.prometheusUrl is required with source: prometheus`);
+          await new Promise((r) => setTimeout(r, spec.intervalMs));
+          [canary, base] = await Promise.all([promCounts(spec.prometheusUrl, canaries, spec.intervalMs), promCounts(spec.prometheusUrl, baseline, spec.intervalMs)]);
+        } else {
+          const [c0, b0] = await Promise.all([scrapeAll(canaries), scrapeAll(baseline)]);
+          await new Promise((r) => setTimeout(r, spec.intervalMs));
+          const [c1, b1] = await Promise.all([scrapeAll(canaries), scrapeAll(baseline)]);
+          canary = { requests: c1.requests - c0.requests, errors: c1.errors - c0.errors };
+          base = { requests: b1.requests - b0.requests, errors: b1.errors - b0.errors };
+        }
+        const m = judge(spec, canary, base);
+        measurements.push(m);
+        if (m.verdict === 'fail' && ++failures > spec.failureLimit) {
+          return { result: 'fail', summary: `measurement ${n + 1}: ${m.why}`, measurements, notes: measurements.map((x) => `${x.verdict}: ${x.why}`) };
+        }
+      }
+      const inconclusive = measurements.filter((m) => m.verdict === 'inconclusive').length;
+      const notes = measurements.map((x) => `${x.verdict}: ${x.why}`);
+      if (inconclusive * 2 > measurements.length) return { result: 'inconclusive', summary: `${inconclusive} of ${measurements.length} measurements had too little data`, measurements, notes };
+      return { result: 'pass', summary: `${measurements.length} measurements, ${failures} failed (limit ${spec.failureLimit})`, measurements, notes };
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  return { analyzeCanary };
+}

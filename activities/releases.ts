@@ -1,0 +1,53 @@
+// Staging: a release is a tree exported from a forge ref, named by its name plus a content hash. Hosts verify the
+// same hash after fetching, so what runs is exactly what was staged.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Forge } from './forge';
+import { checkServiceName, releaseIdFor } from '../workflows/names';
+
+export interface Release {
+  id: string;
+  name: string;
+  service: string;
+  contentHash: string;
+  /** The forge commit it was built from. */
+  sha: string;
+}
+
+function listFiles(dir: string, prefix = '.'): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const rel = `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) out.push(...listFiles(path.join(dir, entry.name), rel));
+    else if (entry.isFile()) out.push(rel);
+  }
+  return out;
+}
+
+/** Same bytes as `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum` run in `dir`. */
+export function treeHash(dir: string): string {
+  const files = listFiles(dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const manifest = crypto.createHash('sha256');
+  for (const rel of files) {
+    if (/[\\\n]/.test(rel)) throw new Error(`file name ${JSON.stringify(rel)} has a backslash or newline, which hosts cannot verify`);
+    const digest = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, rel))).digest('hex');
+    manifest.update(`${digest}  ${rel}\n`);
+  }
+  return manifest.digest('hex');
+}
+
+/** Exports `ref` and names it; staging the same tree again returns the existing release. */
+export async function stageFromForge(forge: Forge, stagingDir: string, service: string, repo: string, ref: string, name: string): Promise<Release> {
+  const serviceDir = path.join(stagingDir, checkServiceName(service));
+  const sha = await forge.resolve(repo, ref);
+  const work = path.join(serviceDir, `.build-${sha}-${process.pid}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  await forge.exportTree(repo, sha, work);
+  const contentHash = treeHash(work);
+  const id = releaseIdFor(name, contentHash);
+  const final = path.join(serviceDir, id);
+  if (fs.existsSync(final)) fs.rmSync(work, { recursive: true, force: true });
+  else fs.renameSync(work, final);
+  return { id, name, service, contentHash, sha };
+}

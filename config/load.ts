@@ -1,0 +1,206 @@
+// Loading signalbox.yml: parse, check against the schema, fill in defaults. Errors name the file, the line, the
+// path inside the file and the fix, and nothing else runs until the file is right.
+import fs from 'node:fs';
+import path from 'node:path';
+import Ajv, { type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument } from 'yaml';
+import { configSchema } from './schema';
+import { DEFAULT_STRATEGY, type Strategy } from '../workflows/plan';
+import { TASK_QUEUE } from '../workflows/definitions';
+
+export const REPO_ROOT = path.resolve(__dirname, '..');
+export const DEFAULT_CONFIG_FILE = path.join(REPO_ROOT, 'signalbox.yml');
+
+export interface CheckSpec {
+  name?: string;
+  timeoutMs?: number;
+  attempts?: number;
+  intervalMs?: number;
+  groups?: string[];
+  tcp?: { port: number | string };
+  http?: { url: string; hostHeader?: string; status?: number; body?: string };
+  command?: string[];
+  logScan?: { file: string; pattern: string; ignore?: string[] };
+}
+
+export interface AnalysisSpec {
+  source: 'prometheus' | 'scrape';
+  prometheusUrl?: string;
+  intervalMs: number;
+  measurements: number;
+  failureLimit: number;
+  maxErrorRate: number;
+  maxRatioToBaseline: number;
+  minRequests: number;
+}
+
+export interface ServiceSpec {
+  link: string;
+  restart?: string[];
+  keep: number;
+  checks: CheckSpec[];
+  analysis?: AnalysisSpec;
+}
+
+export interface HostSpec {
+  name: string;
+  address: string;
+  port?: number;
+  root: string;
+  groups: string[];
+  transport: 'local' | 'ssh';
+  sshPort?: number;
+  pool?: string;
+}
+
+export interface SignalboxConfig {
+  file: string;
+  home: string;
+  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number };
+  fleet: {
+    sandbox?: { hosts: number; trafficPerSecond: number };
+    hosts?: HostSpec[];
+    rsyncSource?: string;
+    ssh: { user?: string; privateKey?: string; knownHosts?: string; connectTimeoutMs: number; commandTimeoutMs: number };
+    loadBalancer?: string;
+  };
+  services: Record<string, ServiceSpec>;
+  rollout: Strategy & { canaryGroup?: string };
+  train: {
+    autoApprove: boolean;
+    approvers: string[];
+    verifyEveryMs: number;
+    verifyTimeoutMs: number;
+    watchMs: number;
+    codeService: string;
+    configService: string;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`${file} is not valid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Where signalbox keeps its state: the Temporal database, tools, the sandbox fleet. */
+export function signalboxHome(): string {
+  return path.resolve(process.env.SIGNALBOX_HOME ?? path.join(REPO_ROOT, '.signalbox'));
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validate = ajv.compile(configSchema);
+
+function schemaAt(schemaPath: string): { description?: string } {
+  let node: any = configSchema;
+  for (const part of schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) {
+    if (node === undefined) break;
+    node = node[decodeURIComponent(part)];
+  }
+  return node ?? {};
+}
+
+function describe(error: ErrorObject, lineOf: (p: (string | number)[]) => number | undefined): string {
+  const parts = error.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const where = parts.length ? parts.join('.') : '(top level)';
+  const line = lineOf(parts);
+  const fix = schemaAt(error.schemaPath).description;
+  let what = error.message ?? 'is not valid';
+  if (error.keyword === 'additionalProperties') what = `has an unknown key "${(error.params as any).additionalProperty}"; remove it or check its spelling`;
+  if (error.keyword === 'enum') what = `must be one of ${(error.params as any).allowedValues.join(', ')}`;
+  return `${line ? `line ${line}, ` : ''}${where}: ${what}${fix && error.keyword !== 'additionalProperties' ? ` (expected ${fix})` : ''}`;
+}
+
+export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG_FILE): SignalboxConfig {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError(absolute, [`cannot be read (${(err as Error).message}); pass --config with the path of a signalbox.yml`]);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
+  if (doc.errors.length) {
+    throw new ConfigError(absolute, doc.errors.map((e) => `line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}; fix the YAML syntax there`));
+  }
+  const raw = doc.toJS() ?? {};
+  const lineOf = (parts: (string | number)[]) => {
+    for (let n = parts.length; n >= 0; n--) {
+      const node = doc.getIn(parts.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node && typeof node === 'object' && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  if (!validate(raw)) {
+    const seen = new Set<string>();
+    const problems = (validate.errors ?? [])
+      .filter((e) => e.keyword !== 'oneOf' || !(validate.errors ?? []).some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'required'))
+      .map((e) => describe(e, lineOf))
+      .filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
+    throw new ConfigError(absolute, problems);
+  }
+  return withDefaults(raw, absolute);
+}
+
+function withDefaults(raw: any, file: string): SignalboxConfig {
+  const services: Record<string, ServiceSpec> = {};
+  for (const [name, spec] of Object.entries<any>(raw.services)) {
+    services[name] = {
+      link: spec.link,
+      restart: spec.restart,
+      keep: spec.keep ?? 5,
+      checks: spec.checks ?? [],
+      analysis: spec.analysis && {
+        source: spec.analysis.source ?? 'scrape',
+        prometheusUrl: spec.analysis.prometheusUrl,
+        intervalMs: spec.analysis.intervalMs ?? 5000,
+        measurements: spec.analysis.measurements ?? 3,
+        failureLimit: spec.analysis.failureLimit ?? 0,
+        maxErrorRate: spec.analysis.maxErrorRate ?? 0.01,
+        maxRatioToBaseline: spec.analysis.maxRatioToBaseline ?? 10,
+        minRequests: spec.analysis.minRequests ?? 20,
+      },
+    };
+  }
+  const train = raw.train ?? {};
+  const fleet = raw.fleet ?? { sandbox: {} };
+  if (!fleet.sandbox && !fleet.hosts) {
+    throw new ConfigError(file, ['fleet: needs either sandbox or hosts (add "sandbox: {}" for the fleet on this machine)']);
+  }
+  const config: SignalboxConfig = {
+    file,
+    home: signalboxHome(),
+    temporal: {
+      address: process.env.TEMPORAL_ADDRESS ?? raw.temporal?.address ?? '127.0.0.1:7233',
+      namespace: process.env.TEMPORAL_NAMESPACE ?? raw.temporal?.namespace ?? 'default',
+      taskQueue: process.env.SIGNALBOX_TASK_QUEUE ?? raw.temporal?.taskQueue ?? TASK_QUEUE,
+      uiPort: raw.temporal?.uiPort ?? 8233,
+    },
+    fleet: {
+      sandbox: fleet.sandbox && { hosts: fleet.sandbox.hosts ?? 12, trafficPerSecond: fleet.sandbox.trafficPerSecond ?? 40 },
+      hosts: fleet.hosts?.map((h: any) => ({ transport: 'ssh', ...h })),
+      rsyncSource: fleet.rsyncSource,
+      ssh: { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, ...(fleet.ssh ?? {}) },
+      loadBalancer: fleet.loadBalancer,
+    },
+    services,
+    rollout: { ...DEFAULT_STRATEGY, ...(raw.rollout ?? {}) },
+    train: {
+      autoApprove: train.autoApprove ?? false,
+      approvers: train.approvers ?? [],
+      verifyEveryMs: train.verifyEveryMs ?? 1000,
+      verifyTimeoutMs: train.verifyTimeoutMs ?? 10_000,
+      watchMs: train.watchMs ?? 3_600_000,
+      codeService: train.codeService ?? 'mediawiki',
+      configService: train.configService ?? 'mediawiki-config',
+    },
+  };
+  for (const key of ['codeService', 'configService'] as const) {
+    if (!services[config.train[key]]) {
+      throw new ConfigError(file, [`train.${key}: names service "${config.train[key]}", which is not under services; add it or fix the name`]);
+    }
+  }
+  return config;
+}

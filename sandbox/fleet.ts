@@ -1,0 +1,156 @@
+// Bringing the sandbox fleet up and down: host folders, bare repositories, the first deploy, the server process.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { HostSpec } from '../config/load';
+import { cutBranch, LocalGitForge } from '../activities/forge';
+import { activateRelease, fetchRelease } from '../activities/host-ops';
+import { fleetFile, sandboxDir, type SandboxFleetFile } from '../activities/inventory';
+import { stageFromForge, type Release } from '../activities/releases';
+import { CODE_REPO, CONFIG_REPO } from '../activities/train';
+import { LocalTransport } from '../activities/transport';
+import { SANDBOX_START_VERSION, SANDBOX_WIKIS, seedCodeFiles, wikiversionsFor } from './wikis';
+
+export const APP_PORT = 8080;
+
+/** Linux routes all of 127.0.0.0/8 to loopback, so each host gets an address; elsewhere each gets a port. */
+export function hostAddress(index: number): { address: string; port: number } {
+  if (os.platform() !== 'linux') return { address: '127.0.0.1', port: 18080 + index };
+  return { address: `127.0.${10 + Math.floor(index / 250)}.${(index % 250) + 1}`, port: APP_PORT };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function readFleet(home: string): SandboxFleetFile | null {
+  try {
+    return JSON.parse(fs.readFileSync(fleetFile(home), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+async function inParallel<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]);
+  }));
+}
+
+/** Creates the fleet's files once; a second call with a fleet present returns it unchanged. */
+export async function createFleet(home: string, hostCount: number, trafficPerSecond: number): Promise<SandboxFleetFile> {
+  const existing = readFleet(home);
+  if (existing) {
+    if (existing.hosts.length !== hostCount) {
+      throw new Error(`a sandbox of ${existing.hosts.length} hosts already exists in ${sandboxDir(home)}; run \`signalbox sandbox down --purge\` first to make one of ${hostCount}`);
+    }
+    return existing;
+  }
+  const dir = sandboxDir(home);
+  const reposDir = path.join(dir, 'repos');
+  const stagingDir = path.join(home, 'staging');
+  const forge = new LocalGitForge(reposDir);
+  await forge.init(CODE_REPO);
+  await forge.init(CONFIG_REPO);
+  const author = 'sandbox';
+  await forge.land({ repo: CODE_REPO, branch: 'main', files: seedCodeFiles(), subject: 'Initial import', changeId: 'seed-code', author });
+  await cutBranch(forge, CODE_REPO, SANDBOX_START_VERSION, author);
+  await forge.land({
+    repo: CONFIG_REPO,
+    branch: 'main',
+    files: {
+      'wikis.json': `${JSON.stringify(SANDBOX_WIKIS, null, 2)}\n`,
+      'wikiversions.json': `${JSON.stringify(wikiversionsFor(() => SANDBOX_START_VERSION, SANDBOX_WIKIS), null, 2)}\n`,
+    },
+    subject: 'Initial config',
+    changeId: 'seed-config',
+    author,
+  });
+  const code = await stageFromForge(forge, stagingDir, 'mediawiki', CODE_REPO, `refs/heads/wmf/${SANDBOX_START_VERSION}`, SANDBOX_START_VERSION);
+  const config = await stageFromForge(forge, stagingDir, 'mediawiki-config', CONFIG_REPO, 'refs/heads/main', 'config');
+
+  const hosts: HostSpec[] = Array.from({ length: hostCount }, (_, i) => {
+    const name = `mw${1001 + i}`;
+    // The first host in every twelve is a canary, as scap's canary lists pick a few per cluster.
+    return { name, ...hostAddress(i), root: path.join(dir, 'hosts', name), groups: i % 12 === 0 ? ['appserver', 'canary'] : ['appserver'], transport: 'local', pool: 'appservers' };
+  });
+  const bootstrap = async (host: HostSpec, release: Release, link: string) => {
+    const transport = new LocalTransport(host.name);
+    await fetchRelease(transport, host.name, host.root, release.service, release.id, path.join(stagingDir, release.service, release.id), release.contentHash);
+    const state = { current: release.id, previous: null, lastStable: release.id, deployedAt: new Date().toISOString(), deployedBy: 'sandbox', runId: 'sandbox-bootstrap' };
+    await activateRelease(transport, host.name, host.root, release.service, release.id, link, state);
+  };
+  await inParallel(hosts, 16, async (host) => {
+    fs.mkdirSync(path.join(host.root, 'logs'), { recursive: true });
+    await bootstrap(host, code, `php-${SANDBOX_START_VERSION}`);
+    await bootstrap(host, config, 'current');
+  });
+  const fleet: SandboxFleetFile = { hosts, controlUrl: `http://127.0.0.1:${await freePort()}`, reposDir, stagingDir, trafficPerSecond };
+  fs.writeFileSync(fleetFile(home), `${JSON.stringify(fleet, null, 2)}\n`);
+  return fleet;
+}
+
+const pidFile = (home: string) => path.join(sandboxDir(home), 'server.pid');
+
+export function serverPid(home: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(pidFile(home), 'utf8'));
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
+}
+
+export async function waitForHttp(url: string, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+      lastError = `HTTP ${res.status}`;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not answer at ${url} within ${timeoutMs} ms (${lastError})`);
+}
+
+/** Starts the fleet's server in the background, so it outlives the command that started it. */
+export async function startFleetServer(home: string, entry: string[]): Promise<number> {
+  const fleet = readFleet(home);
+  if (!fleet) throw new Error(`no sandbox in ${sandboxDir(home)}`);
+  const running = serverPid(home);
+  if (running) return running;
+  const log = fs.openSync(path.join(sandboxDir(home), 'server.log'), 'a');
+  const child = spawn(process.execPath, [...entry, 'sandbox', 'serve'], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, SIGNALBOX_HOME: home },
+  });
+  child.unref();
+  fs.writeFileSync(pidFile(home), String(child.pid));
+  await waitForHttp(`${fleet.controlUrl}/healthz`, 30_000, 'the sandbox server');
+  return child.pid!;
+}
+
+export async function stopFleetServer(home: string): Promise<boolean> {
+  const pid = serverPid(home);
+  if (!pid) return false;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 50 && serverPid(home); i++) await new Promise((r) => setTimeout(r, 100));
+  fs.rmSync(pidFile(home), { force: true });
+  return true;
+}

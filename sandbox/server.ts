@@ -1,0 +1,257 @@
+// The sandbox fleet's server: one app server per host on its own address, plus the fleet's control plane (a
+// load-balancer API and an init system that restarts hosts) and a traffic generator.
+//
+// An app server answers only from what is deployed in its host's folder, read when it (re)starts, as php-fpm
+// does: the switch of a symlink takes effect at the restart that follows it.
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { HostSpec } from '../config/load';
+import { fleetFile, sandboxDir, type SandboxFleetFile } from '../activities/inventory';
+import { TRAFFIC_SHARE, type WikiInfo } from './wikis';
+import type { Station } from '../workflows/names';
+
+export interface Fault {
+  groups: Partial<Record<Station, { errorRate: number; latencyMs?: number }>>;
+  crash?: boolean;
+  signature?: string;
+}
+
+export type FaultFile = Record<string, Fault>;
+
+export const faultsFile = (home: string) => path.join(sandboxDir(home), 'faults.json');
+const poolsFile = (home: string) => path.join(sandboxDir(home), 'pools.json');
+
+interface Loaded {
+  wikis: Record<string, WikiInfo>;
+  byDomain: Map<string, string>;
+  versionOf: Record<string, string>;
+}
+
+class AppServer {
+  server?: http.Server;
+  loaded?: Loaded;
+  startError?: string;
+  requests = new Map<string, number>();
+  errors = new Map<string, number>();
+  served = 0;
+
+  constructor(readonly host: HostSpec, private readonly faults: () => FaultFile) {}
+
+  get up(): boolean {
+    return this.server !== undefined && this.loaded !== undefined;
+  }
+
+  private load(): Loaded {
+    const config = path.join(this.host.root, 'mediawiki-config', 'current');
+    const wikis: Record<string, WikiInfo> = JSON.parse(fs.readFileSync(path.join(config, 'wikis.json'), 'utf8'));
+    const wikiversions: Record<string, string> = JSON.parse(fs.readFileSync(path.join(config, 'wikiversions.json'), 'utf8'));
+    const versionOf: Record<string, string> = {};
+    for (const [db, dir] of Object.entries(wikiversions)) {
+      const versionFile = path.join(this.host.root, 'mediawiki', dir, 'VERSION');
+      if (!fs.existsSync(versionFile)) throw new Error(`${db} is set to ${dir}, which is not deployed on ${this.host.name}`);
+      versionOf[db] = fs.readFileSync(versionFile, 'utf8').trim();
+    }
+    const crashing = [...new Set(Object.values(versionOf))].filter((v) => this.faults()[v]?.crash);
+    if (crashing.length) throw new Error(`PHP Fatal error: ${this.faults()[crashing[0]]?.signature ?? 'Allowed memory size exhausted'} (MediaWiki ${crashing[0]} fails to start)`);
+    return { wikis, versionOf, byDomain: new Map(Object.entries(wikis).map(([db, w]) => [w.domain, db])) };
+  }
+
+  /** Loads what is deployed and (re)binds the port. A version with a crash fault leaves the host down. */
+  async restart(): Promise<void> {
+    try {
+      this.loaded = this.load();
+      this.startError = undefined;
+    } catch (err) {
+      this.loaded = undefined;
+      this.startError = (err as Error).message;
+      await this.stop();
+      this.logError(`[${new Date().toISOString()}] startup ${this.startError}`);
+      throw err;
+    }
+    if (!this.server) {
+      const server = http.createServer((req, res) => this.handle(req, res));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.host.port, this.host.address, () => resolve());
+      });
+      this.server = server;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+  }
+
+  private logError(line: string): void {
+    fs.appendFile(path.join(this.host.root, 'logs', 'error.log'), `${line}\n`, () => undefined);
+  }
+
+  private count(map: Map<string, number>, key: string): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  private metrics(): string {
+    const lines = [
+      '# HELP mediawiki_requests_total Requests served, by wiki, group, version and status code.',
+      '# TYPE mediawiki_requests_total counter',
+      ...[...this.requests].map(([k, v]) => {
+        const [wiki, group, version, code] = k.split('|');
+        return `mediawiki_requests_total{host="${this.host.name}",wiki="${wiki}",group="${group}",version="${version}",code="${code}"} ${v}`;
+      }),
+      '# HELP mediawiki_errors_total Errors logged, by wiki, group and version.',
+      '# TYPE mediawiki_errors_total counter',
+      ...[...this.errors].map(([k, v]) => {
+        const [wiki, group, version] = k.split('|');
+        return `mediawiki_errors_total{host="${this.host.name}",wiki="${wiki}",group="${group}",version="${version}"} ${v}`;
+      }),
+      '# TYPE mediawiki_up gauge',
+      `mediawiki_up{host="${this.host.name}"} 1`,
+    ];
+    return `${lines.join('\n')}\n`;
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://sandbox');
+    if (url.pathname === '/metrics') return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+    if (url.pathname === '/healthz') return void res.writeHead(200).end('ok\n');
+    const loaded = this.loaded;
+    if (!loaded) return void res.writeHead(503).end('not started\n');
+    const hostHeader = (req.headers.host ?? '').split(':')[0];
+    const db = url.searchParams.get('wiki') ?? loaded.byDomain.get(hostHeader);
+    if (!db || !loaded.wikis[db]) return void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no wiki is served at ${hostHeader}\n`);
+    const version = loaded.versionOf[db];
+    const group = loaded.wikis[db].group;
+    const fault = this.faults()[version]?.groups[group];
+    const respond = () => {
+      this.served++;
+      if (fault && Math.random() < fault.errorRate) {
+        const signature = this.faults()[version]?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()';
+        this.count(this.requests, `${db}|${group}|${version}|500`);
+        this.count(this.errors, `${db}|${group}|${version}`);
+        this.logError(`[${new Date().toISOString()}] ${db} ${version} ${req.method} ${url.pathname} ${signature}`);
+        return void res.writeHead(500, { 'content-type': 'text/plain' }).end(`MediaWiki internal error.\n${signature}\n`);
+      }
+      this.count(this.requests, `${db}|${group}|${version}|200`);
+      if (url.pathname === '/w/api.php' && url.searchParams.get('meta') === 'siteinfo') {
+        const body = { batchcomplete: '', query: { general: { generator: `MediaWiki ${version}`, wikiid: db, servername: loaded.wikis[db].domain, host: this.host.name } } };
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      }
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!DOCTYPE html><html><head><meta name="generator" content="MediaWiki ${version}"></head><body>${db}${url.pathname}</body></html>`);
+    };
+    if (fault?.latencyMs) setTimeout(respond, fault.latencyMs);
+    else respond();
+  }
+}
+
+export async function serveFleet(home: string): Promise<() => Promise<void>> {
+  const fleet: SandboxFleetFile = JSON.parse(fs.readFileSync(fleetFile(home), 'utf8'));
+  let faults: FaultFile = {};
+  let faultsMtime = -1;
+  const refreshFaults = () => {
+    try {
+      const mtime = fs.statSync(faultsFile(home)).mtimeMs;
+      if (mtime !== faultsMtime) {
+        faults = JSON.parse(fs.readFileSync(faultsFile(home), 'utf8'));
+        faultsMtime = mtime;
+      }
+    } catch {
+      faults = {};
+    }
+  };
+  refreshFaults();
+  const faultTimer = setInterval(refreshFaults, 200);
+
+  let pooled: Record<string, boolean> = {};
+  try {
+    pooled = JSON.parse(fs.readFileSync(poolsFile(home), 'utf8'));
+  } catch {
+    pooled = {};
+  }
+  const savePools = () => fs.writeFileSync(poolsFile(home), JSON.stringify(pooled));
+
+  const apps = new Map(fleet.hosts.map((h) => [h.name, new AppServer(h, () => faults)]));
+  for (const app of apps.values()) {
+    await app.restart().catch((err) => console.error(`${app.host.name}: ${(err as Error).message}`));
+  }
+
+  const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+  const readBody = (req: http.IncomingMessage) => new Promise<string>((resolve) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => resolve(body));
+  });
+  const control = http.createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://control');
+    const parts = url.pathname.split('/').filter(Boolean);
+    if (url.pathname === '/healthz') return json(res, 200, { ok: true, hosts: apps.size });
+    if (parts[0] === 'hosts' && parts.length === 1) {
+      return json(res, 200, [...apps.values()].map((a) => ({ host: a.host.name, address: `${a.host.address}:${a.host.port}`, up: a.up, pooled: pooled[a.host.name] !== false, served: a.served, error: a.startError })));
+    }
+    const app = apps.get(parts[1] ?? '');
+    if (parts[0] === 'hosts' && parts[2] === 'restart' && req.method === 'POST') {
+      if (!app) return json(res, 404, { error: `no host ${parts[1]}` });
+      try {
+        await app.restart();
+        return json(res, 200, { host: app.host.name, up: true });
+      } catch (err) {
+        return json(res, 500, { host: app.host.name, up: false, error: (err as Error).message });
+      }
+    }
+    if (parts[0] === 'pools' && parts.length === 1) return json(res, 200, Object.fromEntries([...apps.keys()].map((h) => [h, pooled[h] !== false])));
+    if (parts[0] === 'pools' && req.method === 'POST') {
+      if (!app) return json(res, 404, { error: `no host ${parts[1]}` });
+      let body: { pooled?: unknown };
+      try {
+        body = JSON.parse(await readBody(req));
+      } catch {
+        return json(res, 400, { error: 'body must be JSON such as {"pooled": false}' });
+      }
+      if (typeof body.pooled !== 'boolean') return json(res, 400, { error: 'pooled must be true or false' });
+      pooled[app.host.name] = body.pooled;
+      savePools();
+      return json(res, 200, { host: app.host.name, pooled: body.pooled });
+    }
+    json(res, 404, { error: 'unknown control path' });
+  });
+  const controlPort = Number(new URL(fleet.controlUrl).port);
+  await new Promise<void>((resolve) => control.listen(controlPort, '127.0.0.1', () => resolve()));
+
+  // Steady traffic from a keep-alive client, weighted by group, to pooled hosts that are up.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const wikisByGroup = new Map<string, { db: string; domain: string }[]>();
+  const firstLoaded = [...apps.values()].find((a) => a.loaded)?.loaded;
+  for (const [db, info] of Object.entries(firstLoaded?.wikis ?? {})) {
+    wikisByGroup.set(info.group, [...(wikisByGroup.get(info.group) ?? []), { db, domain: info.domain }]);
+  }
+  const pickGroup = () => {
+    let r = Math.random();
+    for (const [group, share] of Object.entries(TRAFFIC_SHARE)) if ((r -= share) <= 0) return group;
+    return 'group2';
+  };
+  const tickMs = 100;
+  let carry = 0;
+  const trafficTimer = setInterval(() => {
+    carry += (fleet.trafficPerSecond * tickMs) / 1000;
+    const live = [...apps.values()].filter((a) => a.up && pooled[a.host.name] !== false);
+    for (; carry >= 1; carry--) {
+      const wikis = wikisByGroup.get(pickGroup());
+      if (!wikis?.length || !live.length) continue;
+      const wiki = wikis[Math.floor(Math.random() * wikis.length)];
+      const app = live[Math.floor(Math.random() * live.length)];
+      const req = http.request({ host: app.host.address, port: app.host.port, path: '/wiki/Main_Page', headers: { host: wiki.domain }, agent }, (res) => res.resume());
+      req.on('error', () => undefined);
+      req.end();
+    }
+  }, tickMs);
+
+  return async () => {
+    clearInterval(trafficTimer);
+    clearInterval(faultTimer);
+    agent.destroy();
+    await new Promise<void>((resolve) => { control.close(() => resolve()); control.closeAllConnections(); });
+    await Promise.all([...apps.values()].map((a) => a.stop()));
+  };
+}

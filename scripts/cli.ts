@@ -1,0 +1,392 @@
+// signalbox: the command line. Every command checks its input before it touches a host or starts a workflow.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type SignalboxConfig } from '../config/load';
+import { createHostActivities } from '../activities/hosts';
+import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
+import { stageFromForge, treeHash, type Release } from '../activities/releases';
+import { createTrainActivities, CODE_REPO, CONFIG_REPO } from '../activities/train';
+import { abortRollout, abortTrain, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
+import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, STATIONS, trainWorkflowId } from '../workflows/names';
+import { planRollout, type Strategy } from '../workflows/plan';
+import { renderTrain } from '../workflows/render';
+import { connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
+import { runSetup } from './setup';
+import { devServerPid, startDevServer, stopDevServer } from './temporal-runtime';
+import { createFleet, readFleet, serverPid, startFleetServer, stopFleetServer } from '../sandbox/fleet';
+import { faultsFile, serveFleet, type FaultFile } from '../sandbox/server';
+
+export const ENTRY = [path.join(__dirname, 'signalbox.js')];
+const who = () => process.env.SIGNALBOX_USER ?? process.env.USER ?? 'signalbox';
+
+function config(cmd: Command): SignalboxConfig {
+  return loadConfig(cmd.optsWithGlobals().config);
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : text());
+}
+
+/** A version, or "auto": the next wmf.N after what group2 runs now. */
+async function resolveVersion(cfg: SignalboxConfig, version: string): Promise<string> {
+  if (version !== 'auto') return checkVersion(version);
+  const { versions } = await createTrainActivities(cfg).readStations();
+  const current = /^(.*-wmf\.)(\d+)$/.exec(versions.group2);
+  if (!current) throw new UserError(`cannot work out the next version after "${versions.group2}"; give one`);
+  return `${current[1]}${Number(current[2]) + 1}`;
+}
+
+/** A staged release id, or a version (staged from its branch) for the code service, or a ref for the config service. */
+async function resolveRelease(cfg: SignalboxConfig, service: string, spec: string): Promise<Release> {
+  const inventory = loadInventory(cfg);
+  const staged = path.join(inventory.stagingDir, service, spec);
+  if (/-[0-9a-f]{12}$/.test(spec)) {
+    checkReleaseId(spec);
+    if (!fs.existsSync(staged)) throw new UserError(`release ${spec} is not staged for ${service} (looked in ${staged})`);
+    return { id: spec, name: spec.slice(0, -13), service, contentHash: treeHash(staged), sha: 'staged' };
+  }
+  if (service === cfg.train.codeService) {
+    const version = checkVersion(spec);
+    return stageFromForge(forgeFor(inventory), inventory.stagingDir, service, CODE_REPO, `refs/heads/wmf/${version}`, version);
+  }
+  if (service === cfg.train.configService) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9/._-]*$/.test(spec)) throw new InvalidNameError('ref', spec, 'expected a branch or commit of the config repository');
+    return stageFromForge(forgeFor(inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config');
+  }
+  throw new UserError(`give a staged release id for ${service}, such as name-0123456789ab`);
+}
+
+function bar(done: number, total: number, width = 30): string {
+  const filled = total ? Math.round((done / total) * width) : width;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+}
+
+async function ask(question: string): Promise<boolean> {
+  const readline = await import('node:readline/promises');
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('signalbox')
+    .description('Durable, staged deploys of code and config to a fleet, as Temporal workflows')
+    .option('-c, --config <file>', 'configuration file (default: signalbox.yml, or SIGNALBOX_CONFIG)')
+    .showHelpAfterError();
+
+  program
+    .command('setup')
+    .description('install what is missing: the Temporal CLI, git, rsync (and for tests: sshd, prometheus)')
+    .option('--for-tests', 'also install what the tests need')
+    .action((opts, cmd) => runSetup(config(cmd).home, Boolean(opts.forTests)));
+
+  const dev = program.command('dev').description('the local Temporal dev server (SQLite in the state folder, UI on 8233)');
+  dev.command('start', { isDefault: true }).description('start it, or use one already listening').action(async (_o, cmd) => {
+    const cfg = config(cmd);
+    await startDevServer({ home: cfg.home, address: cfg.temporal.address, namespace: cfg.temporal.namespace, uiPort: cfg.temporal.uiPort });
+    console.log(`Temporal UI: http://127.0.0.1:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`);
+  });
+  dev.command('stop').description('stop the dev server that signalbox started').action(async (_o, cmd) => {
+    console.log((await stopDevServer(config(cmd).home)) ? 'stopped the dev server' : 'no dev server of ours is running');
+  });
+  dev.command('status').action((_o, cmd) => {
+    const pid = devServerPid(config(cmd).home);
+    console.log(pid ? `dev server running (pid ${pid})` : 'dev server not running');
+  });
+
+  program.command('worker').description('run workflows and activities on the task queue').action(async (_o, cmd) => {
+    const { runWorker } = await import('../workers/worker');
+    await runWorker(config(cmd));
+  });
+
+  const sandbox = program.command('sandbox').description('the sandbox fleet on this machine');
+  sandbox
+    .command('up')
+    .description('create the fleet (once) and start its app servers')
+    .option('--hosts <n>', 'number of hosts', (v) => Number(v))
+    .action(async (opts, cmd) => {
+      const cfg = config(cmd);
+      const hosts = opts.hosts ?? cfg.fleet.sandbox?.hosts ?? 12;
+      if (!Number.isInteger(hosts) || hosts < 1 || hosts > 5000) throw new UserError('--hosts takes a whole number from 1 to 5000');
+      const fleet = await createFleet(cfg.home, hosts, cfg.fleet.sandbox?.trafficPerSecond ?? 40);
+      const pid = await startFleetServer(cfg.home, ENTRY);
+      console.log(`sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}`);
+    });
+  sandbox.command('serve').description('run the fleet server in the foreground (used by `up`)').action(async (_o, cmd) => {
+    const stop = await serveFleet(config(cmd).home);
+    const shutdown = () => void stop().then(() => process.exit(0));
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
+    console.log('sandbox server ready');
+  });
+  sandbox
+    .command('down')
+    .description('stop the fleet server')
+    .option('--purge', 'also delete the fleet, its repositories and staged releases')
+    .action(async (opts, cmd) => {
+      const cfg = config(cmd);
+      console.log((await stopFleetServer(cfg.home)) ? 'sandbox server stopped' : 'sandbox server was not running');
+      if (opts.purge) {
+        fs.rmSync(sandboxDir(cfg.home), { recursive: true, force: true });
+        fs.rmSync(path.join(cfg.home, 'staging'), { recursive: true, force: true });
+        console.log('sandbox purged');
+      }
+    });
+  sandbox
+    .command('status')
+    .option('--json')
+    .action(async (opts, cmd) => {
+      const cfg = config(cmd);
+      const fleet = readFleet(cfg.home);
+      if (!fleet) throw new UserError('no sandbox; run `signalbox sandbox up`');
+      const live = serverPid(cfg.home) ? ((await (await fetch(`${fleet.controlUrl}/hosts`)).json()) as { host: string; address: string; up: boolean; pooled: boolean; served: number; error?: string }[]) : [];
+      print(opts.json, live, () =>
+        live.length ? live.map((h) => `${h.host.padEnd(8)} ${h.address.padEnd(18)} ${h.up ? 'up  ' : 'DOWN'} ${h.pooled ? 'pooled  ' : 'depooled'} ${String(h.served).padStart(7)} requests${h.error ? `  ${h.error}` : ''}`).join('\n') : 'sandbox server not running',
+      );
+    });
+  sandbox
+    .command('fault <version>')
+    .description('make a version misbehave in the sandbox, so a bad train is reproducible')
+    .option('--group <group>', 'wiki group the error rate applies to', 'group2')
+    .option('--error-rate <rate>', 'share of requests that fail, 0 to 1', '0')
+    .option('--latency-ms <ms>', 'extra latency per request')
+    .option('--crash', 'the app fails to start on this version')
+    .option('--signature <text>', 'the error message logged')
+    .option('--clear', 'remove every fault of this version')
+    .action((version, opts, cmd) => {
+      const cfg = config(cmd);
+      checkVersion(version);
+      const group = checkStation(opts.group);
+      const errorRate = Number(opts.errorRate);
+      if (!(errorRate >= 0 && errorRate <= 1)) throw new UserError('--error-rate takes a number from 0 to 1');
+      const latencyMs = opts.latencyMs === undefined ? undefined : Number(opts.latencyMs);
+      if (latencyMs !== undefined && !(latencyMs >= 0)) throw new UserError('--latency-ms takes a number of milliseconds');
+      const file = faultsFile(cfg.home);
+      const faults: FaultFile = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+      if (opts.clear) delete faults[version];
+      else {
+        const fault = faults[version] ?? { groups: {} };
+        fault.groups[group] = { errorRate, latencyMs };
+        if (opts.crash) fault.crash = true;
+        if (opts.signature) fault.signature = opts.signature;
+        faults[version] = fault;
+      }
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(`${file}.next`, JSON.stringify(faults, null, 2));
+      fs.renameSync(`${file}.next`, file);
+      console.log(opts.clear ? `cleared faults of ${version}` : `fault set: ${version} ${JSON.stringify(faults[version])}`);
+    });
+
+  const train = program.command('train').description('the weekly train');
+  train
+    .command('start <version>')
+    .description('start train-<version>: stage, then testwikis, group0, group1, group2 ("auto" picks the next wmf.N)')
+    .option('--from <old-version>', 'the version the groups move from (default: what group2 runs)')
+    .option('--auto-approve', 'move to each next station without waiting for approval')
+    .option('--watch-ms <ms>', 'how long to watch after each station', (v) => Number(v))
+    .action(async (version, opts, cmd) => {
+      const cfg = config(cmd);
+      if (version !== 'auto') checkVersion(version);
+      if (opts.from !== undefined) checkVersion(opts.from);
+      loadInventory(cfg); // fails now, before Temporal, when there is no fleet
+      const resolved = await resolveVersion(cfg, version);
+      const client = await connectClient(cfg);
+      const input = trainInputFrom(cfg, resolved, {
+        fromVersion: opts.from,
+        autoApprove: Boolean(opts.autoApprove) || cfg.train.autoApprove,
+        by: who(),
+        ...(opts.watchMs !== undefined ? { watchMs: opts.watchMs } : {}),
+      });
+      const handle = await startTrain(client, cfg, input);
+      console.log(`started ${handle.workflowId}; follow it with \`signalbox train status ${resolved}\` or in the Temporal UI:`);
+      console.log(`  http://127.0.0.1:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows/${handle.workflowId}`);
+    });
+  train
+    .command('approve <version>')
+    .description('approve the next station')
+    .option('--comment <text>')
+    .option('--station <station>', 'only approve if this is the next station')
+    .option('--as <name>', 'approve as this person (default: $USER)')
+    .action(async (version, opts, cmd) => {
+      const cfg = config(cmd);
+      const station = opts.station === undefined ? undefined : checkStation(opts.station);
+      const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
+      const status = await update(() => handle.executeUpdate(approveStation, { args: [{ by: opts.as ?? who(), comment: opts.comment, station }] }));
+      console.log(`approved: ${renderTrain(status)}`);
+    });
+  train
+    .command('rollback <version>')
+    .description('move groups back to the old version (waits until done)')
+    .addOption(new Option('--to <station>', 'the last station that keeps the new version').choices(['start', ...STATIONS]).default('start'))
+    .requiredOption('--reason <text>', 'why (recorded in the history and the config repository)')
+    .option('--as <name>')
+    .action(async (version, opts, cmd) => {
+      const cfg = config(cmd);
+      const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
+      const status = await update(() => handle.executeUpdate(rollbackTrain, { args: [{ by: opts.as ?? who(), reason: opts.reason, toStation: opts.to }] }));
+      console.log(renderTrain(status));
+    });
+  for (const [name, signalOrUpdate] of [['pause', pauseTrain], ['resume', resumeTrain]] as const) {
+    train.command(`${name} <version>`).action(async (version, _o, cmd) => {
+      const handle = (await connectClient(config(cmd))).workflow.getHandle(trainWorkflowId(version));
+      await handle.signal(signalOrUpdate, { by: who() });
+      console.log(`${name}d ${handle.workflowId}`);
+    });
+  }
+  train
+    .command('abort <version>')
+    .option('--reason <text>')
+    .action(async (version, opts, cmd) => {
+      const handle = (await connectClient(config(cmd))).workflow.getHandle(trainWorkflowId(version));
+      const status = await update(() => handle.executeUpdate(abortTrain, { args: [{ by: who(), reason: opts.reason }] }));
+      console.log(`abort requested: ${status.state}`);
+    });
+  train
+    .command('status [version]')
+    .description('the stations and the version at each (all running trains when no version is given)')
+    .option('--json')
+    .action(async (version, opts, cmd) => {
+      const cfg = config(cmd);
+      const client = await connectClient(cfg);
+      const ids: string[] = [];
+      if (version) ids.push(trainWorkflowId(version));
+      else for await (const wf of client.workflow.list({ query: `SignalboxKind = 'train' AND ExecutionStatus = 'Running'` })) ids.push(wf.workflowId);
+      const statuses: TrainStatus[] = [];
+      for (const id of ids) statuses.push(await client.workflow.getHandle(id).query(trainStatusQuery));
+      print(opts.json, version ? statuses[0] : statuses, () => (statuses.length ? statuses.map(renderTrain).join('\n\n') : 'no train is running'));
+    });
+
+  program
+    .command('deploy <release>')
+    .description('roll a release out with canaries and batches (a version, a config ref, or a staged release id)')
+    .option('--service <name>', 'which service (default: the MediaWiki code service)')
+    .option('--canary <amount>', 'canary hosts first: a count or a percentage; counts hosts already on the release')
+    .option('--batch <amount>', 'hosts per batch after the canaries')
+    .option('--max-fail <amount>', 'failures tolerated before stopping and rolling back')
+    .option('--hosts <list>', 'only these hosts (comma-separated)')
+    .option('--group <group>', 'only hosts in this group')
+    .option('--dry-run', 'show what would change on each host; touch nothing')
+    .option('-y, --yes', 'do not ask between phases')
+    .action(async (spec, opts, cmd) => {
+      const cfg = config(cmd);
+      const service = checkServiceName(opts.service ?? cfg.train.codeService);
+      if (!cfg.services[service]) throw new UserError(`unknown service ${service}; known: ${Object.keys(cfg.services).join(', ')}`);
+      const strategy: Strategy = {
+        ...cfg.rollout,
+        ...(opts.canary !== undefined ? { canary: opts.canary === 'none' ? null : opts.canary } : {}),
+        ...(opts.batch !== undefined ? { batch: opts.batch } : {}),
+        ...(opts.maxFail !== undefined ? { maxFail: opts.maxFail } : {}),
+      };
+      const selector = { hosts: opts.hosts ? String(opts.hosts).split(',').map((h: string) => h.trim()) : undefined, group: opts.group };
+      const hostActivities = createHostActivities(cfg);
+      const release = await resolveRelease(cfg, service, spec);
+      const { current, canaryHosts } = await hostActivities.currentReleases({ service, release, selector });
+      const plan = planRollout(current, release.id, { ...strategy, canaryHosts }); // also checks the amounts
+      if (opts.dryRun) {
+        console.log(`dry run: ${release.id} to ${service} on ${Object.keys(current).length} hosts; nothing is touched`);
+        console.log(`already on it: ${plan.alreadyOnRelease.length ? plan.alreadyOnRelease.join(', ') : 'none'}`);
+        const staging = loadInventory(cfg).stagingDir;
+        for (const wave of plan.waves) {
+          console.log(`${wave.name}:`);
+          for (const host of wave.hosts) console.log(`  ${host}: ${current[host] ?? '(nothing)'} -> ${release.id}`);
+        }
+        const from = [...new Set(plan.waves.flatMap((w) => w.hosts.map((h) => current[h])).filter((r): r is string => !!r))];
+        for (const old of from) {
+          const { execFileSync } = await import('node:child_process');
+          const diff = (() => {
+            try {
+              return execFileSync('diff', ['-ru', path.join(staging, service, old), path.join(staging, service, release.id)], { encoding: 'utf8' });
+            } catch (err) {
+              return (err as { stdout?: string }).stdout ?? '';
+            }
+          })();
+          console.log(`changes from ${old}:\n${diff.trim() || '(no file changes)'}`);
+        }
+        console.log(`max failures tolerated: ${plan.maxFailures}`);
+        return;
+      }
+      const client = await connectClient(cfg);
+      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && !opts.yes);
+      const workflowId = `deploy-${service}-${release.id}`;
+      const handle = await startRollout(client, cfg, { service, release, selector, strategy, by: who(), pauseAfterCanary: interactive }, workflowId);
+      console.log(`started ${workflowId}`);
+      let last = '';
+      for (;;) {
+        const described = await handle.describe();
+        const status: RolloutStatus | undefined = await handle.query(rolloutStatusQuery).catch(() => undefined);
+        if (status) {
+          const line = `${status.phase.padEnd(12)} ${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`;
+          if (line !== last) console.log(line);
+          last = line;
+          if (status.paused && interactive) {
+            console.log(status.pauseReason ?? 'paused');
+            if (await ask('continue?')) await update(() => handle.executeUpdate(resumeRollout, { args: [{ by: who() }] }));
+            else await update(() => handle.executeUpdate(rollbackRollout, { args: [{ by: who(), reason: 'operator answered no' }] }));
+          }
+        }
+        if (described.status.name !== 'RUNNING') {
+          if (described.status.name === 'COMPLETED') {
+            console.log(`deployed ${release.id}`);
+            return;
+          }
+          await handle.result().catch((err) => {
+            throw new UserError(`deploy ${described.status.name.toLowerCase()}: ${err.cause?.message ?? err.message}`);
+          });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    });
+
+  const rollout = program.command('rollout').description('steer a running deploy');
+  for (const [name, def] of [['pause', pauseRollout], ['resume', resumeRollout], ['abort', abortRollout], ['rollback', rollbackRollout]] as const) {
+    rollout.command(`${name} <workflow-id>`).option('--reason <text>').action(async (id, opts, cmd) => {
+      const handle = (await connectClient(config(cmd))).workflow.getHandle(id);
+      const status = await update(() => handle.executeUpdate(def, { args: [{ by: who(), reason: opts.reason }] }));
+      console.log(`${name}: ${status.phase}${status.pauseReason ? ` (${status.pauseReason})` : ''}`);
+    });
+  }
+
+  program
+    .command('hosts')
+    .description("every host's state: the release of each service, previous, last stable, by whom and which run")
+    .option('--json')
+    .action(async (opts, cmd) => {
+      const cfg = config(cmd);
+      const hosts = await createHostActivities(cfg).describeHosts();
+      print(opts.json, hosts, () =>
+        hosts
+          .map((h) => {
+            const services = Object.entries(h.services).map(([name, s]) =>
+              'error' in s ? `  ${name}: ${s.error}` : `  ${name}: ${s.state.current ?? '-'} (previous ${s.state.previous ?? '-'}, stable ${s.state.lastStable ?? '-'}) by ${s.state.deployedBy ?? '-'} in ${s.state.runId ?? '-'} at ${s.state.deployedAt ?? '-'}`,
+            );
+            return [`${h.host} ${h.address} [${h.groups.join(',')}] ${h.pooled === false ? 'DEPOOLED' : 'pooled'}`, ...services].join('\n');
+          })
+          .join('\n'),
+      );
+    });
+
+  program.command('demo').description('npm start: dev server, sandbox, worker, and a whole train with auto-approval').action(async (_o, cmd) => {
+    const { runDemo } = await import('./demo');
+    await runDemo(config(cmd));
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof UserError || err instanceof InvalidNameError) {
+      console.error(`signalbox: ${err.message}`);
+      process.exit(2);
+    }
+    console.error(`signalbox: ${(err as Error).stack ?? err}`);
+    process.exit(1);
+  }
+}

