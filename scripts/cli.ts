@@ -1,5 +1,7 @@
 // signalbox: the command line. Every command checks its input before it touches a host or starts a workflow.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import readline from 'node:readline/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type SignalboxConfig } from '../config/load';
@@ -11,13 +13,14 @@ import { abortRollout, abortTrain, approveStation, pauseRollout, pauseTrain, res
 import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, STATIONS, trainWorkflowId } from '../workflows/names';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
-import { connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
+import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
+import { runDemo } from './demo';
+import { runWorker } from '../workers/worker';
 import { runSetup } from './setup';
 import { devServerPid, startDevServer, stopDevServer } from './temporal-runtime';
 import { createFleet, readFleet, serverPid, startFleetServer, stopFleetServer } from '../sandbox/fleet';
 import { faultsFile, serveFleet, type FaultFile } from '../sandbox/server';
 
-export const ENTRY = [path.join(__dirname, 'signalbox.js')];
 const who = () => process.env.SIGNALBOX_USER ?? process.env.USER ?? 'signalbox';
 
 function config(cmd: Command): SignalboxConfig {
@@ -63,7 +66,6 @@ function bar(done: number, total: number, width = 30): string {
 }
 
 async function ask(question: string): Promise<boolean> {
-  const readline = await import('node:readline/promises');
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
   try {
     return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
@@ -99,7 +101,6 @@ export function buildCli(): Command {
   });
 
   program.command('worker').description('run workflows and activities on the task queue').action(async (_o, cmd) => {
-    const { runWorker } = await import('../workers/worker');
     await runWorker(config(cmd));
   });
 
@@ -113,7 +114,7 @@ export function buildCli(): Command {
       const hosts = opts.hosts ?? cfg.fleet.sandbox?.hosts ?? 12;
       if (!Number.isInteger(hosts) || hosts < 1 || hosts > 5000) throw new UserError('--hosts takes a whole number from 1 to 5000');
       const fleet = await createFleet(cfg.home, hosts, cfg.fleet.sandbox?.trafficPerSecond ?? 40);
-      const pid = await startFleetServer(cfg.home, ENTRY);
+      const pid = await startFleetServer(cfg.home, CLI_ENTRY);
       console.log(`sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}`);
     });
   sandbox.command('serve').description('run the fleet server in the foreground (used by `up`)').action(async (_o, cmd) => {
@@ -296,7 +297,6 @@ export function buildCli(): Command {
         }
         const from = [...new Set(plan.waves.flatMap((w) => w.hosts.map((h) => current[h])).filter((r): r is string => !!r))];
         for (const old of from) {
-          const { execFileSync } = await import('node:child_process');
           const diff = (() => {
             try {
               return execFileSync('diff', ['-ru', path.join(staging, service, old), path.join(staging, service, release.id)], { encoding: 'utf8' });
@@ -371,7 +371,6 @@ export function buildCli(): Command {
     });
 
   program.command('demo').description('npm start: dev server, sandbox, worker, and a whole train with auto-approval').action(async (_o, cmd) => {
-    const { runDemo } = await import('./demo');
     await runDemo(config(cmd));
   });
 

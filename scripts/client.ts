@@ -1,4 +1,5 @@
 // Starting and steering workflows from the CLI, npm start, tests and benchmarks.
+import path from 'node:path';
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
@@ -15,6 +16,9 @@ export async function connectClient(config: SignalboxConfig): Promise<Client> {
 }
 
 export class UserError extends Error {}
+
+/** How to run this CLI in a child process (the sandbox server runs as `signalbox sandbox serve`). */
+export const CLI_ENTRY = [path.join(__dirname, 'signalbox.js')];
 
 export function trainInputFrom(config: SignalboxConfig, version: string, overrides: Partial<TrainInput> = {}): TrainInput {
   return {

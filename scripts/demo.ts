@@ -8,8 +8,7 @@ import { STATIONS } from '../workflows/names';
 import { renderTrain } from '../workflows/render';
 import { createFleet, startFleetServer } from '../sandbox/fleet';
 import { createWorker } from '../workers/worker';
-import { ENTRY } from './cli';
-import { connectClient, startTrain, trainInputFrom } from './client';
+import { CLI_ENTRY, connectClient, startTrain, trainInputFrom } from './client';
 import { runSetup } from './setup';
 import { startDevServer } from './temporal-runtime';
 
@@ -19,7 +18,7 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
   runSetup(config.home, false);
   await startDevServer({ home: config.home, address: config.temporal.address, namespace: config.temporal.namespace, uiPort: config.temporal.uiPort });
   const fleet = await createFleet(config.home, config.fleet.sandbox?.hosts ?? 12, config.fleet.sandbox?.trafficPerSecond ?? 40);
-  await startFleetServer(config.home, ENTRY);
+  await startFleetServer(config.home, CLI_ENTRY);
   console.log(`[${elapsed()}] sandbox: ${fleet.hosts.length} hosts serving`);
 
   const worker = await createWorker(config);
