@@ -1,6 +1,5 @@
 // Activities over hosts: read state, fetch wide, promote narrow, roll back, mark stable. Every one of them reads
 // the host's own state first and skips what is already done, so a retry after a crash is safe.
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { HostSpec, SignalboxConfig } from '../config/load';
 import type { HostResult } from '../workflows/definitions';
@@ -38,33 +37,15 @@ export interface HostsRequest extends TargetRequest {
   concurrency?: number;
 }
 
-/** Calls Temporal's heartbeat when running as an activity; the same code also runs in plain loops (benchmarks). */
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // not inside an activity
-  }
-}
-
 export async function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
-  let done = 0;
-  // A slow host must not look like a dead worker: beat on a timer as well as on progress.
-  const ticker = setInterval(() => heartbeat({ done, of: items.length }), 5000);
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await work(items[i]);
-        done++;
-      }
-    }));
-  } finally {
-    clearInterval(ticker);
-  }
-  heartbeat({ done, of: items.length });
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  }));
   return results;
 }
 

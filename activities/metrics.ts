@@ -7,7 +7,6 @@ import type { Release } from './releases';
 import { eachWithLimit } from './hosts';
 import { loadInventory } from './inventory';
 import { poolStates } from './loadbalancer';
-import { Context } from '@temporalio/activity';
 
 export interface Counts {
   requests: number;
@@ -94,8 +93,7 @@ export function createMetricsActivities(config: SignalboxConfig) {
     const canaries = inventory.hosts.filter((h) => canarySet.has(h.name));
     const baseline = inventory.hosts.filter((h) => !canarySet.has(h.name) && pools[h.name] !== false);
     const measurements: Measurement[] = [];
-    const ticker = setInterval(() => { try { Context.current().heartbeat(measurements.length); } catch { /* not an activity */ } }, 2000);
-    try {
+    {
       let failures = 0;
       for (let n = 0; n < spec.measurements; n++) {
         let canary: Counts;
@@ -121,8 +119,6 @@ export function createMetricsActivities(config: SignalboxConfig) {
       const notes = measurements.map((x) => `${x.verdict}: ${x.why}`);
       if (inconclusive * 2 > measurements.length) return { result: 'inconclusive', summary: `${inconclusive} of ${measurements.length} measurements had too little data`, measurements, notes };
       return { result: 'pass', summary: `${measurements.length} measurements, ${failures} failed (limit ${spec.failureLimit})`, measurements, notes };
-    } finally {
-      clearInterval(ticker);
     }
   }
 

@@ -112,7 +112,7 @@ function describe(error: ErrorObject, lineOf: (p: (string | number)[]) => number
   return `${line ? `line ${line}, ` : ''}${where}: ${what}${fix && error.keyword !== 'additionalProperties' ? ` (expected ${fix})` : ''}`;
 }
 
-export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG_FILE): SignalboxConfig {
+export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG_FILE, home = signalboxHome()): SignalboxConfig {
   const absolute = path.resolve(file);
   let text: string;
   try {
@@ -141,10 +141,10 @@ export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG
       .filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
     throw new ConfigError(absolute, problems);
   }
-  return withDefaults(raw, absolute);
+  return withDefaults(raw, absolute, home);
 }
 
-function withDefaults(raw: any, file: string): SignalboxConfig {
+function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
   const services: Record<string, ServiceSpec> = {};
   for (const [name, spec] of Object.entries<any>(raw.services)) {
     services[name] = {
@@ -171,7 +171,7 @@ function withDefaults(raw: any, file: string): SignalboxConfig {
   }
   const config: SignalboxConfig = {
     file,
-    home: signalboxHome(),
+    home,
     temporal: {
       address: process.env.TEMPORAL_ADDRESS ?? raw.temporal?.address ?? '127.0.0.1:7233',
       namespace: process.env.TEMPORAL_NAMESPACE ?? raw.temporal?.namespace ?? 'default',

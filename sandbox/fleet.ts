@@ -16,9 +16,9 @@ import { SANDBOX_START_VERSION, SANDBOX_WIKIS, seedCodeFiles, wikiversionsFor } 
 export const APP_PORT = 8080;
 
 /** Linux routes all of 127.0.0.0/8 to loopback, so each host gets an address; elsewhere each gets a port. */
-export function hostAddress(index: number): { address: string; port: number } {
-  if (os.platform() !== 'linux') return { address: '127.0.0.1', port: 18080 + index };
-  return { address: `127.0.${10 + Math.floor(index / 250)}.${(index % 250) + 1}`, port: APP_PORT };
+export function hostAddress(index: number, port = APP_PORT): { address: string; port: number } {
+  if (os.platform() !== 'linux') return { address: '127.0.0.1', port: port + 10_000 + index };
+  return { address: `127.0.${10 + Math.floor(index / 250)}.${(index % 250) + 1}`, port };
 }
 
 export function freePort(): Promise<number> {
@@ -48,7 +48,7 @@ async function inParallel<T>(items: T[], width: number, work: (item: T) => Promi
 }
 
 /** Creates the fleet's files once; a second call with a fleet present returns it unchanged. */
-export async function createFleet(home: string, hostCount: number, trafficPerSecond: number): Promise<SandboxFleetFile> {
+export async function createFleet(home: string, hostCount: number, trafficPerSecond: number, port = APP_PORT): Promise<SandboxFleetFile> {
   const existing = readFleet(home);
   if (existing) {
     if (existing.hosts.length !== hostCount) {
@@ -82,7 +82,7 @@ export async function createFleet(home: string, hostCount: number, trafficPerSec
   const hosts: HostSpec[] = Array.from({ length: hostCount }, (_, i) => {
     const name = `mw${1001 + i}`;
     // The first host in every twelve is a canary, as scap's canary lists pick a few per cluster.
-    return { name, ...hostAddress(i), root: path.join(dir, 'hosts', name), groups: i % 12 === 0 ? ['appserver', 'canary'] : ['appserver'], transport: 'local', pool: 'appservers' };
+    return { name, ...hostAddress(i, port), root: path.join(dir, 'hosts', name), groups: i % 12 === 0 ? ['appserver', 'canary'] : ['appserver'], transport: 'local', pool: 'appservers' };
   });
   const bootstrap = async (host: HostSpec, release: Release, link: string) => {
     const transport = new LocalTransport(host.name);

