@@ -6,7 +6,8 @@ export interface Strategy {
   canary: string | null;
   /** Named canary hosts, taken before any other host when the canary wave is filled. */
   canaryHosts?: string[];
-  /** Hosts per rolling batch after the canaries: "25%" or "10". */
+  /** Hosts per rolling batch after the canaries: "25%" or "10". "0" stops after the canaries (seed 004's
+   *  `sync --canary=10%`, widened later by running again with a larger canary). */
   batch: string;
   /** Failures tolerated before the rollout stops and rolls back: "0", "2", "5%". */
   maxFail: string;
@@ -50,8 +51,8 @@ export function planRollout(current: Record<string, string | null>, release: str
       rest = rest.slice(needed);
     }
   }
-  const batchSize = Math.max(1, parseAmount(strategy.batch, total, 'batch'));
-  for (let i = 0; i < rest.length; i += batchSize) {
+  const batchSize = parseAmount(strategy.batch, total, 'batch');
+  for (let i = 0; batchSize > 0 && i < rest.length; i += batchSize) {
     waves.push({ name: `batch ${waves.length + (waves[0]?.name === 'canary' ? 0 : 1)}`, hosts: rest.slice(i, i + batchSize) });
   }
   return { alreadyOnRelease, waves, maxFailures: parseAmount(strategy.maxFail, total, 'max-fail') };

@@ -195,8 +195,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     }
   }
 
+  // A release is stable once every target host runs it; a canary-only run leaves last-stable alone.
+  const complete = status.done === status.total;
   await Promise.all(
-    chunk([...plan.alreadyOnRelease, ...pending.filter((h) => !fetchFailed.has(h))], HOSTS_PER_FETCH_ACTIVITY).map((hosts) =>
+    chunk(complete ? [...plan.alreadyOnRelease, ...pending] : [], HOSTS_PER_FETCH_ACTIVITY).map((hosts) =>
       hostActivities.markStable({ service: input.service, release: input.release, by: input.by, runId, hosts }),
     ),
   );

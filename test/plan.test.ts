@@ -1,0 +1,47 @@
+// Planning waves from the hosts' own state: canaries first, counted against hosts already on the release.
+import { describe, expect, it } from 'vitest';
+import { planRollout, DEFAULT_STRATEGY } from '../workflows/plan';
+import { InvalidNameError, parseAmount } from '../workflows/names';
+
+const fleet = (n: number, onRelease: number[] = []) =>
+  Object.fromEntries(Array.from({ length: n }, (_, i) => [`mw${1001 + i}`, onRelease.includes(i) ? 'new' : 'old']));
+
+describe('planRollout', () => {
+  it('puts named canaries first, then batches of the rest', () => {
+    const plan = planRollout(fleet(20), 'new', { ...DEFAULT_STRATEGY, canary: '10%', batch: '50%', canaryHosts: ['mw1013'] });
+    expect(plan.waves.map((w) => w.name)).toEqual(['canary', 'batch 1', 'batch 2']);
+    expect(plan.waves[0].hosts).toEqual(['mw1013', 'mw1001']);
+    expect(plan.waves[1].hosts).toHaveLength(10);
+    expect(plan.waves.flatMap((w) => w.hosts).sort()).toEqual(Object.keys(fleet(20)).sort());
+  });
+
+  it('widens a canary from 10% to 20% by adding only the hosts still needed (seed 004)', () => {
+    const first = planRollout(fleet(50), 'new', { ...DEFAULT_STRATEGY, canary: '10%', batch: '0' });
+    expect(first.waves).toHaveLength(1);
+    expect(first.waves[0].hosts).toHaveLength(5);
+    const onRelease = first.waves[0].hosts.map((h) => Number(h.slice(2)) - 1001);
+    const second = planRollout(fleet(50, onRelease), 'new', { ...DEFAULT_STRATEGY, canary: '20%', batch: '0' });
+    expect(second.alreadyOnRelease).toEqual(first.waves[0].hosts);
+    expect(second.waves[0].hosts).toHaveLength(5);
+    expect(second.waves[0].hosts.some((h) => first.waves[0].hosts.includes(h))).toBe(false);
+  });
+
+  it('does nothing on a fleet already on the release', () => {
+    const plan = planRollout(fleet(8, [0, 1, 2, 3, 4, 5, 6, 7]), 'new', DEFAULT_STRATEGY);
+    expect(plan.waves).toEqual([]);
+    expect(plan.alreadyOnRelease).toHaveLength(8);
+  });
+
+  it('turns max-fail into a host count, tolerating none by default', () => {
+    expect(planRollout(fleet(40), 'new', DEFAULT_STRATEGY).maxFailures).toBe(0);
+    expect(planRollout(fleet(40), 'new', { ...DEFAULT_STRATEGY, maxFail: '5%' }).maxFailures).toBe(2);
+    expect(planRollout(fleet(40), 'new', { ...DEFAULT_STRATEGY, maxFail: '3' }).maxFailures).toBe(3);
+  });
+
+  it('refuses amounts that are not counts or percentages', () => {
+    expect(() => parseAmount('ten', 10, 'batch')).toThrow(InvalidNameError);
+    expect(() => parseAmount('150%', 10, 'canary')).toThrow(/between 0% and 100%/);
+    expect(parseAmount('1%', 1000, 'canary')).toBe(10);
+    expect(parseAmount('0.1%', 10, 'canary')).toBe(1);
+  });
+});
