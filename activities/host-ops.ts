@@ -38,7 +38,8 @@ dir="$1/$2"; rel="$3"; src="$4"; want="$5"
 mkdir -p "$dir/revs"
 part="$dir/revs/.$rel.partial"
 newest=$(ls -1t "$dir/revs" | grep -v '^\\.' | head -n 1 || true)
-if [ -n "$newest" ]; then rsync -a --delete --link-dest="$dir/revs/$newest" "$src/" "$part/"
+# --checksum: size and mtime cannot tell releases apart (git archive stamps every file with the commit time).
+if [ -n "$newest" ]; then rsync -a --checksum --delete --link-dest="$dir/revs/$newest" "$src/" "$part/"
 else rsync -a --delete "$src/" "$part/"; fi
 got=$(cd "$part" && ${hashTree})
 if [ "$got" != "$want" ]; then rm -rf "$part"; echo "content hash mismatch for $rel: staged $want, fetched $got" >&2; exit 3; fi

@@ -311,7 +311,7 @@ export function buildCli(): Command {
       }
       const client = await connectClient(cfg);
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && !opts.yes);
-      const workflowId = `deploy-${service}-${release.id}`;
+      const workflowId = `deploy-${service}`;
       const handle = await startRollout(client, cfg, { service, release, selector, strategy, by: who(), pauseAfterCanary: interactive }, workflowId);
       console.log(`started ${workflowId}`);
       let last = '';

@@ -64,20 +64,28 @@ export async function startTrain(client: Client, config: SignalboxConfig, input:
   }
 }
 
+/** Rollouts may reuse an id once closed, but never run twice at once: `deploy-<service>` is a per-service lock. */
 export async function startRollout(client: Client, config: SignalboxConfig, input: RolloutInput, workflowId: string) {
-  return client.workflow.start('rolloutWorkflow', {
-    taskQueue: config.temporal.taskQueue,
-    workflowId,
-    args: [input],
-    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-    staticSummary: `Deploy ${input.release.id} (${input.service})`,
-    staticDetails: `Started by ${input.by}: canary ${input.strategy.canary ?? 'none'}, batch ${input.strategy.batch}, max-fail ${input.strategy.maxFail}`,
-    typedSearchAttributes: [
-      { key: searchAttributes.kind, value: 'rollout' },
-      { key: searchAttributes.service, value: input.service },
-      { key: searchAttributes.version, value: input.release.name },
-    ],
-  });
+  try {
+    return await client.workflow.start('rolloutWorkflow', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      staticSummary: `Deploy ${input.release.id} (${input.service})`,
+      staticDetails: `Started by ${input.by}: canary ${input.strategy.canary ?? 'none'}, batch ${input.strategy.batch}, max-fail ${input.strategy.maxFail}`,
+      typedSearchAttributes: [
+        { key: searchAttributes.kind, value: 'rollout' },
+        { key: searchAttributes.service, value: input.service },
+        { key: searchAttributes.version, value: input.release.name },
+      ],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new UserError(`${workflowId} is running; wait for it, or steer it with \`signalbox rollout pause|resume|abort|rollback ${workflowId}\``);
+    }
+    throw err;
+  }
 }
 
 /** Runs an update and turns a validator's refusal into a plain message for the operator. */

@@ -48,3 +48,20 @@ describe('releases', () => {
     expect(releasesToPrune(onHost, 5)).toEqual(['r6']);
   });
 });
+
+describe('fetching a release next to an older one', () => {
+  it('does not hard-link an old file that has the same size and mtime but other content', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-host-'));
+    const t = new LocalTransport('test');
+    const older = tree({ VERSION: '1.41.0-wmf.25\n' });
+    const newer = tree({ VERSION: '1.41.0-wmf.26\n' });
+    const sameTime = new Date('2026-01-01T00:00:00Z');
+    fs.utimesSync(path.join(older, 'VERSION'), sameTime, sameTime);
+    fs.utimesSync(path.join(newer, 'VERSION'), sameTime, sameTime);
+    for (const dir of [older, newer]) {
+      const hash = treeHash(dir);
+      await fetchRelease(t, 'test', root, 'code', `v-${hash.slice(0, 12)}`, dir, hash);
+    }
+    expect(fs.readFileSync(path.join(root, 'code', 'revs', `v-${treeHash(newer).slice(0, 12)}`, 'VERSION'), 'utf8')).toBe('1.41.0-wmf.26\n');
+  });
+});
