@@ -4,7 +4,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -16,10 +16,20 @@ import { readService } from '../activities/host-ops';
 import { loadInventory } from '../activities/inventory';
 import { LocalTransport } from '../activities/transport';
 import { createFleet, freePort } from '../sandbox/fleet';
+import type { Release } from '../activities/releases';
+import { startRollout } from '../scripts/client';
+import type { RolloutStatus } from '../workflows/definitions';
+import type { Strategy } from '../workflows/plan';
+import { expect } from 'vitest';
 import { serveFleet } from '../sandbox/server';
 import { createWorker } from '../workers/worker';
 
 let runtimeInstalled = false;
+let counter = 0;
+
+export const OLD = '1.41.0-wmf.25';
+export const NEW = '1.41.0-wmf.26';
+export const STRATEGY: Strategy = { canary: '1', batch: '50%', maxFail: '0', fetchConcurrency: 80 };
 
 export interface Sandbox {
   home: string;
@@ -29,6 +39,8 @@ export interface Sandbox {
   activities: ReturnType<typeof createActivities>;
   forge: LocalGitForge;
   env: NodeJS.ProcessEnv;
+  /** Rewrites signalbox.yml and reloads it (before the worker starts). */
+  reconfigure(change: (raw: any) => void): void;
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
   stop(): Promise<void>;
@@ -91,8 +103,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     activities: createActivities(config),
     forge: new LocalGitForge(loadInventory(config).reposDir),
     env,
+    reconfigure(change) {
+      const rawNow = parse(fs.readFileSync(configFile, 'utf8'));
+      change(rawNow);
+      fs.writeFileSync(configFile, stringify(rawNow));
+      sandbox.config = loadConfig(configFile, home);
+      sandbox.activities = createActivities(sandbox.config);
+    },
     async startWorker() {
-      worker = await createWorker(config);
+      worker = await createWorker(sandbox.config);
       running = worker.run();
     },
     async stopWorker() {
@@ -184,4 +203,29 @@ export async function liveVersions(sandbox: Sandbox): Promise<Map<string, Set<st
     }
   }
   return byWiki;
+}
+
+/** Puts the new code on every host (not yet served), then lands a config change moving `groups` onto it. */
+export async function configMoving(s: Sandbox, groups: string[]): Promise<Release> {
+  const code = await s.activities.stageCode({ version: NEW, by: 'test' });
+  const hosts = (await serviceOnEveryHost(s, 'mediawiki')).map((h) => h.host);
+  const fetched = await s.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'setup' });
+  expect(fetched.filter((r) => r.outcome !== 'done' && r.host !== 'mw-gone')).toEqual([]);
+  const promoted = await s.activities.promoteHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'setup' });
+  expect(promoted.filter((r) => !['done', 'already'].includes(r.outcome) && r.host !== 'mw-gone')).toEqual([]);
+  const versions = Object.fromEntries(['testwikis', 'group0', 'group1', 'group2'].map((g) => [g, groups.includes(g) ? NEW : OLD])) as any;
+  return (await s.activities.landWikiversions({ versions, subject: `test: ${groups.join(',')} to ${NEW}`, changeId: `test-${++counter}-${Date.now()}`, by: 'test' })).release;
+}
+
+export async function rollout(s: Sandbox, release: Release, strategy: Strategy = STRATEGY, extra: { pauseAfterCanary?: boolean; id?: string; service?: string } = {}) {
+  return startRollout(s.client, s.config, { service: extra.service ?? 'mediawiki-config', release, selector: {}, strategy, by: 'tester', pauseAfterCanary: extra.pauseAfterCanary }, extra.id ?? `rollout-${++counter}`);
+}
+
+export async function configLinks(s: Sandbox): Promise<Record<string, string | undefined>> {
+  return Object.fromEntries((await serviceOnEveryHost(s, 'mediawiki-config')).map((h) => [h.host, h.links.current?.replace('revs/', '')]));
+}
+
+export function failureOf(err: unknown): { type?: string; message: string; details?: RolloutStatus } {
+  const cause = (err as WorkflowFailedError).cause as any;
+  return { type: cause?.type, message: cause?.message ?? String(err), details: cause?.details?.[0] };
 }

@@ -3,49 +3,31 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WorkflowFailedError } from '@temporalio/client';
 import { pauseRollout, resumeRollout, rollbackRollout, rolloutStatusQuery, type RolloutStatus } from '../workflows/definitions';
-import type { Release } from '../activities/releases';
 import { fleetFile } from '../activities/inventory';
-import { startRollout } from '../scripts/client';
-import type { Strategy } from '../workflows/plan';
-import { assertHostsConsistent, cli, refusal, serviceOnEveryHost, startSandbox, waitFor, workerProcess, type Sandbox } from './helpers';
+import {
+  assertHostsConsistent,
+  cli,
+  configLinks,
+  configMoving,
+  failureOf,
+  NEW,
+  refusal,
+  rollout,
+  serviceOnEveryHost,
+  startSandbox,
+  STRATEGY,
+  waitFor,
+  workerProcess,
+  type Sandbox,
+} from './helpers';
 
-const OLD = '1.41.0-wmf.25';
-const NEW = '1.41.0-wmf.26';
-const STRATEGY: Strategy = { canary: '1', batch: '50%', maxFail: '0', fetchConcurrency: 80 };
 let sandbox: Sandbox | undefined;
-let counter = 0;
 
 afterEach(async () => {
   await sandbox?.stop();
   sandbox = undefined;
 });
-
-/** Puts the new code on every host (not yet served), then lands a config change moving `groups` onto it. */
-async function configMoving(s: Sandbox, groups: string[]): Promise<Release> {
-  const code = await s.activities.stageCode({ version: NEW, by: 'test' });
-  const hosts = (await serviceOnEveryHost(s, 'mediawiki')).map((h) => h.host);
-  const fetched = await s.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'setup' });
-  expect(fetched.filter((r) => r.outcome !== 'done' && r.host !== 'mw-gone')).toEqual([]);
-  const promoted = await s.activities.promoteHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'setup' });
-  expect(promoted.filter((r) => r.outcome !== 'done' && r.host !== 'mw-gone')).toEqual([]);
-  const versions = Object.fromEntries(['testwikis', 'group0', 'group1', 'group2'].map((g) => [g, groups.includes(g) ? NEW : OLD])) as any;
-  return (await s.activities.landWikiversions({ versions, subject: `test: ${groups.join(',')} to ${NEW}`, changeId: `test-${++counter}`, by: 'test' })).release;
-}
-
-async function rollout(s: Sandbox, release: Release, strategy: Strategy = STRATEGY, extra: { pauseAfterCanary?: boolean; id?: string } = {}) {
-  return startRollout(s.client, s.config, { service: 'mediawiki-config', release, selector: {}, strategy, by: 'tester', pauseAfterCanary: extra.pauseAfterCanary }, extra.id ?? `rollout-${++counter}`);
-}
-
-async function configLinks(s: Sandbox): Promise<Record<string, string | undefined>> {
-  return Object.fromEntries((await serviceOnEveryHost(s, 'mediawiki-config')).map((h) => [h.host, h.links.current?.replace('revs/', '')]));
-}
-
-function failureOf(err: unknown): { type?: string; message: string; details?: RolloutStatus } {
-  const cause = (err as WorkflowFailedError).cause as any;
-  return { type: cause?.type, message: cause?.message ?? String(err), details: cause?.details?.[0] };
-}
 
 describe('rollout engine', () => {
   it('deploys canaries then batches, records host state, and a second run touches nothing', async () => {
