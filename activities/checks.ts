@@ -2,7 +2,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { CheckSpec } from '../config/load';
-import { logSince, logSize } from './host-ops';
+import { logSince } from './host-ops';
 import { fill } from './inventory';
 import type { Transport } from './transport';
 
@@ -69,12 +69,9 @@ async function attempt(check: CheckSpec, ctx: CheckContext, timeoutMs: number): 
   }
 }
 
-export async function recordLogOffsets(checks: CheckSpec[], ctx: CheckContext): Promise<void> {
-  for (const check of checks) {
-    if (!check.logScan) continue;
-    const file = fill(check.logScan.file, ctx.vars);
-    ctx.logOffsets.set(file, await logSize(ctx.transport, ctx.host, file));
-  }
+/** The log files that log-scan checks read, so their sizes can be taken with the host's state before a switch. */
+export function logScanFiles(checks: CheckSpec[], vars: CheckContext['vars']): string[] {
+  return checks.flatMap((check) => (check.logScan ? [fill(check.logScan.file, vars)] : []));
 }
 
 /** Runs every check that applies to this host; throws with the first one that fails all its attempts. */

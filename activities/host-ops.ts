@@ -23,6 +23,8 @@ export interface ServiceOnHost {
   state: ServiceState;
   links: Record<string, string>;
   revs: string[];
+  /** Sizes of the log files asked for, by path. */
+  logSizes: Record<string, number>;
 }
 
 export const EMPTY_STATE: ServiceState = { current: null, previous: null, lastStable: null };
@@ -37,7 +39,7 @@ dir="$1/$2"; rel="$3"; src="$4"; want="$5"
 [ -d "$dir/revs/$rel" ] && exit 0
 mkdir -p "$dir/revs"
 part="$dir/revs/.$rel.partial"
-newest=$(ls -1t "$dir/revs" | grep -v '^\\.' | head -n 1 || true)
+newest=""; for r in $(ls -1t "$dir/revs"); do newest="$r"; break; done
 # --checksum: size and mtime cannot tell releases apart (git archive stamps every file with the commit time).
 if [ -n "$newest" ]; then rsync -a --checksum --delete --link-dest="$dir/revs/$newest" "$src/" "$part/"
 else rsync -a --delete "$src/" "$part/"; fi
@@ -67,11 +69,14 @@ dir="$1/$2"; mkdir -p "$dir"
 printf '%s\\n' "$3" > "$dir/.state.json.next"
 mv -f "$dir/.state.json.next" "$dir/state.json"`,
 
-  // One line per fact, so parsing needs no JSON tool on the host.
-  read: `dir="$1/$2"
-[ -f "$dir/state.json" ] && printf 'state %s\\n' "$(cat "$dir/state.json")"
-for l in "$dir"/*; do [ -L "$l" ] && printf 'link %s %s\\n' "$(basename "$l")" "$(readlink "$l")"; done
-[ -d "$dir/revs" ] && ls -1t "$dir/revs" | grep -v '^\\.' | sed 's/^/rev /'
+  // One line per fact, so parsing needs no JSON tool on the host. Builtins where possible: every exec costs
+  // a process start, and a fleet-wide rollout reads every host's state more than once. Arguments after the
+  // service are log files whose sizes are wanted (so a log scan later sees only what came after).
+  read: `dir="$1/$2"; shift 2
+[ -f "$dir/state.json" ] && { IFS= read -r s < "$dir/state.json"; printf 'state %s\\n' "$s"; }
+[ -d "$dir" ] && find "$dir" -mindepth 1 -maxdepth 1 -type l ! -name '.*' -printf 'link %f %l\\n'
+[ -d "$dir/revs" ] && for r in $(ls -1t "$dir/revs"); do printf 'rev %s\\n' "$r"; done
+for f in "$@"; do if [ -f "$f" ]; then printf 'log %s %s\\n' "$(wc -c < "$f")" "$f"; else printf 'log 0 %s\\n' "$f"; fi; done
 exit 0`,
 
   prune: `set -eu
@@ -80,8 +85,6 @@ for rel in "$@"; do
   for l in "$dir"/*; do [ -L "$l" ] && [ "$(readlink "$l")" = "revs/$rel" ] && { echo "refusing to prune $rel: $l uses it" >&2; exit 5; }; done
   rm -rf "$dir/revs/$rel"
 done`,
-
-  logSize: `[ -f "$1" ] && wc -c < "$1" || echo 0`,
 
   logSince: `[ -f "$1" ] || exit 0
 tail -c +"$(($2 + 1))" "$1" | head -c 1000000`,
@@ -97,9 +100,9 @@ async function mustRun(transport: Transport, host: string, argv: string[], what:
   return result.stdout;
 }
 
-export async function readService(transport: Transport, host: string, root: string, service: string): Promise<ServiceOnHost> {
-  const out = await mustRun(transport, host, sh('read', root, checkServiceName(service)), 'reading state');
-  const found: ServiceOnHost = { state: { ...EMPTY_STATE }, links: {}, revs: [] };
+export async function readService(transport: Transport, host: string, root: string, service: string, logFiles: string[] = []): Promise<ServiceOnHost> {
+  const out = await mustRun(transport, host, sh('read', root, checkServiceName(service), ...logFiles), 'reading state');
+  const found: ServiceOnHost = { state: { ...EMPTY_STATE }, links: {}, revs: [], logSizes: {} };
   for (const line of out.split('\n')) {
     const [kind, ...rest] = line.split(' ');
     if (kind === 'state') {
@@ -110,6 +113,7 @@ export async function readService(transport: Transport, host: string, root: stri
       }
     } else if (kind === 'link') found.links[rest[0]] = rest[1];
     else if (kind === 'rev') found.revs.push(rest[0]);
+    else if (kind === 'log') found.logSizes[rest.slice(1).join(' ')] = Number(rest[0]) || 0;
   }
   return found;
 }
@@ -133,10 +137,6 @@ export async function writeServiceState(transport: Transport, host: string, root
 export async function pruneReleases(transport: Transport, host: string, root: string, service: string, releases: string[]): Promise<void> {
   if (releases.length === 0) return;
   await mustRun(transport, host, sh('prune', root, checkServiceName(service), ...releases.map(checkReleaseId)), 'pruning');
-}
-
-export async function logSize(transport: Transport, host: string, file: string): Promise<number> {
-  return Number((await mustRun(transport, host, sh('logSize', file), 'measuring log')).trim()) || 0;
 }
 
 export async function logSince(transport: Transport, host: string, file: string, offset: number): Promise<string> {

@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { HostSpec, SignalboxConfig } from '../config/load';
 import type { HostResult } from '../workflows/definitions';
 import { checkServiceName } from '../workflows/names';
-import { recordLogOffsets, runChecks } from './checks';
+import { logScanFiles, runChecks } from './checks';
 import {
   activateRelease,
   fetchRelease,
@@ -123,17 +123,16 @@ export function createHostActivities(config: SignalboxConfig) {
     const vars = templateVars(host, inv, { version: release.name, release: release.id, service: request.service });
     let before: ServiceOnHost;
     try {
-      before = await read(host, request.service);
+      before = await readService(transport, host.name, host.root, request.service, logScanFiles(spec.checks, vars));
     } catch (err) {
       return { host: host.name, outcome: 'failed', detail: (err as Error).message };
     }
     const replaced = before.links[link]?.replace(/^revs\//, '') ?? null;
     if (replaced === release.id) return { host: host.name, outcome: 'already', previous: before.state.replaced ?? null };
-    const ctx = { host: host.name, transport, vars, logOffsets: new Map<string, number>() };
+    const ctx = { host: host.name, transport, vars, logOffsets: new Map(Object.entries(before.logSizes)) };
     let switched = false;
     try {
       await setPooled(inv.loadBalancer, host.name, false);
-      await recordLogOffsets(spec.checks, ctx);
       const state: ServiceState = {
         current: release.id,
         previous: before.state.current,

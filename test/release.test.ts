@@ -44,7 +44,7 @@ describe('releases', () => {
   });
 
   it('prunes all but the newest releases, never one a link uses', () => {
-    const onHost = { state: { current: 'r1', previous: null, lastStable: null }, links: { current: 'revs/r7' }, revs: ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'] };
+    const onHost = { state: { current: 'r1', previous: null, lastStable: null }, links: { current: 'revs/r7' }, revs: ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'], logSizes: {} };
     expect(releasesToPrune(onHost, 5)).toEqual(['r6']);
   });
 });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutStatus } from '../workflows/definitions';
 import { closeTransports } from '../activities/inventory';
 import { configLinks, configMoving, failureOf, NEW, rollout, serviceOnEveryHost, startSandbox, STRATEGY, type Sandbox } from './helpers';
-import { DEPLOY_USER, sshConfig, startSshFleet, type SshFleet } from './ssh-fleet';
+import { DEPLOY_USER, sshConfig, startSshFleet, type SshFleet } from '../sandbox/ssh-fleet';
 
 let sandbox: Sandbox | undefined;
 let ssh: SshFleet | undefined;

@@ -2,7 +2,7 @@
 import { parseAmount } from './names';
 
 export interface Strategy {
-  /** "10%", "3", or null for no canary wave. Counts hosts already on the release (seed 004). */
+  /** "10%", "3", or null for no canary wave at all. Counts hosts already on the release (seed 004). */
   canary: string | null;
   /** Named canary hosts, taken before any other host when the canary wave is filled. */
   canaryHosts?: string[];
@@ -43,8 +43,8 @@ export function planRollout(current: Record<string, string | null>, release: str
 
   const waves: Wave[] = [];
   let rest = byCanaryPreference;
-  if (strategy.canary !== null || named.size > 0) {
-    const target = strategy.canary !== null ? parseAmount(strategy.canary, total, 'canary') : named.size;
+  if (strategy.canary !== null) {
+    const target = parseAmount(strategy.canary, total, 'canary');
     const needed = Math.max(0, Math.min(rest.length, target - alreadyOnRelease.length));
     if (needed > 0) {
       waves.push({ name: 'canary', hosts: rest.slice(0, needed) });

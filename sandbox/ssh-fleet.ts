@@ -1,14 +1,13 @@
-// Real OpenSSH for the sandbox: one sshd per host on the host's own loopback address (each with its own host key),
+// The sandbox over real OpenSSH, for tests and benchmarks (root only): one sshd per host on the host's own loopback address (each with its own host key),
 // an rsync daemon serving the staged releases, and an unprivileged deploy user who owns the hosts' folders.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fleetFile, type SandboxFleetFile } from '../activities/inventory';
-import { freePort } from '../sandbox/fleet';
+import { freePort } from './fleet';
 import { portOpen } from '../scripts/temporal-runtime';
 import { findTool } from '../scripts/setup';
-import { waitFor } from './helpers';
 
 export const DEPLOY_USER = 'sbdeploy';
 
@@ -110,10 +109,12 @@ export async function startSshFleet(home: string): Promise<SshFleet> {
   for (const host of fleet.hosts) execFileSync('chown', ['-R', `${user}:`, host.root]);
   fs.writeFileSync(fleetFile(home), JSON.stringify(fleet, null, 2));
 
-  await waitFor('sshd and rsyncd to listen', async () => {
+  for (let waited = 0; ; waited += 100) {
     const open = await Promise.all([...fleet.hosts.map((h) => portOpen(h.address, sshPort)), portOpen('127.0.0.1', rsyncPort)]);
-    return open.every(Boolean);
-  }, 20_000, 100);
+    if (open.every(Boolean)) break;
+    if (waited > 20_000) throw new Error(`sshd or rsyncd did not listen within 20 s; see ${dir}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     user,
     knownHosts,
