@@ -1,20 +1,43 @@
 // Depool and repool through the load balancer's HTTP API (conftool-like: POST /pools/<host> {"pooled": bool}).
-// Setting a host to the state it is already in is harmless, so retries are safe.
+// Setting a host to the state it is already in is harmless, so retries are safe, and a busy load balancer is
+// retried rather than left with a host depooled.
+
+const ATTEMPTS = 5;
+
+async function withRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= ATTEMPTS || (err as { permanent?: boolean }).permanent) {
+        throw new Error(`${what}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  }
+}
 
 export async function setPooled(loadBalancer: string | undefined, host: string, pooled: boolean): Promise<void> {
   if (!loadBalancer) return;
-  const res = await fetch(`${loadBalancer}/pools/${encodeURIComponent(host)}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ pooled }),
-    signal: AbortSignal.timeout(10_000),
+  await withRetries(`load balancer could not ${pooled ? 'repool' : 'depool'} ${host}`, async () => {
+    const res = await fetch(`${loadBalancer}/pools/${encodeURIComponent(host)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pooled }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) {
+      const refusal = Object.assign(new Error(`HTTP ${res.status} ${await res.text()}`), { permanent: res.status < 500 });
+      throw refusal;
+    }
   });
-  if (!res.ok) throw new Error(`load balancer refused to ${pooled ? 'repool' : 'depool'} ${host}: HTTP ${res.status} ${await res.text()}`);
 }
 
 export async function poolStates(loadBalancer: string | undefined): Promise<Record<string, boolean>> {
   if (!loadBalancer) return {};
-  const res = await fetch(`${loadBalancer}/pools`, { signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`load balancer answered HTTP ${res.status}`);
-  return (await res.json()) as Record<string, boolean>;
+  return withRetries('load balancer did not list its pools', async () => {
+    const res = await fetch(`${loadBalancer}/pools`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return (await res.json()) as Record<string, boolean>;
+  });
 }

@@ -1,6 +1,6 @@
-// How commands reach a host. Commands are always argv lists: the local transport spawns them without a shell,
-// the SSH transport quotes every word, so nothing is ever built from raw strings.
-import { spawn } from 'node:child_process';
+// How commands reach a host. Commands are always argv lists, and both transports quote every word before a shell
+// sees it, so nothing is ever built from raw strings.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 export interface RunResult {
   code: number;
@@ -29,30 +29,143 @@ export function shellQuote(argv: string[]): string {
   return argv.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
+/**
+ * A long-lived `sh` that runs one command at a time, framed by a token on stdout and stderr. Forking a large Node
+ * process costs milliseconds per command; a small shell forks cheaply. It is the local twin of reusing an SSH
+ * connection. On a timeout the shell's whole process group is killed, and the pool makes a new one.
+ */
+class PooledShell {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private sequence = 0;
+  dead = false;
+
+  constructor() {
+    this.child = spawn('sh', [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child.on('exit', () => (this.dead = true));
+    this.child.on('error', () => (this.dead = true));
+    this.child.stdin.on('error', () => (this.dead = true));
+    this.idle();
+  }
+
+  /** An idle shell must not keep the process alive; a busy one must. */
+  private idle(): void {
+    this.child.unref();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as unknown as { unref(): void }).unref();
+  }
+
+  private busy(): void {
+    this.child.ref();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as unknown as { ref(): void }).ref();
+  }
+
+  run(host: string, argv: string[], timeoutMs: number): Promise<RunResult> {
+    const token = `__signalbox_${process.pid}_${++this.sequence}_${Math.random().toString(36).slice(2)}`;
+    this.busy();
+    return new Promise((resolve, reject) => {
+      let out = '';
+      let err = '';
+      let code: number | null = null;
+      const outMarker = new RegExp(`\n${token} (\\d+)\n$`);
+      const finish = () => {
+        if (code === null || !err.endsWith(`\n${token}\n`)) return;
+        cleanup();
+        resolve({ code, stdout: out.slice(0, out.lastIndexOf(`\n${token} `)), stderr: err.slice(0, err.lastIndexOf(`\n${token}\n`)) });
+      };
+      const onOut = (d: Buffer) => {
+        out += d.toString();
+        const m = outMarker.exec(out);
+        if (m) code = Number(m[1]);
+        finish();
+      };
+      const onErr = (d: Buffer) => {
+        err += d.toString();
+        finish();
+      };
+      const onExit = () => {
+        cleanup();
+        reject(new HostError(host, `local shell exited while running ${argv[0]}`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        this.kill();
+        reject(new HostError(host, `command timed out after ${timeoutMs} ms: ${argv[0]}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.child.stdout.off('data', onOut);
+        this.child.stderr.off('data', onErr);
+        this.child.off('exit', onExit);
+        this.idle();
+      };
+      this.child.stdout.on('data', onOut);
+      this.child.stderr.on('data', onErr);
+      this.child.once('exit', onExit);
+      this.child.stdin.write(`${shellQuote(argv)} </dev/null; printf '\\n%s %s\\n' ${token} "$?"; printf '\\n%s\\n' ${token} >&2\n`);
+    });
+  }
+
+  kill(): void {
+    this.dead = true;
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+class ShellPool {
+  private readonly idle: PooledShell[] = [];
+  private live = 0;
+  private readonly waiting: ((shell: PooledShell) => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  private acquire(): Promise<PooledShell> {
+    while (this.idle.length) {
+      const shell = this.idle.pop()!;
+      if (!shell.dead) return Promise.resolve(shell);
+      this.live--;
+    }
+    if (this.live < this.size) {
+      this.live++;
+      return Promise.resolve(new PooledShell());
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(shell: PooledShell): void {
+    if (shell.dead) {
+      this.live--;
+      const next = this.waiting.shift();
+      if (next) {
+        this.live++;
+        next(new PooledShell());
+      }
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) next(shell);
+    else this.idle.push(shell);
+  }
+
+  async run(host: string, argv: string[], timeoutMs: number): Promise<RunResult> {
+    const shell = await this.acquire();
+    try {
+      return await shell.run(host, argv, timeoutMs);
+    } finally {
+      this.release(shell);
+    }
+  }
+}
+
+const localShells = new ShellPool(24);
+
 export class LocalTransport implements Transport {
   constructor(readonly host: string, private readonly defaultTimeoutMs = 120_000) {}
 
   run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
-    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
-    return new Promise((resolve, reject) => {
-      const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new HostError(this.host, `command timed out after ${timeoutMs} ms: ${argv[0]}`));
-      }, timeoutMs);
-      child.stdout.on('data', (d) => out.push(d));
-      child.stderr.on('data', (d) => err.push(d));
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new HostError(this.host, `cannot run ${argv[0]}: ${e.message}`));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-      });
-    });
+    return localShells.run(this.host, argv, options.timeoutMs ?? this.defaultTimeoutMs);
   }
 
   close(): void {}

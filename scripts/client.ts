@@ -36,56 +36,71 @@ export function trainInputFrom(config: SignalboxConfig, version: string, overrid
   };
 }
 
-export async function startTrain(client: Client, config: SignalboxConfig, input: TrainInput) {
-  const workflowId = trainWorkflowId(input.version);
+interface StartRequest {
+  workflowType: 'trainWorkflow' | 'rolloutWorkflow';
+  workflowId: string;
+  input: TrainInput | RolloutInput;
+  reusePolicy: WorkflowIdReusePolicy;
+  summary: string;
+  details: string;
+  attributes: { kind: string; version: string; service?: string };
+  /** What to tell the operator when the id is taken. */
+  whenTaken: (existing: { status: string; started: string } | undefined) => string;
+}
+
+/** Starts a workflow with its UI summary and search attributes; a taken id becomes a plain message. */
+async function startOnce(client: Client, config: SignalboxConfig, request: StartRequest) {
+  const { kind, version, service } = request.attributes;
   try {
-    return await client.workflow.start('trainWorkflow', {
+    return await client.workflow.start(request.workflowType, {
       taskQueue: config.temporal.taskQueue,
-      workflowId,
-      args: [input],
-      // A train that failed may be started again; one that is running or completed may not.
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-      staticSummary: `Train ${input.version}${input.fromVersion ? ` from ${input.fromVersion}` : ''}`,
-      staticDetails: `Started by ${input.by}. Stations: testwikis → group0 → group1 → group2. ${input.autoApprove ? 'Auto-approved.' : 'Each station waits for `signalbox train approve`.'}`,
+      workflowId: request.workflowId,
+      args: [request.input],
+      workflowIdReusePolicy: request.reusePolicy,
+      staticSummary: request.summary,
+      staticDetails: request.details,
       typedSearchAttributes: [
-        { key: searchAttributes.kind, value: 'train' },
-        { key: searchAttributes.version, value: input.version },
+        { key: searchAttributes.kind, value: kind },
+        { key: searchAttributes.version, value: version },
+        ...(service ? [{ key: searchAttributes.service, value: service }] : []),
       ],
     });
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      const described = await client.workflow.getHandle(workflowId).describe().catch(() => undefined);
-      throw new UserError(
-        `train ${input.version} already exists as workflow ${workflowId}${described ? ` (${described.status.name.toLowerCase()}, started ${described.startTime.toISOString()})` : ''}; ` +
-          `see \`signalbox train status ${input.version}\`. A train can be started again only after it failed.`,
-      );
-    }
-    throw err;
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const described = await client.workflow.getHandle(request.workflowId).describe().catch(() => undefined);
+    throw new UserError(request.whenTaken(described && { status: described.status.name.toLowerCase(), started: described.startTime.toISOString() }));
   }
 }
 
+export function startTrain(client: Client, config: SignalboxConfig, input: TrainInput) {
+  const workflowId = trainWorkflowId(input.version);
+  return startOnce(client, config, {
+    workflowType: 'trainWorkflow',
+    workflowId,
+    input,
+    // A train that failed may be started again; one that is running or completed may not.
+    reusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    summary: `Train ${input.version}${input.fromVersion ? ` from ${input.fromVersion}` : ''}`,
+    details: `Started by ${input.by}. Stations: testwikis → group0 → group1 → group2. ${input.autoApprove ? 'Auto-approved.' : 'Each station waits for `signalbox train approve`.'}`,
+    attributes: { kind: 'train', version: input.version },
+    whenTaken: (existing) =>
+      `train ${input.version} already exists as workflow ${workflowId}${existing ? ` (${existing.status}, started ${existing.started})` : ''}; ` +
+      `see \`signalbox train status ${input.version}\`. A train can be started again only after it failed.`,
+  });
+}
+
 /** Rollouts may reuse an id once closed, but never run twice at once: `deploy-<service>` is a per-service lock. */
-export async function startRollout(client: Client, config: SignalboxConfig, input: RolloutInput, workflowId: string) {
-  try {
-    return await client.workflow.start('rolloutWorkflow', {
-      taskQueue: config.temporal.taskQueue,
-      workflowId,
-      args: [input],
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      staticSummary: `Deploy ${input.release.id} (${input.service})`,
-      staticDetails: `Started by ${input.by}: canary ${input.strategy.canary ?? 'none'}, batch ${input.strategy.batch}, max-fail ${input.strategy.maxFail}`,
-      typedSearchAttributes: [
-        { key: searchAttributes.kind, value: 'rollout' },
-        { key: searchAttributes.service, value: input.service },
-        { key: searchAttributes.version, value: input.release.name },
-      ],
-    });
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new UserError(`${workflowId} is running; wait for it, or steer it with \`signalbox rollout pause|resume|abort|rollback ${workflowId}\``);
-    }
-    throw err;
-  }
+export function startRollout(client: Client, config: SignalboxConfig, input: RolloutInput, workflowId: string) {
+  return startOnce(client, config, {
+    workflowType: 'rolloutWorkflow',
+    workflowId,
+    input,
+    reusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    summary: `Deploy ${input.release.id} (${input.service})`,
+    details: `Started by ${input.by}: canary ${input.strategy.canary ?? 'none'}, batch ${input.strategy.batch}, max-fail ${input.strategy.maxFail}`,
+    attributes: { kind: 'rollout', version: input.release.name, service: input.service },
+    whenTaken: () => `${workflowId} is running; wait for it, or steer it with \`signalbox rollout pause|resume|abort|rollback ${workflowId}\``,
+  });
 }
 
 /** Runs an update and turns a validator's refusal into a plain message for the operator. */

@@ -28,9 +28,9 @@ const arg = (name: string, fallback: number) => {
 };
 const HOSTS = arg('hosts', 1000);
 // No canary wave, so no analysis wait: the overhead runs compare host work and orchestration only.
-const STRATEGY: Strategy = { canary: null, batch: '10%', maxFail: '0', fetchConcurrency: 80 };
+export const STRATEGY: Strategy = { canary: null, batch: '10%', maxFail: '0', fetchConcurrency: 80 };
 const CANARY: Strategy = { ...STRATEGY, canary: '10%' };
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export interface BenchEnv {
   home: string;
@@ -41,7 +41,7 @@ export interface BenchEnv {
 }
 
 /** A dev server, a fleet (its server in its own process, as in production), and a worker, all temporary. */
-export async function benchEnv(hosts: number, configure: (raw: any) => void = () => undefined): Promise<BenchEnv> {
+export async function benchEnv(hosts: number, configure: (raw: any) => void = () => undefined, afterFleet?: (home: string) => Promise<(raw: any) => void>): Promise<BenchEnv> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-bench-'));
   const address = `127.0.0.1:${await freePort()}`;
@@ -56,9 +56,14 @@ export async function benchEnv(hosts: number, configure: (raw: any) => void = ()
   fs.writeFileSync(file, stringify(raw));
   process.env.SIGNALBOX_HOME = home;
   process.env.SIGNALBOX_CONFIG = file;
-  const config = loadConfig(file, home);
+  let config = loadConfig(file, home);
   const started = Date.now();
   await createFleet(home, hosts, config.fleet.sandbox!.trafficPerSecond, await freePort());
+  if (afterFleet) {
+    (await afterFleet(home))(raw);
+    fs.writeFileSync(file, stringify(raw));
+    config = loadConfig(file, home);
+  }
   await startFleetServer(home, CLI_ENTRY);
   console.log(`fleet of ${hosts} hosts created and serving in ${seconds(Date.now() - started)}`);
   const connection = await Connection.connect({ address });
@@ -91,10 +96,10 @@ export async function historyEvents(client: Client, workflowId: string, children
   return { parent: await count(workflowId), largestChild: Math.max(0, ...childCounts) };
 }
 
-const childIds = (id: string, status: RolloutStatus) => status.waves.map((w) => `${id}-${w.name.replace(/\s+/g, '-')}`);
+export const childIds = (id: string, status: RolloutStatus) => status.waves.map((w) => `${id}-${w.name.replace(/\s+/g, '-')}`);
 
 /** The same host work as the engine, in plain parallel loops: fetch wide, then each wave, then mark stable. */
-async function plainLoop(env: BenchEnv, service: string, release: Release): Promise<HostResult[]> {
+export async function plainLoop(env: BenchEnv, service: string, release: Release): Promise<HostResult[]> {
   const a = env.activities;
   const { current, canaryHosts } = await a.currentReleases({ service, release, selector: {} });
   const plan = planRollout(current, release.id, { ...STRATEGY, canaryHosts });
