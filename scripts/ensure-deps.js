@@ -11,10 +11,12 @@ const installed = path.join(root, 'node_modules', '.package-lock.json');
 const mtime = (file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0);
 
 if (mtime(installed) === 0 || mtime(installed) < mtime(lock)) {
-  console.log('setup: installing npm dependencies (npm ci)');
-  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // npm install, not npm ci: it installs the locked versions too, and npm ci refuses lock files whose optional
+  // per-platform packages (such as @swc/core's) were recorded on another platform.
+  console.log('setup: installing npm dependencies (npm install)');
+  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) {
-    console.error('setup: npm ci failed; check that this machine reaches the npm registry, then run again');
+    console.error('setup: npm install failed; check that this machine reaches the npm registry, then run again');
     process.exit(result.status ?? 1);
   }
 }
