@@ -52,6 +52,8 @@ export interface SandboxOptions {
   trafficPerSecond?: number;
   /** Changes to the parsed default signalbox.yml before it is written. */
   configure?: (config: any) => void;
+  /** A Temporal server of the test's own, instead of the run's shared one. */
+  temporalAddress?: string;
 }
 
 /** Takes the next unused namespace of the run; mkdir is atomic, so test files never share one. */
@@ -77,9 +79,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   process.env.SIGNALBOX_WORKFLOW_BUNDLE = inject('workflowBundle');
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-test-'));
   const taskQueue = `test-${path.basename(home)}`;
-  const namespace = claimNamespace();
+  const namespace = options.temporalAddress ? 'default' : claimNamespace();
   const raw = parse(fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8'));
-  raw.temporal = { ...raw.temporal, address: inject('temporalAddress'), taskQueue, namespace };
+  raw.temporal = { ...raw.temporal, address: options.temporalAddress ?? inject('temporalAddress'), taskQueue, namespace };
   raw.fleet.sandbox = { hosts: options.hosts ?? 8, trafficPerSecond: options.trafficPerSecond ?? 120 };
   raw.services['mediawiki-config'].analysis = { ...raw.services['mediawiki-config'].analysis, intervalMs: 1000, measurements: 1, minRequests: 3 };
   raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300 };

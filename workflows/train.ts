@@ -231,7 +231,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     status.state = 'watching';
     report();
     // Errors within the watch window mean a rollback (seed 000): the window is an interruptible timer.
-    await condition(() => abortRequested || pendingRollback !== null, input.watchMs);
+    await condition(() => abortRequested || pendingRollback !== null, input.watchMs, { summary: `watch ${STATIONS[status.station]} on ${input.version}` });
   }
   note(`train ${status.state}`);
   report();
