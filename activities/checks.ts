@@ -22,7 +22,7 @@ export function checkName(check: CheckSpec): string {
   return `log ${check.logScan!.file}`;
 }
 
-function tcpOpen(address: string, port: number, timeoutMs: number): Promise<void> {
+export function tcpOpen(address: string, port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: address, port, timeout: timeoutMs });
     socket.once('connect', () => { socket.destroy(); resolve(); });

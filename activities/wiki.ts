@@ -2,7 +2,6 @@
 // has indeed switched" step does by hand.
 import { ApplicationFailure } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
-import type { Station } from '../workflows/names';
 import { httpGet } from './checks';
 import { eachWithLimit } from './hosts';
 import { loadInventory } from './inventory';
@@ -51,5 +50,3 @@ export function createWikiActivities(config: SignalboxConfig) {
 
   return { verifyLiveVersions };
 }
-
-export type StationGroups = Record<Station, string[]>;

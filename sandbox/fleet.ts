@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { HostSpec } from '../config/load';
 import { cutBranch, LocalGitForge } from '../activities/forge';
 import { activateRelease, fetchRelease } from '../activities/host-ops';
+import { eachWithLimit } from '../activities/hosts';
 import { fleetFile, sandboxDir, type SandboxFleetFile } from '../activities/inventory';
 import { stageFromForge, type Release } from '../activities/releases';
 import { CODE_REPO, CONFIG_REPO } from '../activities/train';
@@ -38,13 +39,6 @@ export function readFleet(home: string): SandboxFleetFile | null {
   } catch {
     return null;
   }
-}
-
-async function inParallel<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
-  }));
 }
 
 /** Creates the fleet's files once; a second call with a fleet present returns it unchanged. */
@@ -90,7 +84,7 @@ export async function createFleet(home: string, hostCount: number, trafficPerSec
     const state = { current: release.id, previous: null, lastStable: release.id, deployedAt: new Date().toISOString(), deployedBy: 'sandbox', runId: 'sandbox-bootstrap' };
     await activateRelease(transport, host.name, host.root, release.service, release.id, link, state);
   };
-  await inParallel(hosts, 16, async (host) => {
+  await eachWithLimit(hosts, 16, async (host) => {
     fs.mkdirSync(path.join(host.root, 'logs'), { recursive: true });
     await bootstrap(host, code, `php-${SANDBOX_START_VERSION}`);
     await bootstrap(host, config, 'current');

@@ -2,13 +2,13 @@
 // SQLite file in the project's state folder, and register signalbox's search attributes on whatever server runs.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/definitions';
 import { REPO_ROOT } from '../config/load';
+import { tcpOpen } from '../activities/checks';
 
 export const TEMPORAL_CLI_VERSION = '1.9.1';
 const GO_FALLBACK = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
@@ -98,12 +98,7 @@ export function ensureTemporalCli(say: Say = console.log): string {
 }
 
 export function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port, timeout: timeoutMs });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('timeout', () => { socket.destroy(); resolve(false); });
-    socket.once('error', () => resolve(false));
-  });
+  return tcpOpen(host, port, timeoutMs).then(() => true, () => false);
 }
 
 export interface DevServerOptions {
