@@ -4,21 +4,10 @@
 // Too little traffic is inconclusive: the engine pauses for a human rather than guessing.
 import type { AnalysisSpec, HostSpec, SignalboxConfig } from '../config/load';
 import type { Release } from './releases';
+import { judge, type Counts, type Measurement } from '../workflows/analysis';
 import { eachWithLimit } from './hosts';
 import { loadInventory } from './inventory';
 import { poolStates } from './loadbalancer';
-
-export interface Counts {
-  requests: number;
-  errors: number;
-}
-
-export interface Measurement {
-  canary: Counts;
-  baseline: Counts;
-  verdict: 'pass' | 'fail' | 'inconclusive';
-  why: string;
-}
 
 export interface AnalysisResult {
   result: 'pass' | 'fail' | 'inconclusive';
@@ -27,22 +16,44 @@ export interface AnalysisResult {
   notes: string[];
 }
 
-/** Sums a counter over every series in Prometheus text exposition format. */
-export function sumCounter(text: string, metric: string): number {
-  let total = 0;
+/** Sums a counter over every series in Prometheus text exposition format, optionally by one label's value. */
+export function sumCounter(text: string, metric: string, byLabel?: string): Record<string, number> & { total: number } {
+  const sums = { total: 0 } as Record<string, number> & { total: number };
   for (const line of text.split('\n')) {
     if (!line.startsWith(metric) || (line[metric.length] !== '{' && line[metric.length] !== ' ')) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(value)) total += value;
+    if (!Number.isFinite(value)) continue;
+    sums.total += value;
+    const label = byLabel && new RegExp(`[{,]${byLabel}="([^"]*)"`).exec(line)?.[1];
+    if (label) sums[label] = (sums[label] ?? 0) + value;
   }
-  return total;
+  return sums;
 }
 
 async function scrape(host: HostSpec): Promise<Counts> {
   const res = await fetch(`http://${host.address}:${host.port}/metrics`, { signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`${host.name} /metrics answered HTTP ${res.status}`);
   const text = await res.text();
-  return { requests: sumCounter(text, 'mediawiki_requests_total'), errors: sumCounter(text, 'mediawiki_errors_total') };
+  return { requests: sumCounter(text, 'mediawiki_requests_total').total, errors: sumCounter(text, 'mediawiki_errors_total').total };
+}
+
+/** Cumulative requests and errors per wiki group, summed over the given hosts' /metrics. */
+async function scrapeGroups(hosts: HostSpec[]): Promise<Record<string, Counts>> {
+  const texts = await eachWithLimit(hosts, 64, async (h) => {
+    const res = await fetch(`http://${h.address}:${h.port}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+    return res?.ok ? res.text() : '';
+  });
+  const groups: Record<string, Counts> = {};
+  for (const text of texts) {
+    const requests = sumCounter(text, 'mediawiki_requests_total', 'group');
+    const errors = sumCounter(text, 'mediawiki_errors_total', 'group');
+    for (const group of Object.keys(requests).filter((k) => k !== 'total')) {
+      const counts = (groups[group] ??= { requests: 0, errors: 0 });
+      counts.requests += requests[group];
+      counts.errors += errors[group] ?? 0;
+    }
+  }
+  return groups;
 }
 
 async function scrapeAll(hosts: HostSpec[]): Promise<Counts> {
@@ -71,16 +82,6 @@ async function promCounts(baseUrl: string, hosts: HostSpec[], windowMs: number):
     promQuery(baseUrl, `sum(increase(mediawiki_errors_total${selector}[${range}]))`),
   ]);
   return { requests, errors };
-}
-
-export function judge(spec: AnalysisSpec, canary: Counts, baseline: Counts): Measurement {
-  const rate = (c: Counts) => (c.requests > 0 ? c.errors / c.requests : 0);
-  const canaryRate = rate(canary);
-  const baselineRate = rate(baseline);
-  const shown = `canary ${(canaryRate * 100).toFixed(2)}% of ${Math.round(canary.requests)} requests, baseline ${(baselineRate * 100).toFixed(2)}% of ${Math.round(baseline.requests)}`;
-  if (canary.requests < spec.minRequests) return { canary, baseline, verdict: 'inconclusive', why: `too little canary traffic (${Math.round(canary.requests)} < ${spec.minRequests} requests); ${shown}` };
-  const fails = canaryRate > spec.maxErrorRate && canaryRate > spec.maxRatioToBaseline * baselineRate;
-  return { canary, baseline, verdict: fails ? 'fail' : 'pass', why: shown };
 }
 
 export function createMetricsActivities(config: SignalboxConfig) {
@@ -122,5 +123,24 @@ export function createMetricsActivities(config: SignalboxConfig) {
     }
   }
 
-  return { analyzeCanary };
+  /**
+   * The fleet's cumulative requests and errors per wiki group right now: from Prometheus (the counters' current
+   * sums) when the config service's analysis reads Prometheus, else from the hosts. Differences between two
+   * snapshots give a window's error rate.
+   */
+  async function groupCounters(): Promise<Record<string, Counts>> {
+    const spec = config.services[config.train.configService]?.analysis;
+    if (spec?.source === 'prometheus' && spec.prometheusUrl) {
+      const byGroup = async (metric: string) => {
+        const res = await fetch(`${spec.prometheusUrl}/api/v1/query?query=${encodeURIComponent(`sum by (group) (${metric})`)}`, { signal: AbortSignal.timeout(10_000) });
+        const body = (await res.json()) as { data?: { result: { metric: { group: string }; value: [number, string] }[] } };
+        return Object.fromEntries((body.data?.result ?? []).map((r) => [r.metric.group, Number(r.value[1])]));
+      };
+      const [requests, errors] = await Promise.all([byGroup('mediawiki_requests_total'), byGroup('mediawiki_errors_total')]);
+      return Object.fromEntries(Object.keys(requests).map((g) => [g, { requests: requests[g], errors: errors[g] ?? 0 }]));
+    }
+    return scrapeGroups(loadInventory(config).hosts);
+  }
+
+  return { analyzeCanary, groupCounters };
 }

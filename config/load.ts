@@ -72,6 +72,10 @@ export interface SignalboxConfig {
     verifyEveryMs: number;
     verifyTimeoutMs: number;
     watchMs: number;
+    watchIntervalMs: number;
+    watchMaxErrorRate: number;
+    watchMaxRatio: number;
+    watchMinRequests: number;
     codeService: string;
     configService: string;
   };
@@ -193,6 +197,10 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       verifyEveryMs: train.verifyEveryMs ?? 1000,
       verifyTimeoutMs: train.verifyTimeoutMs ?? 10_000,
       watchMs: train.watchMs ?? 3_600_000,
+      watchIntervalMs: train.watchIntervalMs ?? 60_000,
+      watchMaxErrorRate: train.watchMaxErrorRate ?? 0.01,
+      watchMaxRatio: train.watchMaxRatio ?? 5,
+      watchMinRequests: train.watchMinRequests ?? 50,
       codeService: train.codeService ?? 'mediawiki',
       configService: train.configService ?? 'mediawiki-config',
     },

@@ -28,6 +28,12 @@ export function trainInputFrom(config: SignalboxConfig, version: string, overrid
     verifyEveryMs: config.train.verifyEveryMs,
     verifyTimeoutMs: config.train.verifyTimeoutMs,
     watchMs: config.train.watchMs,
+    watch: {
+      everyMs: config.train.watchIntervalMs,
+      maxErrorRate: config.train.watchMaxErrorRate,
+      maxRatioToBaseline: config.train.watchMaxRatio,
+      minRequests: config.train.watchMinRequests,
+    },
     strategy: config.rollout,
     codeService: config.train.codeService,
     configService: config.train.configService,

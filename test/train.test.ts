@@ -2,7 +2,9 @@
 // bad input, and a worker killed mid-train.
 import { afterEach, describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { approveStation, rollbackTrain, trainStatusQuery, type TrainStatus } from '../workflows/definitions';
+import fs from 'node:fs';
+import path from 'node:path';
+import { abortTrain, approveStation, rollbackTrain, trainStatusQuery, type TrainStatus } from '../workflows/definitions';
 import { STATIONS } from '../workflows/names';
 import { startTrain, trainInputFrom, UserError } from '../scripts/client';
 import { assertHostsConsistent, cli, refusal, liveVersions, serviceOnEveryHost, startSandbox, waitFor, workerProcess, type Sandbox } from './helpers';
@@ -67,6 +69,29 @@ describe('train', () => {
     const status = await cli(sandbox, ['train', 'status', NEW]);
     expect(status.stdout).toContain('rolled-back');
     expect((await cli(sandbox, ['train', 'abort', NEW])).code).toBe(0);
+    expect((await handle.result()).state).toBe('aborted');
+  });
+
+  it('rolls a station back by itself when its errors rise during the watch, and blocks the train', async () => {
+    sandbox = await startSandbox({
+      trafficPerSecond: 200,
+      configure: (c) => {
+        delete c.services['mediawiki-config'].analysis; // so the watch, not the canaries, is what must catch it
+        c.train = { ...c.train, watchMs: 8000, watchIntervalMs: 2000, watchMinRequests: 20 };
+      },
+    });
+    fs.writeFileSync(path.join(sandbox.home, 'sandbox', 'faults.json'), JSON.stringify({ [NEW]: { groups: { group1: { errorRate: 0.05 } } } }));
+    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }));
+    const blocked = await waitFor('the error watch to block the train', async () => {
+      const s = await handle.query(trainStatusQuery);
+      return s.state === 'blocked' && s;
+    }, 120_000, 250);
+    expect(blocked.blocker).toMatch(/^group1 was rolled back by the error watch: group1 \d+\.\d+% of \d+ requests, before the move 0\.00% of \d+$/);
+    expect(blocked.versions).toEqual({ testwikis: NEW, group0: NEW, group1: OLD, group2: OLD });
+    const live = await liveVersions(sandbox);
+    expect([...live.get('enwiktionary')!]).toEqual([OLD]);
+    expect([...live.get('mediawikiwiki')!]).toEqual([NEW]);
+    await handle.executeUpdate(abortTrain, { args: [{ by: 'test' }] });
     expect((await handle.result()).state).toBe('aborted');
   });
 

@@ -28,6 +28,7 @@ import {
 import { STATIONS, checkStation, checkVersion, type Station } from './names';
 import type { Strategy } from './plan';
 import { renderTrain } from './render';
+import { delta, judge, type Counts, type Thresholds } from './analysis';
 import { rolloutWorkflow } from './rollout';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -46,11 +47,16 @@ export interface TrainInput {
   verifyEveryMs: number;
   verifyTimeoutMs: number;
   watchMs: number;
+  /** How the error watch judges each interval after a station move. */
+  watch?: Thresholds & { everyMs: number };
   strategy: Strategy;
   codeService: string;
   configService: string;
   by: string;
 }
+
+const NO_TRAFFIC: Counts = { requests: 0, errors: 0 };
+const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 };
 
 /** Rollbacks must not stop at a down host or wait for canaries: every host at once, failures reported, not fatal. */
 const ROLLBACK_STRATEGY: Strategy = { canary: null, batch: '100%', maxFail: '100%', fetchConcurrency: 80 };
@@ -197,6 +203,26 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   });
   note(`${code.id} is on every host`);
 
+  /**
+   * The watch after a move: timers measure the moved group's errors in each interval and compare them with its
+   * rate before the move. Returns why it breached, or null when the window passed (or an operator stepped in).
+   */
+  const watchErrors = async (moved: Station, before: Counts): Promise<string | null> => {
+    const thresholds = input.watch ?? DEFAULT_WATCH;
+    let previous = await acts.groupCounters();
+    for (let remaining = input.watchMs; remaining > 0; ) {
+      const step = Math.min(thresholds.everyMs, remaining);
+      remaining -= step;
+      if (await condition(() => abortRequested || pendingRollback !== null, step, { summary: `watch ${moved} on ${input.version}` })) return null;
+      const now = await acts.groupCounters();
+      const measured = judge(thresholds, delta(now[moved] ?? NO_TRAFFIC, previous[moved] ?? NO_TRAFFIC), before, { subject: moved, baseline: 'before the move' });
+      previous = now;
+      if (measured.verdict === 'fail') return measured.why;
+    }
+    return null;
+  };
+  let sinceLastMove = await acts.groupCounters();
+
   for (;;) {
     await condition(() => !paused || abortRequested || pendingRollback !== null);
     if (abortRequested) {
@@ -227,11 +253,25 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     approved = false;
     holdForHuman = false;
     status.blocker = undefined;
+    const moved = STATIONS[status.station + 1];
+    status.state = 'deploying';
+    report();
+    const beforeMove = await acts.groupCounters();
     if (!(await moveTo(status.station + 1, input.by, ''))) continue;
     status.state = 'watching';
     report();
-    // Errors within the watch window mean a rollback (seed 000): the window is an interruptible timer.
-    await condition(() => abortRequested || pendingRollback !== null, input.watchMs, { summary: `watch ${STATIONS[status.station]} on ${input.version}` });
+    const breach = await watchErrors(moved, delta(beforeMove[moved] ?? NO_TRAFFIC, sinceLastMove[moved] ?? NO_TRAFFIC));
+    sinceLastMove = await acts.groupCounters();
+    if (breach) {
+      // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
+      note(`error watch: ${breach}`);
+      if (await moveTo(status.station - 1, 'signalbox error watch', `errors rose on ${moved}`)) {
+        status.state = 'blocked';
+        status.blocker = `${moved} was rolled back by the error watch: ${breach}`;
+        holdForHuman = true;
+        report();
+      }
+    }
   }
   note(`train ${status.state}`);
   report();
