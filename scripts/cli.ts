@@ -10,9 +10,10 @@ import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
 import { stageFromForge, treeHash, type Release } from '../activities/releases';
 import { createTrainActivities, CODE_REPO, CONFIG_REPO } from '../activities/train';
 import { abortRollout, abortTrain, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
-import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, STATIONS, trainWorkflowId } from '../workflows/names';
+import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, nextVersion, STATIONS, trainWorkflowId } from '../workflows/names';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
 import { runDemo } from './demo';
 import { runWorker } from '../workers/worker';
@@ -35,9 +36,7 @@ function print(json: boolean, value: unknown, text: () => string): void {
 async function resolveVersion(cfg: SignalboxConfig, version: string): Promise<string> {
   if (version !== 'auto') return checkVersion(version);
   const { versions } = await createTrainActivities(cfg).readStations();
-  const current = /^(.*-wmf\.)(\d+)$/.exec(versions.group2);
-  if (!current) throw new UserError(`cannot work out the next version after "${versions.group2}"; give one`);
-  return `${current[1]}${Number(current[2]) + 1}`;
+  return nextVersion(versions.group2);
 }
 
 /** A staged release id, or a version (staged from its branch) for the code service, or a ref for the config service. */
@@ -369,6 +368,51 @@ export function buildCli(): Command {
           .join('\n'),
       );
     });
+
+  const DAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
+  const schedule = program.command('schedule').description('the weekly Temporal Schedule that starts a train with version auto');
+  schedule
+    .command('create')
+    .addOption(new Option('--day <day>', 'day of the week').choices(DAYS).default('tuesday'))
+    .option('--at <HH:MM>', 'time of day', '07:00')
+    .option('--timezone <zone>', 'IANA time zone', 'UTC')
+    .option('--id <id>', 'schedule id', 'weekly-train')
+    .action(async (opts, cmd) => {
+      const cfg = config(cmd);
+      const at = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(opts.at);
+      if (!at) throw new UserError('--at takes a time such as 07:00');
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(opts.id)) throw new InvalidNameError('schedule id', opts.id, 'expected letters, digits, dashes');
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: opts.timezone });
+      } catch {
+        throw new UserError(`unknown time zone ${JSON.stringify(opts.timezone)}; use an IANA name such as Europe/Berlin`);
+      }
+      const { version: _auto, ...input } = trainInputFrom(cfg, 'auto', { by: `schedule ${opts.id}` });
+      const client = await connectClient(cfg);
+      await client.schedule.create({
+        scheduleId: opts.id,
+        spec: { calendars: [{ dayOfWeek: opts.day.toUpperCase(), hour: Number(at[1]), minute: Number(at[2]) }], timezone: opts.timezone },
+        action: { type: 'startWorkflow', workflowType: 'weeklyTrainWorkflow', args: [input], taskQueue: cfg.temporal.taskQueue, workflowId: `${opts.id}-dispatch` },
+        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+      }).catch((err) => {
+        if (err instanceof ScheduleAlreadyRunning) throw new UserError(`schedule ${opts.id} already exists; delete it first`);
+        throw err;
+      });
+      console.log(`schedule ${opts.id}: a train with the next version every ${opts.day} at ${opts.at} ${opts.timezone}`);
+    });
+  schedule.command('list').option('--json').action(async (opts, cmd) => {
+    const client = await connectClient(config(cmd));
+    const found: { id: string; next?: string }[] = [];
+    for await (const s of client.schedule.list()) found.push({ id: s.scheduleId, next: s.info.nextActionTimes[0]?.toISOString() });
+    print(opts.json, found, () => (found.length ? found.map((s) => `${s.id}  next: ${s.next ?? '-'}`).join('\n') : 'no schedules'));
+  });
+  schedule.command('delete').option('--id <id>', 'schedule id', 'weekly-train').action(async (opts, cmd) => {
+    const client = await connectClient(config(cmd));
+    await client.schedule.getHandle(opts.id).delete().catch((err) => {
+      throw new UserError(`cannot delete schedule ${opts.id}: ${(err as Error).message}`);
+    });
+    console.log(`deleted schedule ${opts.id}`);
+  });
 
   program.command('demo').description('npm start: dev server, sandbox, worker, and a whole train with auto-approval').action(async (_o, cmd) => {
     await runDemo(config(cmd));

@@ -1,3 +1,4 @@
 // The workflows the worker registers.
 export { rolloutWorkflow, rolloutWaveWorkflow } from './rollout';
 export { trainWorkflow } from './train';
+export { weeklyTrainWorkflow } from './schedule';

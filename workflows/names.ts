@@ -73,3 +73,9 @@ export function parseAmount(spec: string | number, total: number, what: string):
   if (/^\d+$/.test(text)) return Number(text);
   throw new InvalidNameError(what, spec, 'expected a count such as 5 or a percentage such as 10%');
 }
+
+/** The version after the one group2 runs: 1.41.0-wmf.26 -> 1.41.0-wmf.27. */
+export function nextVersion(current: string): string {
+  const match = /^(.*-wmf\.)(\d+)$/.exec(checkVersion(current));
+  return `${match![1]}${Number(match![2]) + 1}`;
+}

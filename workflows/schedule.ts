@@ -1,0 +1,32 @@
+// What the weekly Schedule starts: it works out the next version ("auto") and starts train-<version>, so a
+// scheduled train has the same id, and the same protection against running twice, as one started by hand.
+import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
+import type { createActivities } from '../activities';
+import { nextVersion, trainWorkflowId } from './names';
+import { trainWorkflow, type TrainInput } from './train';
+
+const { readStations } = proxyActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '15 seconds',
+});
+
+export async function weeklyTrainWorkflow(input: Omit<TrainInput, 'version'>): Promise<string> {
+  const { versions } = await readStations();
+  const version = nextVersion(versions.group2);
+  const workflowId = trainWorkflowId(version);
+  try {
+    await startChild(trainWorkflow, {
+      workflowId,
+      args: [{ ...input, version }],
+      // The train outlives this short workflow: it runs for days, approved station by station.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+      staticSummary: `Train ${version} (weekly schedule)`,
+    });
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowExecutionAlreadyStartedError') return `${workflowId} already exists; nothing started`;
+    throw err;
+  }
+  return `started ${workflowId}`;
+}
