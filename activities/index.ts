@@ -1,7 +1,9 @@
 // Every activity the worker registers, built from one loaded config. Workflows import this file as a type only.
 import { Context } from '@temporalio/activity';
 import type { SignalboxConfig } from '../config/load';
+import { createGitHubActivities } from './github';
 import { createHostActivities } from './hosts';
+import { createNotifyActivities } from './notify';
 import { createMetricsActivities } from './metrics';
 import { createTrainActivities } from './train';
 import { createWikiActivities } from './wiki';
@@ -40,5 +42,7 @@ export function createActivities(config: SignalboxConfig) {
     ...createMetricsActivities(config),
     ...createTrainActivities(config),
     ...createWikiActivities(config),
+    ...createNotifyActivities(config),
+    ...createGitHubActivities(config),
   });
 }

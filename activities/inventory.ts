@@ -23,6 +23,17 @@ export interface SandboxFleetFile {
   reposDir: string;
   stagingDir: string;
   trafficPerSecond: number;
+  /** Where the sandbox keeps train records: mail, IRC, a Slack-style webhook and the roadmap wiki. */
+  records?: SandboxRecords;
+}
+
+export interface SandboxRecords {
+  smtp: string;
+  irc?: string;
+  slackWebhook: string;
+  wikiApi: string;
+  /** The sandbox wiki's bot password for the roadmap page. */
+  wikiPassword: string;
 }
 
 export function sandboxDir(home: string): string {
@@ -53,7 +64,11 @@ export function loadInventory(config: SignalboxConfig): Inventory {
   }
   return {
     hosts: fleet.hosts,
-    vars: { sandboxControl: fleet.controlUrl },
+    vars: {
+      sandboxControl: fleet.controlUrl,
+      ...(fleet.records && { sandboxSmtp: fleet.records.smtp, sandboxSlack: fleet.records.slackWebhook, sandboxWiki: fleet.records.wikiApi, sandboxWikiPassword: fleet.records.wikiPassword }),
+      ...(fleet.records?.irc && { sandboxIrc: fleet.records.irc }),
+    },
     loadBalancer: config.fleet.loadBalancer ?? fleet.controlUrl,
     rsyncSource: config.fleet.rsyncSource ?? fleet.stagingDir,
     stagingDir: fleet.stagingDir,

@@ -4,7 +4,7 @@
 // Too little traffic is inconclusive: the engine pauses for a human rather than guessing.
 import type { AnalysisSpec, HostSpec, SignalboxConfig } from '../config/load';
 import type { Release } from './releases';
-import { judge, type Counts, type Measurement } from '../workflows/analysis';
+import { judge, type Counts, type GroupCounts, type Measurement } from '../workflows/analysis';
 import { eachWithLimit } from './hosts';
 import { loadInventory } from './inventory';
 import { poolStates } from './loadbalancer';
@@ -16,15 +16,26 @@ export interface AnalysisResult {
   notes: string[];
 }
 
-/** Sums a counter over every series in Prometheus text exposition format, optionally by one label's value. */
-export function sumCounter(text: string, metric: string, byLabel?: string): Record<string, number> & { total: number } {
-  const sums = { total: 0 } as Record<string, number> & { total: number };
+/** Every series of `metric` in Prometheus text exposition format, with its labels unescaped. */
+export function* counterSeries(text: string, metric: string): Generator<{ labels: Record<string, string>; value: number }> {
   for (const line of text.split('\n')) {
     if (!line.startsWith(metric) || (line[metric.length] !== '{' && line[metric.length] !== ' ')) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (!Number.isFinite(value)) continue;
+    const labels: Record<string, string> = {};
+    for (const m of line.slice(metric.length, line.lastIndexOf(' ')).matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[m[1]] = m[2].replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
+    }
+    yield { labels, value };
+  }
+}
+
+/** Sums a counter over every series in Prometheus text exposition format, optionally by one label's value. */
+export function sumCounter(text: string, metric: string, byLabel?: string): Record<string, number> & { total: number } {
+  const sums = { total: 0 } as Record<string, number> & { total: number };
+  for (const { labels, value } of counterSeries(text, metric)) {
     sums.total += value;
-    const label = byLabel && new RegExp(`[{,]${byLabel}="([^"]*)"`).exec(line)?.[1];
+    const label = byLabel && labels[byLabel];
     if (label) sums[label] = (sums[label] ?? 0) + value;
   }
   return sums;
@@ -37,20 +48,22 @@ async function scrape(host: HostSpec): Promise<Counts> {
   return { requests: sumCounter(text, 'mediawiki_requests_total').total, errors: sumCounter(text, 'mediawiki_errors_total').total };
 }
 
-/** Cumulative requests and errors per wiki group, summed over the given hosts' /metrics. */
-async function scrapeGroups(hosts: HostSpec[]): Promise<Record<string, Counts>> {
+/** Cumulative requests, errors and errors by signature per wiki group, summed over the given hosts' /metrics. */
+async function scrapeGroups(hosts: HostSpec[]): Promise<Record<string, GroupCounts>> {
   const texts = await eachWithLimit(hosts, 64, async (h) => {
     const res = await fetch(`http://${h.address}:${h.port}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
     return res?.ok ? res.text() : '';
   });
-  const groups: Record<string, Counts> = {};
+  const groups: Record<string, GroupCounts> = {};
+  const groupOf = (name: string) => (groups[name] ??= { requests: 0, errors: 0, signatures: {} });
   for (const text of texts) {
-    const requests = sumCounter(text, 'mediawiki_requests_total', 'group');
-    const errors = sumCounter(text, 'mediawiki_errors_total', 'group');
-    for (const group of Object.keys(requests).filter((k) => k !== 'total')) {
-      const counts = (groups[group] ??= { requests: 0, errors: 0 });
-      counts.requests += requests[group];
-      counts.errors += errors[group] ?? 0;
+    for (const { labels, value } of counterSeries(text, 'mediawiki_requests_total')) if (labels.group) groupOf(labels.group).requests += value;
+    for (const { labels, value } of counterSeries(text, 'mediawiki_errors_total')) {
+      if (!labels.group) continue;
+      const counts = groupOf(labels.group);
+      counts.errors += value;
+      const signature = labels.signature ?? 'unknown';
+      counts.signatures[signature] = (counts.signatures[signature] ?? 0) + value;
     }
   }
   return groups;
@@ -61,12 +74,15 @@ async function scrapeAll(hosts: HostSpec[]): Promise<Counts> {
   return counts.reduce((a, b) => ({ requests: a.requests + b.requests, errors: a.errors + b.errors }), { requests: 0, errors: 0 });
 }
 
-export async function promQuery(baseUrl: string, query: string): Promise<number> {
-  const url = `${baseUrl}/api/v1/query?query=${encodeURIComponent(query)}`;
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json()) as { status: string; error?: string; data?: { result: { value: [number, string] }[] } };
+export async function promSeries(baseUrl: string, query: string): Promise<{ labels: Record<string, string>; value: number }[]> {
+  const res = await fetch(`${baseUrl}/api/v1/query?query=${encodeURIComponent(query)}`, { signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as { status: string; error?: string; data?: { result: { metric: Record<string, string>; value: [number, string] }[] } };
   if (body.status !== 'success') throw new Error(`Prometheus refused ${query}: ${body.error ?? res.status}`);
-  return body.data?.result.reduce((sum, r) => sum + Number(r.value[1]), 0) ?? 0;
+  return body.data!.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
+}
+
+export async function promQuery(baseUrl: string, query: string): Promise<number> {
+  return (await promSeries(baseUrl, query)).reduce((sum, r) => sum + r.value, 0);
 }
 
 function hostRegex(hosts: HostSpec[]): string {
@@ -128,16 +144,19 @@ export function createMetricsActivities(config: SignalboxConfig) {
    * sums) when the config service's analysis reads Prometheus, else from the hosts. Differences between two
    * snapshots give a window's error rate.
    */
-  async function groupCounters(): Promise<Record<string, Counts>> {
+  async function groupCounters(): Promise<Record<string, GroupCounts>> {
     const spec = config.services[config.train.configService]?.analysis;
     if (spec?.source === 'prometheus' && spec.prometheusUrl) {
-      const byGroup = async (metric: string) => {
-        const res = await fetch(`${spec.prometheusUrl}/api/v1/query?query=${encodeURIComponent(`sum by (group) (${metric})`)}`, { signal: AbortSignal.timeout(10_000) });
-        const body = (await res.json()) as { data?: { result: { metric: { group: string }; value: [number, string] }[] } };
-        return Object.fromEntries((body.data?.result ?? []).map((r) => [r.metric.group, Number(r.value[1])]));
-      };
-      const [requests, errors] = await Promise.all([byGroup('mediawiki_requests_total'), byGroup('mediawiki_errors_total')]);
-      return Object.fromEntries(Object.keys(requests).map((g) => [g, { requests: requests[g], errors: errors[g] ?? 0 }]));
+      const url = spec.prometheusUrl;
+      const [requests, errors] = await Promise.all([promSeries(url, 'sum by (group) (mediawiki_requests_total)'), promSeries(url, 'sum by (group, signature) (mediawiki_errors_total)')]);
+      const groups: Record<string, GroupCounts> = {};
+      for (const { labels, value } of requests) groups[labels.group] = { requests: value, errors: 0, signatures: {} };
+      for (const { labels, value } of errors) {
+        const counts = (groups[labels.group] ??= { requests: 0, errors: 0, signatures: {} });
+        counts.errors += value;
+        counts.signatures[labels.signature ?? 'unknown'] = (counts.signatures[labels.signature ?? 'unknown'] ?? 0) + value;
+      }
+      return groups;
     }
     return scrapeGroups(loadInventory(config).hosts);
   }

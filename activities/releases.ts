@@ -1,10 +1,14 @@
 // Staging: a release is a tree exported from a forge ref, named by its name plus a content hash. Hosts verify the
 // same hash after fetching, so what runs is exactly what was staged.
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Forge } from './forge';
+import { promisify } from 'node:util';
 import { checkServiceName, releaseIdFor } from '../workflows/names';
+
+const run = promisify(execFile);
 
 export interface Release {
   id: string;
@@ -37,13 +41,49 @@ export function treeHash(dir: string): string {
   return manifest.digest('hex');
 }
 
-/** Exports `ref` and names it; staging the same tree again returns the existing release. */
-export async function stageFromForge(forge: Forge, stagingDir: string, service: string, repo: string, ref: string, name: string): Promise<Release> {
+export class PatchFailed extends Error {
+  constructor(readonly patch: string, readonly output: string) {
+    super(`security patch ${patch} does not apply (git am: ${output.split('\n').filter((l) => /error|fail|patch/i.test(l)).slice(0, 3).join(' / ') || output.slice(0, 300)})`);
+    this.name = 'PatchFailed';
+  }
+}
+
+/**
+ * Applies each patch (git format-patch output, in name order) to the tree in `dir` with `git am`, in a throwaway
+ * repository, as scap applies security patches on the deploy server. Nothing is pushed: the patches stay private.
+ */
+export async function applyPatches(dir: string, patches: string[]): Promise<void> {
+  if (!patches.length) return;
+  const env = { ...process.env, GIT_AUTHOR_NAME: 'signalbox', GIT_AUTHOR_EMAIL: 'signalbox@localhost', GIT_COMMITTER_NAME: 'signalbox', GIT_COMMITTER_EMAIL: 'signalbox@localhost' };
+  const git = (args: string[]) => run('git', args, { cwd: dir, env, maxBuffer: 16 * 1024 * 1024 });
+  await git(['init', '--quiet']);
+  await git(['add', '--all']);
+  await git(['commit', '--quiet', '--allow-empty', '-m', 'staged branch']);
+  for (const patch of patches) {
+    try {
+      await git(['am', '--quiet', '--3way', patch]);
+    } catch (err) {
+      const output = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`;
+      await git(['am', '--abort']).catch(() => undefined);
+      throw new PatchFailed(path.basename(patch), output);
+    }
+  }
+  fs.rmSync(path.join(dir, '.git'), { recursive: true, force: true });
+}
+
+/** Exports `ref` (plus patches, if any) and names it; staging the same tree again returns the existing release. */
+export async function stageFromForge(forge: Forge, stagingDir: string, service: string, repo: string, ref: string, name: string, patches: string[] = []): Promise<Release> {
   const serviceDir = path.join(stagingDir, checkServiceName(service));
   const sha = await forge.resolve(repo, ref);
   const work = path.join(serviceDir, `.build-${sha}-${process.pid}`);
   fs.rmSync(work, { recursive: true, force: true });
   await forge.exportTree(repo, sha, work);
+  try {
+    await applyPatches(work, patches);
+  } catch (err) {
+    fs.rmSync(work, { recursive: true, force: true });
+    throw err;
+  }
   const contentHash = treeHash(work);
   const id = releaseIdFor(name, contentHash);
   const final = path.join(serviceDir, id);

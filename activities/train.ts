@@ -1,10 +1,13 @@
 // The train's repository steps: branch cut and staging of the code, and wikiversions changes in the config repo.
 // Each lands through the forge with a stable change id, so a retried activity lands its change once.
 import type { SignalboxConfig } from '../config/load';
-import { STATIONS, checkVersion, type Station } from '../workflows/names';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { STATIONS, checkVersion, compareVersions, isVersion, nextVersion, type Station } from '../workflows/names';
 import { cutBranch } from './forge';
 import { forgeFor, loadInventory } from './inventory';
-import { stageFromForge, type Release } from './releases';
+import { PatchFailed, stageFromForge, type Release } from './releases';
 
 export const CODE_REPO = 'mediawiki';
 export const CONFIG_REPO = 'mediawiki-config';
@@ -18,6 +21,8 @@ export interface WikiCatalog {
 export interface ConfigChange {
   release: Release;
   sha: string;
+  /** parent..sha, for the SAL */
+  range: string;
   alreadyLanded: boolean;
 }
 
@@ -43,11 +48,37 @@ export function createTrainActivities(config: SignalboxConfig) {
     };
   }
 
-  async function stageCode(request: { version: string; by: string }): Promise<Release> {
+  /**
+   * The next train version: one past the highest wmf/<version> branch in the code repository, or past what
+   * group2 runs when no branch is newer (the branch cut for it has not happened yet).
+   */
+  async function nextTrainVersion(): Promise<string> {
+    const branches = (await forge().branches(CODE_REPO)).map((b) => /^wmf\/(.+)$/.exec(b)?.[1]).filter((v): v is string => !!v && isVersion(v));
+    const { versions } = await readStations();
+    const newest = [...branches, versions.group2].filter(isVersion).sort(compareVersions).pop()!;
+    return nextVersion(newest);
+  }
+
+  /**
+   * Branch cut in the code and config repositories, then stage: export wmf/<version>, apply this version's
+   * security patches with git am, and name the tree. A patch that does not apply stops the train with a blocker.
+   */
+  async function stageCode(request: { version: string; by: string }): Promise<Release & { patches: string[] }> {
     const version = checkVersion(request.version);
     const f = forge();
     await cutBranch(f, CODE_REPO, version, request.by);
-    return stageFromForge(f, loadInventory(config).stagingDir, config.train.codeService, CODE_REPO, `refs/heads/wmf/${version}`, version);
+    await cutBranch(f, CONFIG_REPO, version, request.by);
+    const patchDir = path.join(config.train.securityPatches, version);
+    const patches = fs.existsSync(patchDir) ? fs.readdirSync(patchDir).filter((n) => n.endsWith('.patch')).sort().map((n) => path.join(patchDir, n)) : [];
+    try {
+      const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.codeService, CODE_REPO, `refs/heads/wmf/${version}`, version, patches);
+      return { ...release, patches: patches.map((p) => path.basename(p)) };
+    } catch (err) {
+      if (err instanceof PatchFailed) {
+        throw ApplicationFailure.nonRetryable(`${err.message}. Ask the patch's author for a rebase onto wmf/${version}, replace ${path.join(patchDir, err.patch)}, then run \`signalbox train resume ${version}\``, 'SecurityPatchFailed');
+      }
+      throw err;
+    }
   }
 
   /** Lands a wikiversions.json that puts each group on the given version, then stages the config release. */
@@ -64,8 +95,9 @@ export function createTrainActivities(config: SignalboxConfig) {
       author: request.by,
     });
     const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.configService, CONFIG_REPO, landed.sha, 'config');
-    return { release, sha: landed.sha, alreadyLanded: landed.alreadyLanded };
+    const parent = await f.resolve(CONFIG_REPO, `${landed.sha}^`).catch(() => '');
+    return { release, sha: landed.sha, range: `${parent.slice(0, 12)}..${landed.sha.slice(0, 12)}`, alreadyLanded: landed.alreadyLanded };
   }
 
-  return { readStations, stageCode, landWikiversions };
+  return { readStations, nextTrainVersion, stageCode, landWikiversions };
 }

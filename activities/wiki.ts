@@ -4,7 +4,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
 import { httpGet } from './checks';
 import { eachWithLimit } from './hosts';
-import { loadInventory } from './inventory';
+import { fill, loadInventory } from './inventory';
+import { checkVersion } from '../workflows/names';
 import { poolStates } from './loadbalancer';
 
 export interface VerifyRequest {
@@ -48,5 +49,75 @@ export function createWikiActivities(config: SignalboxConfig) {
     }
   }
 
-  return { verifyLiveVersions };
+  /**
+   * Sets the roadmap row of `version` to the group it is deployed to ("0", "1", "2", or "" before group0), adding
+   * the row when the branch is new. The row is set, not toggled, so a retried edit changes nothing more.
+   */
+  async function updateRoadmap(request: { version: string; deployedTo: string; date: string; by: string }): Promise<{ changed: boolean; revid?: number }> {
+    const roadmap = config.roadmap;
+    if (!roadmap) return { changed: false };
+    const vars = loadInventory(config).vars;
+    const api = new MediaWikiApi(fill(roadmap.api, vars));
+    if (roadmap.user) {
+      // A real wiki's bot password comes from the environment; the sandbox wiki's from the sandbox.
+      const password = roadmap.passwordEnv ? process.env[roadmap.passwordEnv] : vars.sandboxWikiPassword;
+      if (!password) throw ApplicationFailure.nonRetryable(`roadmap.user is set but ${roadmap.passwordEnv ? `$${roadmap.passwordEnv} is empty` : 'roadmap.passwordEnv is not'}; set the bot password there`, 'BadInput');
+      await api.login(roadmap.user, password);
+    }
+    const current = await api.read(roadmap.page);
+    const text = setRoadmapRow(current ?? '{{WMFReleaseTableHead}}\n{{WMFReleaseTableFooter}}\n', checkVersion(request.version), request.deployedTo, request.date);
+    if (text === current) return { changed: false };
+    const edit = await api.edit(roadmap.page, text, `${request.version} deployed to ${request.deployedTo === '' ? 'no group' : `group${request.deployedTo}`} (${request.by})`);
+    return { changed: true, revid: edit.newrevid };
+  }
+
+  return { verifyLiveVersions, updateRoadmap };
+}
+
+/** Replaces the third parameter of {{WMFReleaseTableRow|<wmf N>|<date>|<group>}}, or adds the row before the footer. */
+export function setRoadmapRow(text: string, version: string, deployedTo: string, date: string): string {
+  const wmf = version.split('wmf.')[1];
+  const row = new RegExp(`\\{\\{WMFReleaseTableRow\\|${wmf}\\|([^|}]*)\\|[^|}]*((?:\\|[^}]*)?)\\}\\}`);
+  if (row.test(text)) return text.replace(row, (_m, rowDate: string, rest: string) => `{{WMFReleaseTableRow|${wmf}|${rowDate}|${deployedTo}${rest}}}`);
+  const added = `{{WMFReleaseTableRow|${wmf}|${date}|${deployedTo}}}`;
+  return text.includes('{{WMFReleaseTableFooter}}') ? text.replace('{{WMFReleaseTableFooter}}', `${added}\n{{WMFReleaseTableFooter}}`) : `${text.trimEnd()}\n${added}\n`;
+}
+
+/** The few MediaWiki action API calls an edit needs: login with a bot password, read, CSRF token, edit. */
+class MediaWikiApi {
+  private cookies = new Map<string, string>();
+  constructor(readonly url: string) {}
+
+  private async call(params: Record<string, string>, post = false): Promise<any> {
+    const query = new URLSearchParams({ ...params, format: 'json', formatversion: '2' });
+    const headers: Record<string, string> = { cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'user-agent': 'signalbox (train roadmap)' };
+    const res = post
+      ? await fetch(this.url, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: query, signal: AbortSignal.timeout(15_000) })
+      : await fetch(`${this.url}?${query}`, { headers, signal: AbortSignal.timeout(15_000) });
+    for (const cookie of res.headers.getSetCookie()) {
+      const [pair] = cookie.split(';');
+      const at = pair.indexOf('=');
+      this.cookies.set(pair.slice(0, at), pair.slice(at + 1));
+    }
+    if (!res.ok) throw new Error(`${this.url} answered HTTP ${res.status}`);
+    const body: any = await res.json();
+    if (body.error) throw new Error(`${this.url}: ${body.error.code}: ${body.error.info}`);
+    return body;
+  }
+
+  async login(user: string, password: string): Promise<void> {
+    const token = (await this.call({ action: 'query', meta: 'tokens', type: 'login' })).query.tokens.logintoken;
+    const result = (await this.call({ action: 'login', lgname: user, lgpassword: password, lgtoken: token }, true)).login;
+    if (result.result !== 'Success') throw ApplicationFailure.nonRetryable(`login to ${this.url} as ${user} failed: ${result.reason ?? result.result}`, 'BadInput');
+  }
+
+  async read(title: string): Promise<string | null> {
+    const page = (await this.call({ action: 'query', prop: 'revisions', titles: title, rvprop: 'content|timestamp', rvslots: 'main' })).query.pages[0];
+    return page.missing ? null : page.revisions[0].slots.main.content;
+  }
+
+  async edit(title: string, text: string, summary: string): Promise<{ newrevid?: number }> {
+    const token = (await this.call({ action: 'query', meta: 'tokens', type: 'csrf' })).query.tokens.csrftoken;
+    return (await this.call({ action: 'edit', title, text, summary, token, bot: '1' }, true)).edit;
+  }
 }

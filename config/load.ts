@@ -7,6 +7,8 @@ import { LineCounter, parseDocument } from 'yaml';
 import { configSchema } from './schema';
 import { DEFAULT_STRATEGY, type Strategy } from '../workflows/plan';
 import { TASK_QUEUE } from '../workflows/definitions';
+import { STATIONS } from '../workflows/names';
+import { checkWindows, DEFAULT_WINDOWS, type DeployWindows } from '../workflows/windows';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_CONFIG_FILE = path.join(REPO_ROOT, 'signalbox.yml');
@@ -76,9 +78,23 @@ export interface SignalboxConfig {
     watchMaxErrorRate: number;
     watchMaxRatio: number;
     watchMinRequests: number;
+    watchNewErrorMin: number;
     codeService: string;
     configService: string;
+    gate: 'approval' | 'window';
+    windows: DeployWindows;
+    securityPatches: string;
+    blockers?: { pollMs: number; github: { repository: string; apiUrl: string; tokenEnv: string } };
   };
+  notify: NotifyConfig;
+  roadmap?: { api: string; page: string; user?: string; passwordEnv?: string };
+}
+
+export interface NotifyConfig {
+  salFile: string;
+  irc?: { server: string; channel: string; nick: string };
+  slack?: { webhookUrl: string };
+  email?: { smtp: string; from: string; to: string[] };
 }
 
 export class ConfigError extends Error {
@@ -201,10 +217,33 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       watchMaxErrorRate: train.watchMaxErrorRate ?? 0.01,
       watchMaxRatio: train.watchMaxRatio ?? 5,
       watchMinRequests: train.watchMinRequests ?? 50,
+      watchNewErrorMin: train.watchNewErrorMin ?? 5,
       codeService: train.codeService ?? 'mediawiki',
       configService: train.configService ?? 'mediawiki-config',
+      gate: train.gate ?? 'approval',
+      windows: {
+        timezone: train.windows?.timezone ?? 'UTC',
+        stations: Object.fromEntries(STATIONS.map((s) => [s, { ...DEFAULT_WINDOWS[s], ...(train.windows?.[s] ?? {}) }])) as DeployWindows['stations'],
+      },
+      securityPatches: path.resolve(home, train.securityPatches ?? 'patches'),
+      blockers: train.blockers && {
+        pollMs: train.blockers.pollMs ?? 300_000,
+        github: { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...train.blockers.github },
+      },
     },
+    notify: {
+      salFile: path.resolve(home, raw.notify?.sal ?? 'sal.log'),
+      irc: raw.notify?.irc && { nick: 'signalbox', ...raw.notify.irc },
+      slack: raw.notify?.slack,
+      email: raw.notify?.email,
+    },
+    roadmap: raw.roadmap,
   };
+  try {
+    checkWindows(config.train.windows);
+  } catch (err) {
+    throw new ConfigError(file, [`train.windows: ${(err as Error).message}`]);
+  }
   for (const key of ['codeService', 'configService'] as const) {
     if (!services[config.train[key]]) {
       throw new ConfigError(file, [`train.${key}: names service "${config.train[key]}", which is not under services; add it or fix the name`]);

@@ -80,6 +80,16 @@ const host = {
   },
 };
 
+const hhmm = { type: 'string', pattern: '^([01]\\d|2[0-3]):[0-5]\\d$|^24:00$', description: 'a local time such as "09:00" ("24:00" ends the day)' };
+const deployWindow = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['day'],
+  description: 'day (Sun to Sat) with optional from and to times',
+  properties: { day: { enum: ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'], description: 'a weekday: Sun, Mon, Tue, Wed, Thu, Fri or Sat' }, from: hhmm, to: hhmm },
+};
+const hostPort = { type: 'string', minLength: 3, description: 'host:port, or a {{sandbox...}} template' };
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -149,8 +159,70 @@ export const configSchema = {
         watchMaxErrorRate: { type: 'number', minimum: 0, maximum: 1, description: "the moved group's error-rate ceiling during the watch, 0 to 1" },
         watchMaxRatio: { type: 'number', minimum: 1, description: 'the moved group may have at most this many times its error rate before the move' },
         watchMinRequests: { type: 'integer', minimum: 0, description: 'fewer requests than this in a measurement decides nothing' },
+        watchNewErrorMin: { type: 'integer', minimum: 1, description: 'a new error signature counts once it is seen this many times in one measurement' },
         codeService: { type: 'string' },
         configService: { type: 'string' },
+        gate: { enum: ['approval', 'window'], description: 'approval (a person approves each station) or window (a station moves by itself inside its deploy window when nothing blocks it)' },
+        windows: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'timezone plus a window for each station',
+          properties: { timezone: { type: 'string', minLength: 1, description: 'an IANA timezone such as America/Los_Angeles' }, testwikis: deployWindow, group0: deployWindow, group1: deployWindow, group2: deployWindow },
+        },
+        securityPatches: { type: 'string', description: 'folder of <version>/*.patch (git format-patch) applied with git am at stage; relative to the signalbox home' },
+        blockers: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['github'],
+          description: 'where train blockers are tracked: github, with pollMs',
+          properties: {
+            pollMs: ms('how often open blockers are checked while they hold the train'),
+            github: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['repository'],
+              description: 'repository (owner/name), apiUrl (default https://api.github.com) and tokenEnv (the variable holding the token)',
+              properties: {
+                repository: { type: 'string', pattern: '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$', description: 'owner/name of the repository holding the train blocker issues' },
+                apiUrl: { type: 'string' },
+                tokenEnv: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+    },
+    notify: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'sal, irc, slack, email',
+      properties: {
+        sal: { type: 'string', description: 'the Server Admin Log file; relative to the signalbox home' },
+        irc: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['server', 'channel'],
+          properties: { server: hostPort, channel: { type: 'string', pattern: '^#', description: 'a channel such as "#wikimedia-operations" (quoted)' }, nick: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,15}$', description: 'an IRC nick' } },
+        },
+        slack: { type: 'object', additionalProperties: false, required: ['webhookUrl'], properties: { webhookUrl: { type: 'string', description: 'the incoming-webhook URL, or {{sandboxSlack}}' } } },
+        email: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['smtp', 'from', 'to'],
+          properties: { smtp: hostPort, from: { type: 'string' }, to: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'a list of addresses' } },
+        },
+      },
+    },
+    roadmap: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['api', 'page'],
+      description: 'the roadmap wiki page: api (api.php URL), page, user, passwordEnv',
+      properties: {
+        api: { type: 'string', description: 'the wiki\'s api.php URL, or {{sandboxWiki}}' },
+        page: { type: 'string', minLength: 1 },
+        user: { type: 'string', description: 'a bot-password user such as Signalbox@train' },
+        passwordEnv: { type: 'string', description: 'the environment variable holding the bot password' },
       },
     },
   },

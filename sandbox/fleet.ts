@@ -1,5 +1,6 @@
 // Bringing the sandbox fleet up and down: host folders, bare repositories, the first deploy, the server process.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import { fleetFile, sandboxDir, type SandboxFleetFile } from '../activities/inve
 import { stageFromForge, type Release } from '../activities/releases';
 import { CODE_REPO, CONFIG_REPO } from '../activities/train';
 import { LocalTransport } from '../activities/transport';
+import { initialRoadmap, ngircdPath, seedRoadmap } from './records';
 import { SANDBOX_START_VERSION, SANDBOX_WIKIS, seedCodeFiles, wikiversionsFor } from './wikis';
 
 export const APP_PORT = 8080;
@@ -89,7 +91,16 @@ export async function createFleet(home: string, hostCount: number, trafficPerSec
     await bootstrap(host, code, `php-${SANDBOX_START_VERSION}`);
     await bootstrap(host, config, 'current');
   });
-  const fleet: SandboxFleetFile = { hosts, controlUrl: `http://127.0.0.1:${await freePort()}`, reposDir, stagingDir, trafficPerSecond };
+  const controlUrl = `http://127.0.0.1:${await freePort()}`;
+  const records = {
+    smtp: `127.0.0.1:${await freePort()}`,
+    irc: ngircdPath() ? `127.0.0.1:${await freePort()}` : undefined,
+    slackWebhook: `${controlUrl}/slack/services/T0SANDBOX/B0SANDBOX/${crypto.randomBytes(12).toString('hex')}`,
+    wikiApi: `${controlUrl}/wiki/api.php`,
+    wikiPassword: crypto.randomBytes(12).toString('hex'),
+  };
+  seedRoadmap(dir, initialRoadmap([{ wmf: Number(SANDBOX_START_VERSION.split('wmf.')[1]), date: new Date().toISOString().slice(0, 10), group: '2' }]));
+  const fleet: SandboxFleetFile = { hosts, controlUrl, reposDir, stagingDir, trafficPerSecond, records };
   fs.writeFileSync(fleetFile(home), `${JSON.stringify(fleet, null, 2)}\n`);
   return fleet;
 }

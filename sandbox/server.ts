@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { HostSpec } from '../config/load';
 import { fleetFile, sandboxDir, type SandboxFleetFile } from '../activities/inventory';
 import { TRAFFIC_SHARE, type WikiInfo } from './wikis';
+import { serveRecords } from './records';
 import type { Station } from '../workflows/names';
 
 export interface Fault {
@@ -101,11 +102,11 @@ class AppServer {
         const [wiki, group, version, code] = k.split('|');
         return `mediawiki_requests_total{host="${this.host.name}",wiki="${wiki}",group="${group}",version="${version}",code="${code}"} ${v}`;
       }),
-      '# HELP mediawiki_errors_total Errors logged, by wiki, group and version.',
+      '# HELP mediawiki_errors_total Errors logged, by wiki, group, version and signature (the error message).',
       '# TYPE mediawiki_errors_total counter',
       ...[...this.errors].map(([k, v]) => {
-        const [wiki, group, version] = k.split('|');
-        return `mediawiki_errors_total{host="${this.host.name}",wiki="${wiki}",group="${group}",version="${version}"} ${v}`;
+        const [wiki, group, version, signature] = k.split('|');
+        return `mediawiki_errors_total{host="${this.host.name}",wiki="${wiki}",group="${group}",version="${version}",signature="${labelValue(signature)}"} ${v}`;
       }),
       '# TYPE mediawiki_up gauge',
       `mediawiki_up{host="${this.host.name}"} 1`,
@@ -130,7 +131,7 @@ class AppServer {
       if (fault && Math.random() < fault.errorRate) {
         const signature = this.faults()[version]?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()';
         this.count(this.requests, `${db}|${group}|${version}|500`);
-        this.count(this.errors, `${db}|${group}|${version}`);
+        this.count(this.errors, `${db}|${group}|${version}|${signature.replace(/\|/g, '/')}`);
         this.logError(`[${new Date().toISOString()}] ${db} ${version} ${req.method} ${url.pathname} ${signature}`);
         return void res.writeHead(500, { 'content-type': 'text/plain' }).end(`MediaWiki internal error.\n${signature}\n`);
       }
@@ -183,9 +184,11 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     req.on('data', (d) => (body += d));
     req.on('end', () => resolve(body));
   });
+  const records = fleet.records ? await serveRecords(sandboxDir(home), fleet) : null;
   const control = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://control');
     const parts = url.pathname.split('/').filter(Boolean);
+    if (records && (parts[0] === 'slack' || parts[0] === 'wiki') && records.handle(req, res, await readBody(req))) return;
     if (url.pathname === '/healthz') return json(res, 200, { ok: true, hosts: apps.size });
     if (parts[0] === 'hosts' && parts.length === 1) {
       return json(res, 200, [...apps.values()].map((a) => ({ host: a.host.name, address: `${a.host.address}:${a.host.port}`, up: a.up, pooled: pooled[a.host.name] !== false, served: a.served, error: a.startError })));
@@ -253,5 +256,11 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     agent.destroy();
     await new Promise<void>((resolve) => { control.close(() => resolve()); control.closeAllConnections(); });
     await Promise.all([...apps.values()].map((a) => a.stop()));
+    await records?.stop();
   };
+}
+
+/** Prometheus label values escape backslash, double quote and newline. */
+function labelValue(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }

@@ -9,13 +9,14 @@ import { createHostActivities } from '../activities/hosts';
 import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
 import { stageFromForge, treeHash, type Release } from '../activities/releases';
 import { createTrainActivities, CODE_REPO, CONFIG_REPO } from '../activities/train';
-import { abortRollout, abortTrain, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
-import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, nextVersion, STATIONS, trainWorkflowId } from '../workflows/names';
+import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
+import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, STATIONS, trainWorkflowId } from '../workflows/names';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
 import { runDemo } from './demo';
+import { trainReport } from './report';
 import { runWorker } from '../workers/worker';
 import { runSetup } from './setup';
 import { devServerPid, startDevServer, stopDevServer } from './temporal-runtime';
@@ -32,11 +33,10 @@ function print(json: boolean, value: unknown, text: () => string): void {
   console.log(json ? JSON.stringify(value, null, 2) : text());
 }
 
-/** A version, or "auto": the next wmf.N after what group2 runs now. */
+/** A version, or "auto": the next wmf.N after the newest wmf/ branch (or what group2 runs). */
 async function resolveVersion(cfg: SignalboxConfig, version: string): Promise<string> {
   if (version !== 'auto') return checkVersion(version);
-  const { versions } = await createTrainActivities(cfg).readStations();
-  return nextVersion(versions.group2);
+  return createTrainActivities(cfg).nextTrainVersion();
 }
 
 /** A staged release id, or a version (staged from its branch) for the code service, or a ref for the config service. */
@@ -229,6 +229,27 @@ export function buildCli(): Command {
       const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
       const status = await update(() => handle.executeUpdate(rollbackTrain, { args: [{ by: opts.as ?? who(), reason: opts.reason, toStation: opts.to }] }));
       console.log(renderTrain(status));
+    });
+  train
+    .command('ack <version> <signature>')
+    .description('acknowledge a known error signature: the error watch stops counting it as new')
+    .requiredOption('--reason <text>', 'why it is known, such as the task that tracks it')
+    .option('--as <name>')
+    .action(async (version, signature, opts, cmd) => {
+      const handle = (await connectClient(config(cmd))).workflow.getHandle(trainWorkflowId(version));
+      const status = await update(() => handle.executeUpdate(acknowledgeError, { args: [{ by: opts.as ?? who(), signature, reason: opts.reason }] }));
+      console.log(`acknowledged; known errors: ${status.acknowledged.map((a) => JSON.stringify(a.signature)).join(', ')}`);
+    });
+  train
+    .command('report <version>')
+    .description('an incident-style timeline of the train, from its workflow history')
+    .option('--out <file>', 'write the report here instead of printing it')
+    .action(async (version, opts, cmd) => {
+      const text = await trainReport(await connectClient(config(cmd)), trainWorkflowId(checkVersion(version)));
+      if (opts.out) {
+        fs.writeFileSync(opts.out, text);
+        console.log(`wrote ${opts.out}`);
+      } else process.stdout.write(text);
     });
   for (const [name, signalOrUpdate] of [['pause', pauseTrain], ['resume', resumeTrain]] as const) {
     train.command(`${name} <version>`).action(async (version, _o, cmd) => {

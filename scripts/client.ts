@@ -4,7 +4,7 @@ import { Client, Connection, ServiceError, WorkflowUpdateFailedError } from '@te
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
 import { searchAttributes } from '../workflows/definitions';
-import { trainWorkflowId } from '../workflows/names';
+import { isVersion, trainWorkflowId } from '../workflows/names';
 import type { TrainInput } from '../workflows/train';
 import type { RolloutInput } from '../workflows/rollout';
 
@@ -33,7 +33,12 @@ export function trainInputFrom(config: SignalboxConfig, version: string, overrid
       maxErrorRate: config.train.watchMaxErrorRate,
       maxRatioToBaseline: config.train.watchMaxRatio,
       minRequests: config.train.watchMinRequests,
+      newErrorMin: config.train.watchNewErrorMin,
     },
+    gate: config.train.gate,
+    windows: config.train.windows,
+    blockersPollMs: config.train.blockers?.pollMs,
+    link: isVersion(version) ? `http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/${trainWorkflowId(version)}` : undefined,
     strategy: config.rollout,
     codeService: config.train.codeService,
     configService: config.train.configService,

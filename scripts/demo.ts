@@ -4,7 +4,7 @@ import type { SignalboxConfig } from '../config/load';
 import { createTrainActivities } from '../activities/train';
 import { createWikiActivities } from '../activities/wiki';
 import { trainStatusQuery } from '../workflows/definitions';
-import { nextVersion, STATIONS } from '../workflows/names';
+import { STATIONS } from '../workflows/names';
 import { renderTrain } from '../workflows/render';
 import { createFleet, startFleetServer } from '../sandbox/fleet';
 import { createWorker } from '../workers/worker';
@@ -26,7 +26,7 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
   try {
     const train = createTrainActivities(config);
     const { versions } = await train.readStations();
-    const version = nextVersion(versions.group2);
+    const version = await train.nextTrainVersion();
     const client = await connectClient(config);
     const handle = await startTrain(client, config, trainInputFrom(config, version, { autoApprove: true, watchMs: 2000, by: 'npm-start' }));
     const ui = `http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`;

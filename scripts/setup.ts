@@ -16,6 +16,7 @@ const COMMON: Tool[] = [
   { command: 'git', paths: ['/usr/bin/git'], debianPackage: 'git', why: 'the forge repositories' },
   { command: 'rsync', paths: ['/usr/bin/rsync'], debianPackage: 'rsync', why: 'moving releases to hosts' },
   { command: 'curl', paths: ['/usr/bin/curl'], debianPackage: 'curl', why: 'restarting sandbox app servers' },
+  { command: 'ngircd', paths: ['/usr/sbin/ngircd'], debianPackage: 'ngircd', why: "the sandbox's IRC server for deploy messages" },
 ];
 
 const FOR_TESTS: Tool[] = [

@@ -34,3 +34,30 @@ export function judge(spec: Thresholds, canary: Counts, baseline: Counts, names 
   const fails = canaryRate > spec.maxErrorRate && canaryRate > spec.maxRatioToBaseline * baselineRate;
   return { canary, baseline, verdict: fails ? 'fail' : 'pass', why: shown };
 }
+
+/** Error counts by signature (the error's message), cumulative like the counters they come from. */
+export type Signatures = Record<string, number>;
+
+export interface GroupCounts extends Counts {
+  signatures: Signatures;
+}
+
+export function signatureDelta(later: Signatures = {}, earlier: Signatures = {}): Signatures {
+  const rose: Signatures = {};
+  for (const [signature, count] of Object.entries(later)) {
+    const d = count - (earlier[signature] ?? 0);
+    if (d > 0) rose[signature] = d;
+  }
+  return rose;
+}
+
+/**
+ * Signatures that showed up at least `minCount` times during the watch but never in the window before the move,
+ * and that no operator has acknowledged as known. Errors the group already had are judged by rate alone.
+ */
+export function newSignatures(during: Signatures, before: Signatures, acknowledged: readonly string[], minCount: number): { signature: string; count: number }[] {
+  return Object.entries(during)
+    .filter(([signature, count]) => count >= minCount && !(before[signature] > 0) && !acknowledged.includes(signature))
+    .map(([signature, count]) => ({ signature, count }))
+    .sort((a, b) => b.count - a.count);
+}

@@ -60,6 +60,7 @@ export const rolloutStatusQuery = defineQuery<RolloutStatus>('rolloutStatus');
 export type TrainState =
   | 'staging'
   | 'awaiting-approval'
+  | 'awaiting-window'
   | 'deploying'
   | 'verifying'
   | 'watching'
@@ -85,6 +86,10 @@ export interface TrainStatus {
   versions: Record<Station, string>;
   nextStation: Station | null;
   blocker?: string;
+  /** Error signatures an operator has said are known; the error watch does not count them as new. */
+  acknowledged: { signature: string; by: string; reason: string }[];
+  /** When the train waits for a deploy window, when it opens. */
+  windowOpensAt?: string;
   events: TrainEvent[];
 }
 
@@ -102,9 +107,16 @@ export interface TrainRollbackRequest {
   toStation?: Station | 'start';
 }
 
+export interface AcknowledgeRequest {
+  by: string;
+  signature: string;
+  reason: string;
+}
+
 export const approveStation = defineUpdate<TrainStatus, [ApproveRequest]>('approve');
 export const rollbackTrain = defineUpdate<TrainStatus, [TrainRollbackRequest]>('rollback');
 export const abortTrain = defineUpdate<TrainStatus, [ControlRequest]>('abort');
 export const pauseTrain = defineSignal<[ControlRequest]>('pause');
 export const resumeTrain = defineSignal<[ControlRequest]>('resume');
+export const acknowledgeError = defineUpdate<TrainStatus, [AcknowledgeRequest]>('acknowledge');
 export const trainStatusQuery = defineQuery<TrainStatus>('trainStatus');

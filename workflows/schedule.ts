@@ -3,17 +3,16 @@
 import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { nextVersion, trainWorkflowId } from './names';
+import { trainWorkflowId } from './names';
 import { trainWorkflow, type TrainInput } from './train';
 
-const { readStations } = proxyActivities<ReturnType<typeof createActivities>>({
+const { nextTrainVersion } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '15 seconds',
 });
 
 export async function weeklyTrainWorkflow(input: Omit<TrainInput, 'version'>): Promise<string> {
-  const { versions } = await readStations();
-  const version = nextVersion(versions.group2);
+  const version = await nextTrainVersion();
   const workflowId = trainWorkflowId(version);
   try {
     await startChild(trainWorkflow, {

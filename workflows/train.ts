@@ -2,6 +2,7 @@
 // one station at a time. Every move is a wikiversions.json change landed in the config repository and deployed by
 // the rollout engine (canaries first), then verified by asking the wikis which version they run.
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -15,6 +16,7 @@ import {
 import type { createActivities } from '../activities';
 import {
   abortTrain,
+  acknowledgeError,
   approveStation,
   pauseTrain,
   resumeTrain,
@@ -27,8 +29,9 @@ import {
 } from './definitions';
 import { STATIONS, checkStation, checkVersion, type Station } from './names';
 import type { Strategy } from './plan';
-import { renderTrain } from './render';
-import { delta, judge, type Counts, type Thresholds } from './analysis';
+import { renderStatusUpdate, renderTrain, type Blocker } from './render';
+import { delta, judge, newSignatures, signatureDelta, type Counts, type GroupCounts, type Signatures, type Thresholds } from './analysis';
+import { describeWindow, untilWindowOpens, type DeployWindows } from './windows';
 import { rolloutWorkflow } from './rollout';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -36,7 +39,13 @@ type Activities = ReturnType<typeof createActivities>;
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch'] },
+  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'SecurityPatchFailed'] },
+});
+
+/** Records and notifications must not hold up a deploy or a rollback: a few quick tries, then a note. */
+const records = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3, initialInterval: '1 second' },
 });
 
 export interface TrainInput {
@@ -48,15 +57,25 @@ export interface TrainInput {
   verifyTimeoutMs: number;
   watchMs: number;
   /** How the error watch judges each interval after a station move. */
-  watch?: Thresholds & { everyMs: number };
+  watch?: Thresholds & { everyMs: number; newErrorMin?: number };
+  /** approval: each station waits for an approver. window: it moves by itself inside its deploy window when no blocker is open. */
+  gate?: 'approval' | 'window';
+  windows?: DeployWindows;
+  /** How often open blockers are checked; absent when no blocker tracker is configured. */
+  blockersPollMs?: number;
+  /** The train's page in the Temporal UI, linked from status updates. */
+  link?: string;
   strategy: Strategy;
   codeService: string;
   configService: string;
   by: string;
 }
 
-const NO_TRAFFIC: Counts = { requests: 0, errors: 0 };
-const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 };
+const NO_TRAFFIC: GroupCounts = { requests: 0, errors: 0, signatures: {} };
+const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 };
+
+const failureType = (err: unknown) => (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined);
+const causeOf = (err: unknown) => (err as { cause?: Error }).cause?.message ?? (err as Error).message;
 
 /** Rollbacks must not stop at a down host or wait for canaries: every host at once, failures reported, not fatal. */
 const ROLLBACK_STRATEGY: Strategy = { canary: null, batch: '100%', maxFail: '100%', fetchConcurrency: 80 };
@@ -83,6 +102,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     station: reached,
     versions: versionsAt(reached),
     nextStation: STATIONS[reached + 1] ?? null,
+    acknowledged: [],
     events: [],
   };
   let approved = false;
@@ -92,6 +112,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   let pendingRollback: TrainRollbackRequest | null = null;
   let rollbacksDone = 0;
   let moves = 0;
+  let retryStage = false;
+  let lastApprover: string | undefined;
+  let recordSeq = 0;
 
   const note = (what: string, by?: string) => {
     status.events.push({ at: new Date().toISOString(), what, by });
@@ -105,18 +128,65 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   };
   const finished = () => ['complete', 'aborted'].includes(status.state);
 
+  /** A SAL line for an action (who, what, commit range), also logged to IRC. Never holds up the train. */
+  const record = async (what: string, by: string, range?: string) => {
+    note(what, by);
+    const entry = { id: `${trainId}#${++recordSeq}`, at: new Date().toISOString(), by, what: `${input.version}: ${what}`, range };
+    await records.logAction(entry).catch((err) => note(`SAL entry not written: ${causeOf(err)}`));
+  };
+  const announce = async (subject: string, body: string) => {
+    await records.sendNotification({ id: `${trainId}-msg${++recordSeq}`, subject, body }).catch((err) => note(`notification not sent: ${causeOf(err)}`));
+  };
+  /** Marks the train blocked and sends the status update, once per distinct set of blockers. */
+  let announcedBlockers = '';
+  const block = async (blockers: Blocker[]) => {
+    status.state = 'blocked';
+    status.blocker = blockers.map((b) => b.title).join('; ');
+    report();
+    const key = JSON.stringify(blockers);
+    if (key === announcedBlockers) return;
+    announcedBlockers = key;
+    await record(`blocked: ${status.blocker}`, 'signalbox');
+    const update = renderStatusUpdate(status, blockers, { train: input.link ?? trainId });
+    await announce(update.subject, update.body);
+  };
+  /** The roadmap page shows the highest group on the new version (0, 1, 2), as release engineers set it by hand. */
+  const updateRoadmap = async () => {
+    const deployedTo = status.station >= 1 ? String(status.station - 1) : '';
+    await records.updateRoadmap({ version: input.version, deployedTo, date: workflowInfo().startTime.toISOString().slice(0, 10), by: input.by }).catch((err) => note(`roadmap not updated: ${causeOf(err)}`));
+  };
+  const checkApprover = (by: string) => {
+    if (input.approvers.length && !input.approvers.includes(by)) throw new Error(`${by} is not an approver of this train; approvers: ${input.approvers.join(', ')}`);
+  };
   setHandler(trainStatusQuery, () => status);
+  setHandler(
+    acknowledgeError,
+    (request) => {
+      status.acknowledged.push({ signature: request.signature, by: request.by, reason: request.reason });
+      note(`acknowledged known error "${request.signature}": ${request.reason}`, request.by);
+      return status;
+    },
+    {
+      validator: (request) => {
+        if (!request?.by || !request.signature?.trim() || !request.reason?.trim()) throw new Error('an acknowledgement needs who (by), the error signature and why it is known (reason)');
+        checkApprover(request.by);
+        if (finished()) throw new Error(`the train is ${status.state}`);
+        if (status.acknowledged.some((a) => a.signature === request.signature)) throw new Error(`"${request.signature}" is already acknowledged`);
+      },
+    },
+  );
   setHandler(
     approveStation,
     (request) => {
       approved = true;
+      lastApprover = request.by;
       note(`approved ${status.nextStation}${request.comment ? `: ${request.comment}` : ''}`, request.by);
       return status;
     },
     {
       validator: (request) => {
         if (!request?.by) throw new Error('an approval must say who approves (by)');
-        if (input.approvers.length && !input.approvers.includes(request.by)) throw new Error(`${request.by} is not an approver of this train; approvers: ${input.approvers.join(', ')}`);
+        checkApprover(request.by);
         if (finished()) throw new Error(`the train is ${status.state}`);
         if (status.nextStation === null) throw new Error('the train is already at group2; there is no station to approve');
         if (request.station !== undefined && request.station !== status.nextStation) throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
@@ -149,7 +219,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     return status;
   }, { validator: (_request: ControlRequest) => { if (finished()) throw new Error(`the train is ${status.state}`); } });
   setHandler(pauseTrain, (request) => { paused = true; note('paused', request.by); });
-  setHandler(resumeTrain, (request) => { paused = false; note('resumed', request.by); });
+  setHandler(resumeTrain, (request) => {
+    paused = false;
+    retryStage = true;
+    note('resumed', request.by);
+  });
 
   upsertSearchAttributes([
     { key: searchAttributes.kind, value: 'train' },
@@ -164,10 +238,12 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     status.state = forward ? 'deploying' : 'rolling-back';
     note(`${label}${why ? `: ${why}` : ''}`, by);
     report();
+    let lastRange: string | undefined;
     const deploy = async (station: number, attempt: string, strategy: Strategy) => {
       const versions = versionsAt(station);
       const subject = `${STATIONS[station] ?? 'all'} wikis ${station >= 0 ? `to ${input.version}` : `back to ${fromVersion}`} (${trainId})`;
       const change = await acts.landWikiversions({ versions, subject, changeId: `${trainId}-${attempt}`, by });
+      lastRange = change.range;
       await executeChild(rolloutWorkflow, {
         workflowId: `${trainId}-${attempt}`,
         args: [{ service: input.configService, release: change.release, selector: {}, strategy, by }],
@@ -178,46 +254,94 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     try {
       await deploy(target, `config-${moves}`, forward ? input.strategy : ROLLBACK_STRATEGY);
       status.station = target;
-      note(`${STATIONS[target] ?? 'all groups'} verified on ${forward ? input.version : fromVersion}`);
       report();
+      await record(`${label}${why ? ` (${why})` : ''}: done and verified`, by, lastRange);
+      await updateRoadmap();
       return true;
     } catch (err) {
-      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
-      status.blocker = `${label} failed: ${cause}`;
-      note(status.blocker);
       // The engine has put the hosts back; put the config repository back to match them.
       await deploy(status.station, `config-${moves}-undo`, ROLLBACK_STRATEGY);
-      status.state = 'blocked';
       holdForHuman = true;
-      report();
+      await block([{ title: `${label} failed: ${causeOf(err)}` }]);
       return false;
     }
   };
 
   report();
-  const code = await acts.stageCode({ version: input.version, by: input.by });
-  note(`staged ${code.id} from ${code.sha.slice(0, 12)}`);
-  await executeChild(rolloutWorkflow, {
-    workflowId: `${trainId}-stage`,
-    args: [{ service: input.codeService, release: code, selector: {}, strategy: input.strategy, by: input.by }],
-  });
-  note(`${code.id} is on every host`);
+  let code: Awaited<ReturnType<Activities['stageCode']>> | null = null;
+  while (!code && !abortRequested) {
+    try {
+      code = await acts.stageCode({ version: input.version, by: input.by });
+    } catch (err) {
+      if (failureType(err) !== 'SecurityPatchFailed') throw err;
+      // The runbook's "git am failed" row: nothing ships until the patch is rebased; `train resume` tries again.
+      retryStage = false;
+      await block([{ title: `stage of ${input.version}: ${causeOf(err)}` }]);
+      await condition(() => retryStage || abortRequested);
+      status.state = 'staging';
+      status.blocker = undefined;
+      announcedBlockers = '';
+      report();
+    }
+  }
+  if (code) {
+    await record(`branch cut and staged ${code.id}${code.patches.length ? ` with ${code.patches.length} security patch(es)` : ''}`, input.by, `wmf/${fromVersion}..${code.sha.slice(0, 12)}`);
+    await executeChild(rolloutWorkflow, {
+      workflowId: `${trainId}-stage`,
+      args: [{ service: input.codeService, release: code, selector: {}, strategy: input.strategy, by: input.by }],
+    });
+    await record(`synced ${code.id} to every host`, input.by);
+  }
+
+  /**
+   * The deploy-window gate: sleeps until the next station's window opens, then moves when no blocker is open,
+   * checking the blockers every poll. An approval moves it at any time. Returns how it was let through.
+   */
+  const windowGate = async (station: Station): Promise<'window' | 'approved' | 'interrupted'> => {
+    const interrupted = () => approved || abortRequested || pendingRollback !== null;
+    const windows = input.windows!;
+    for (;;) {
+      const wait = untilWindowOpens(new Date(), windows.stations[station], windows.timezone);
+      if (wait > 0) {
+        status.state = 'awaiting-window';
+        status.windowOpensAt = new Date(Date.now() + wait).toISOString();
+        report();
+        note(`waiting for the ${station} window, ${describeWindow(windows.stations[station], windows.timezone)}`);
+        if (await condition(interrupted, wait, { summary: `${station} window opens` })) break;
+        continue;
+      }
+      status.windowOpensAt = undefined;
+      if (input.blockersPollMs === undefined) return 'window';
+      const blockers = await acts.openBlockers({ version: input.version });
+      if (!blockers.open.length) {
+        if (status.state === 'blocked') await record('blockers resolved', 'signalbox');
+        announcedBlockers = '';
+        return 'window';
+      }
+      await block(blockers.open);
+      if (await condition(interrupted, input.blockersPollMs, { summary: 'open blockers' })) break;
+    }
+    return approved ? 'approved' : 'interrupted';
+  };
 
   /**
    * The watch after a move: timers measure the moved group's errors in each interval and compare them with its
    * rate before the move. Returns why it breached, or null when the window passed (or an operator stepped in).
    */
-  const watchErrors = async (moved: Station, before: Counts): Promise<string | null> => {
-    const thresholds = input.watch ?? DEFAULT_WATCH;
+  const watchErrors = async (moved: Station, before: Counts, signaturesBefore: Signatures): Promise<string | null> => {
+    const thresholds = { ...DEFAULT_WATCH, ...input.watch };
     let previous = await acts.groupCounters();
     for (let remaining = input.watchMs; remaining > 0; ) {
       const step = Math.min(thresholds.everyMs, remaining);
       remaining -= step;
       if (await condition(() => abortRequested || pendingRollback !== null, step, { summary: `watch ${moved} on ${input.version}` })) return null;
       const now = await acts.groupCounters();
-      const measured = judge(thresholds, delta(now[moved] ?? NO_TRAFFIC, previous[moved] ?? NO_TRAFFIC), before, { subject: moved, baseline: 'before the move' });
+      const [current, last] = [now[moved] ?? NO_TRAFFIC, previous[moved] ?? NO_TRAFFIC];
+      const measured = judge(thresholds, delta(current, last), before, { subject: moved, baseline: 'before the move' });
+      const unknown = newSignatures(signatureDelta(current.signatures, last.signatures), signaturesBefore, status.acknowledged.map((a) => a.signature), thresholds.newErrorMin);
       previous = now;
       if (measured.verdict === 'fail') return measured.why;
+      if (unknown.length) return `new error on ${moved}, seen ${unknown[0].count} times in ${Math.round(step / 1000)} s and never before the move: ${unknown[0].signature}`;
     }
     return null;
   };
@@ -244,36 +368,42 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       status.state = 'complete';
       break;
     }
-    if (!input.autoApprove || holdForHuman) {
+    const moved = STATIONS[status.station + 1];
+    let movedBy = input.by;
+    if (input.gate === 'window' && !holdForHuman) {
+      const gate = await windowGate(moved);
+      if (gate === 'interrupted') continue;
+      if (gate === 'window') movedBy = `signalbox (${moved} deploy window)`;
+    } else if (!input.autoApprove || holdForHuman) {
       if (status.state !== 'blocked' && status.state !== 'rolled-back') status.state = 'awaiting-approval';
       report();
       await condition(() => approved || abortRequested || pendingRollback !== null);
       if (!approved) continue;
     }
+    if (approved) movedBy = lastApprover ?? movedBy;
     approved = false;
     holdForHuman = false;
     status.blocker = undefined;
-    const moved = STATIONS[status.station + 1];
     status.state = 'deploying';
     report();
     const beforeMove = await acts.groupCounters();
-    if (!(await moveTo(status.station + 1, input.by, ''))) continue;
+    if (!(await moveTo(status.station + 1, movedBy, ''))) continue;
     status.state = 'watching';
     report();
-    const breach = await watchErrors(moved, delta(beforeMove[moved] ?? NO_TRAFFIC, sinceLastMove[moved] ?? NO_TRAFFIC));
+    const before = [beforeMove[moved] ?? NO_TRAFFIC, sinceLastMove[moved] ?? NO_TRAFFIC];
+    const breach = await watchErrors(moved, delta(before[0], before[1]), signatureDelta(before[0].signatures, before[1].signatures));
     sinceLastMove = await acts.groupCounters();
     if (breach) {
       // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
       note(`error watch: ${breach}`);
       if (await moveTo(status.station - 1, 'signalbox error watch', `errors rose on ${moved}`)) {
-        status.state = 'blocked';
-        status.blocker = `${moved} was rolled back by the error watch: ${breach}`;
         holdForHuman = true;
-        report();
+        await block([{ title: `${moved} was rolled back by the error watch: ${breach}` }]);
       }
     }
   }
-  note(`train ${status.state}`);
+  await record(`train ${status.state}`, input.by);
+  if (status.state === 'complete') await announce(`[Train] ${input.version} is on all wikis`, `Train ${input.version} reached group2 and passed its error watch.\n-- signalbox\n\n${input.link ?? trainId}`);
   report();
   await condition(allHandlersFinished);
   return status;
