@@ -43,7 +43,7 @@ export function treeHash(dir: string): string {
 
 export class PatchFailed extends Error {
   constructor(readonly patch: string, readonly output: string) {
-    super(`security patch ${patch} does not apply (git am: ${output.split('\n').filter((l) => /error|fail|patch/i.test(l)).slice(0, 3).join(' / ') || output.slice(0, 300)})`);
+    super(`security patch ${patch} does not apply (git am: ${output.split('\n').filter((l) => /error|fail/i.test(l) && !/^(If you|To restore|hint:)/.test(l)).slice(0, 3).join(' / ') || output.slice(0, 300)})`);
     this.name = 'PatchFailed';
   }
 }

@@ -49,14 +49,14 @@ export function createTrainActivities(config: SignalboxConfig) {
   }
 
   /**
-   * The next train version: one past the highest wmf/<version> branch in the code repository, or past what
-   * group2 runs when no branch is newer (the branch cut for it has not happened yet).
+   * The version a train started with "auto" deploys: the newest wmf/<version> branch that group2 does not run yet
+   * (cut, but not yet rolled out everywhere), or else the one after what group2 runs, to be cut at stage.
    */
   async function nextTrainVersion(): Promise<string> {
-    const branches = (await forge().branches(CODE_REPO)).map((b) => /^wmf\/(.+)$/.exec(b)?.[1]).filter((v): v is string => !!v && isVersion(v));
+    const branches = (await forge().branches(CODE_REPO)).map((b) => /^wmf\/(.+)$/.exec(b)?.[1]).filter(isVersion);
     const { versions } = await readStations();
-    const newest = [...branches, versions.group2].filter(isVersion).sort(compareVersions).pop()!;
-    return nextVersion(newest);
+    const newest = branches.sort(compareVersions).pop();
+    return newest && isVersion(versions.group2) && compareVersions(newest, versions.group2) > 0 ? newest : nextVersion(versions.group2);
   }
 
   /**
