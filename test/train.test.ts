@@ -4,9 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import fs from 'node:fs';
 import path from 'node:path';
-import { abortTrain, approveStation, rollbackTrain, trainStatusQuery, type TrainStatus } from '../workflows/definitions';
+import { abortTrain, acknowledgeError, approveStation, rollbackTrain, trainStatusQuery, type TrainStatus } from '../workflows/definitions';
 import { STATIONS } from '../workflows/names';
 import { startTrain, trainInputFrom, UserError } from '../scripts/client';
+import { mailDir, slackFile } from '../sandbox/records';
 import { assertHostsConsistent, cli, refusal, liveVersions, serviceOnEveryHost, startSandbox, waitFor, workerProcess, type Sandbox } from './helpers';
 
 const OLD = '1.41.0-wmf.25';
@@ -86,13 +87,51 @@ describe('train', () => {
       const s = await handle.query(trainStatusQuery);
       return s.state === 'blocked' && s;
     }, 120_000, 250);
-    expect(blocked.blocker).toMatch(/^group1 was rolled back by the error watch: group1 \d+\.\d+% of \d+ requests, before the move 0\.00% of \d+$/);
+    expect(blocked.blocker).toMatch(/^group1 was rolled back by the error watch: (group1 \d+\.\d+% of \d+ requests, before the move 0\.00% of \d+|new error on group1, seen \d+ times)/);
     expect(blocked.versions).toEqual({ testwikis: NEW, group0: NEW, group1: OLD, group2: OLD });
     const live = await liveVersions(sandbox);
     expect([...live.get('enwiktionary')!]).toEqual([OLD]);
     expect([...live.get('mediawikiwiki')!]).toEqual([NEW]);
+    // People hear about it: the status update by email and Slack, the rollback in the SAL.
+    const mail = await waitFor('the status update mail', async () => {
+      const dir = mailDir(path.join(sandbox!.home, 'sandbox'));
+      return fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '')).find((m) => m.includes(`Subject: [Train] ${NEW} status update`));
+    }, 15_000);
+    expect(mail).toContain('group1 was rolled back by the error watch');
+    expect(fs.readFileSync(slackFile(path.join(sandbox.home, 'sandbox')), 'utf8')).toContain(`[Train] ${NEW} status update`);
+    expect(fs.readFileSync(path.join(sandbox.home, 'sal.log'), 'utf8')).toMatch(/signalbox error watch: .*roll back group1 to 1\.41\.0-wmf\.25 \(errors rose on group1\): done and verified/);
     await handle.executeUpdate(abortTrain, { args: [{ by: 'test' }] });
     expect((await handle.result()).state).toBe('aborted');
+  });
+
+  it('rolls back on a new error signature, and not once an operator acknowledges it as known', async () => {
+    const signature = 'Error: Call to undefined method SkinTemplate::getTabs()';
+    sandbox = await startSandbox({
+      trafficPerSecond: 200,
+      configure: (c) => {
+        delete c.services['mediawiki-config'].analysis;
+        // A rate ceiling this high never trips: only the new signature can.
+        c.train = { ...c.train, watchMs: 6000, watchIntervalMs: 2000, watchMaxErrorRate: 0.5, watchMinRequests: 20, watchNewErrorMin: 2 };
+      },
+    });
+    fs.writeFileSync(path.join(sandbox.home, 'sandbox', 'faults.json'), JSON.stringify({ [NEW]: { signature, groups: { group1: { errorRate: 0.05 } } } }));
+    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }));
+    const blocked = await waitFor('the new signature to block the train', async () => {
+      const s = await handle.query(trainStatusQuery);
+      return s.state === 'blocked' && s;
+    }, 120_000, 250);
+    expect(blocked.blocker).toContain(`new error on group1, seen`);
+    expect(blocked.blocker).toContain(`never before the move: ${signature}`);
+    expect(blocked.versions.group1).toBe(OLD);
+
+    expect(await refusal(handle.executeUpdate(acknowledgeError, { args: [{ by: 'alice', signature, reason: '' }] }))).toMatch(/needs who \(by\), the error signature and why/);
+    const ack = await cli(sandbox, ['train', 'ack', NEW, signature, '--reason', 'T1234: known, harmless', '--as', 'alice']);
+    expect(ack.stderr).toBe('');
+    expect(ack.stdout).toContain(signature);
+    await handle.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group1' }] });
+    const result: TrainStatus = await handle.result();
+    expect(result.state).toBe('complete');
+    expect(result.acknowledged).toEqual([{ signature, by: 'alice', reason: 'T1234: known, harmless' }]);
   });
 
   it('refuses to start the same train twice, with a clear message', async () => {

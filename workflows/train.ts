@@ -233,7 +233,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   /** Lands wikiversions for `target`, deploys it with the engine and verifies it. False when it had to undo. */
   const moveTo = async (target: number, by: string, why: string): Promise<boolean> => {
     const forward = target > status.station;
-    const label = `${forward ? 'move' : 'roll back'} ${STATIONS[target] ?? 'all groups'} to ${forward ? input.version : fromVersion}`;
+    // Forward names the station reached; backward names every group that goes back.
+    const groups = forward ? STATIONS[target] : STATIONS.slice(target + 1, status.station + 1).join(', ');
+    const label = `${forward ? 'move' : 'roll back'} ${groups} to ${forward ? input.version : fromVersion}`;
     moves++;
     status.state = forward ? 'deploying' : 'rolling-back';
     note(`${label}${why ? `: ${why}` : ''}`, by);
