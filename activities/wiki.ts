@@ -17,11 +17,13 @@ export interface VerifyRequest {
 }
 
 export function createWikiActivities(config: SignalboxConfig) {
-  async function liveVersions(domains: Record<string, string>, dbnames: string[]): Promise<{ host: string; wiki: string; version: string | null; error?: string }[]> {
+  /** What each pooled host says each wiki runs; `only` limits it to those host/wiki pairs. */
+  async function liveVersions(domains: Record<string, string>, dbnames: string[], only: string[] | null = null): Promise<{ host: string; wiki: string; version: string | null; error?: string }[]> {
     const inventory = loadInventory(config);
     const pools = await poolStates(inventory.loadBalancer).catch(() => ({} as Record<string, boolean>));
     const hosts = inventory.hosts.filter((h) => pools[h.name] !== false);
-    const pairs = hosts.flatMap((host) => dbnames.map((wiki) => ({ host, wiki })));
+    const wanted = only && new Set(only);
+    const pairs = hosts.flatMap((host) => dbnames.map((wiki) => ({ host, wiki }))).filter((p) => !wanted || wanted.has(`${p.host.name}/${p.wiki}`));
     return eachWithLimit(pairs, 64, async ({ host, wiki }) => {
       try {
         const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, domains[wiki], 5000);
@@ -33,17 +35,24 @@ export function createWikiActivities(config: SignalboxConfig) {
     });
   }
 
-  /** Polls every pooled host for every wiki until each answers with its expected version, or the time runs out. */
+  /**
+   * Polls every pooled host for every wiki until each has answered once with its expected version, or the time
+   * runs out. Only pairs not yet confirmed are asked again, so an error page from a sometimes-failing release
+   * (which the error watch judges) is not mistaken for the wrong version.
+   */
   async function verifyLiveVersions(request: VerifyRequest): Promise<{ checked: number; attempts: number }> {
     const deadline = Date.now() + request.timeoutMs;
-    const dbnames = Object.keys(request.expected);
+    let pending: string[] | null = null;
+    let checked = 0;
     for (let attempts = 1; ; attempts++) {
-      const answers = await liveVersions(request.domains, dbnames);
+      const answers = await liveVersions(request.domains, Object.keys(request.expected), pending);
+      if (pending === null) checked = answers.length;
       const wrong = answers.filter((a) => a.version !== request.expected[a.wiki]);
-      if (wrong.length === 0) return { checked: answers.length, attempts };
+      if (wrong.length === 0) return { checked, attempts };
+      pending = wrong.map((w) => `${w.host}/${w.wiki}`);
       if (Date.now() + request.everyMs > deadline) {
         const sample = wrong.slice(0, 5).map((w) => `${w.host}/${w.wiki}: ${w.version ?? w.error} (expected ${request.expected[w.wiki]})`);
-        throw ApplicationFailure.nonRetryable(`${wrong.length} of ${answers.length} wiki answers do not show the expected version after ${attempts} checks: ${sample.join('; ')}`, 'VersionMismatch');
+        throw ApplicationFailure.nonRetryable(`${wrong.length} of ${checked} wiki answers do not show the expected version after ${attempts} checks: ${sample.join('; ')}`, 'VersionMismatch');
       }
       await new Promise((r) => setTimeout(r, request.everyMs));
     }

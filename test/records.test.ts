@@ -57,7 +57,7 @@ class IrcListener {
 
 function mails(s: Sandbox): string[] {
   const dir = mailDir(path.join(s.home, 'sandbox'));
-  return fs.existsSync(dir) ? fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '')) // quoted-printable soft breaks : [];
+  return fs.existsSync(dir) ? fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '')) : []; // undo quoted-printable soft line breaks
 }
 
 /** A security patch made the way developers make them: git format-patch against the code repository. */

@@ -24,9 +24,10 @@ async function main() {
     const until = async (what: string, done: (s: TrainStatus) => boolean, timeoutMs = 600_000) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const s = await handle.query(trainStatusQuery);
-        if (done(s)) return s;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; state ${s.state}`);
+        // Until its first task runs, the workflow has no query handler yet.
+        const s = await handle.query(trainStatusQuery).catch(() => null);
+        if (s && done(s)) return s;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; state ${s?.state}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     };
@@ -45,7 +46,7 @@ async function main() {
     const blocked = await until('the error watch to roll group1 back', (s) => s.state === 'blocked');
     const at = (prefix: string) => Date.parse(blocked.events.find((e) => e.what.startsWith(prefix))!.at);
     const breach = at('error watch:');
-    const movedBack = Date.parse([...blocked.events].reverse().find((e) => e.what.includes('roll back group1'))!.at);
+    const movedBack = Date.parse(blocked.events.find((e) => e.what.startsWith('roll back group1'))!.at);
     const rollbackDone = Date.parse(blocked.events.find((e) => /roll back group1 .*done and verified/.test(e.what))!.at);
     console.log(`breach detected -> group1 rolled back on every host and verified: ${seconds(rollbackDone - breach)} (started ${seconds(movedBack - breach)} after)`);
     console.log(`group1 live -> breach detected: ${seconds(breach - Date.parse(blocked.events.find((e) => /move group1 .*done and verified/.test(e.what))!.at))}`);
