@@ -16,12 +16,22 @@ export interface ChangeRequest {
   /** A stable key for this change: landing it twice (an activity retried after a crash) lands it once. */
   changeId: string;
   author: string;
+  /** Change-Ids that must be live before this change may deploy. */
+  dependsOn?: string[];
 }
 
 export interface LandedChange {
   sha: string;
   changeId: string;
   alreadyLanded: boolean;
+}
+
+/** A commit with the trailers signalbox reads: Change-Id names a change, Depends-On names changes that must be live first. */
+export interface CommitInfo {
+  sha: string;
+  subject: string;
+  changeIds: string[];
+  dependsOn: string[];
 }
 
 export interface Forge {
@@ -34,6 +44,27 @@ export interface Forge {
   resolve(repo: string, ref: string): Promise<string>;
   /** Writes the tree at `ref` into an empty folder. */
   exportTree(repo: string, ref: string, dest: string): Promise<void>;
+  /** Commits reachable from `head` but from none of `exclude`, newest first, at most `limit`. */
+  commits(repo: string, head: string, exclude: string[], limit: number): Promise<CommitInfo[]>;
+  /** Every commit, on any branch, that carries the Change-Id `changeId`. */
+  findChange(repo: string, changeId: string): Promise<string[]>;
+  isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean>;
+}
+
+const FIELD = '\x1f';
+const RECORD = '\x1e';
+const LOG_FORMAT = `%H%x1f%s%x1f%(trailers:key=Change-Id,valueonly,separator=%x2C)%x1f%(trailers:key=Depends-On,valueonly,separator=%x2C)%x1e`;
+
+function parseLog(out: string): CommitInfo[] {
+  const list = (field: string | undefined) => (field ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+  return out
+    .split(RECORD)
+    .map((record) => record.replace(/^\n/, ''))
+    .filter(Boolean)
+    .map((record) => {
+      const [sha, subject, changeIds, dependsOn] = record.split(FIELD);
+      return { sha, subject, changeIds: list(changeIds), dependsOn: list(dependsOn) };
+    });
 }
 
 const GIT_IDENTITY = { GIT_AUTHOR_EMAIL: 'signalbox@localhost', GIT_COMMITTER_NAME: 'signalbox', GIT_COMMITTER_EMAIL: 'signalbox@localhost' };
@@ -82,17 +113,35 @@ export class LocalGitForge implements Forge {
     return this.git(repo, ['show', `${ref}:${file}`]);
   }
 
+  private async log(repo: string, args: string[]): Promise<CommitInfo[]> {
+    return parseLog(await this.git(repo, ['log', `--format=${LOG_FORMAT}`, ...args]));
+  }
+
   private async findLanded(repo: string, branch: string, changeId: string): Promise<string | null> {
-    const out = await this.git(repo, ['log', '-n', '200', '--format=%H %(trailers:key=Change-Id,valueonly,separator=%x2C)', `refs/heads/${branch}`]).catch(() => '');
-    for (const line of out.split('\n')) {
-      const [sha, ids] = line.split(' ');
-      if (ids && ids.split(',').includes(changeId)) return sha;
-    }
-    return null;
+    const recent = await this.log(repo, ['-n', '200', `refs/heads/${branch}`]).catch(() => []);
+    return recent.find((c) => c.changeIds.includes(changeId))?.sha ?? null;
+  }
+
+  async commits(repo: string, head: string, exclude: string[], limit: number): Promise<CommitInfo[]> {
+    const known = [];
+    for (const sha of exclude) if (await this.resolve(repo, sha).catch(() => '')) known.push(sha);
+    return this.log(repo, ['-n', String(limit), head, ...known.map((sha) => `^${sha}`)]);
+  }
+
+  async findChange(repo: string, changeId: string): Promise<string[]> {
+    const all = await this.log(repo, ['--all']);
+    return all.filter((c) => c.changeIds.includes(changeId)).map((c) => c.sha);
+  }
+
+  async isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean> {
+    return this.git(repo, ['merge-base', '--is-ancestor', ancestor, descendant]).then(
+      () => true,
+      () => false,
+    );
   }
 
   async land(change: ChangeRequest): Promise<LandedChange> {
-    const { repo, branch, files, subject, changeId, author } = change;
+    const { repo, branch, files, subject, changeId, author, dependsOn = [] } = change;
     const landed = await this.findLanded(repo, branch, changeId);
     if (landed) return { sha: landed, changeId, alreadyLanded: true };
     const head = await this.resolve(repo, `refs/heads/${branch}`).catch(() => '');
@@ -105,7 +154,7 @@ export class LocalGitForge implements Forge {
         await this.git(repo, ['update-index', '--add', '--cacheinfo', `100644,${blob},${file}`], env);
       }
       const tree = await this.git(repo, ['write-tree'], env);
-      const message = `${subject}\n\nChange-Id: ${changeId}\n`;
+      const message = `${subject}\n\n${dependsOn.map((id) => `Depends-On: ${id}\n`).join('')}Change-Id: ${changeId}\n`;
       const commit = await this.git(repo, ['commit-tree', tree, ...(head ? ['-p', head] : []), '-F', '-'], { GIT_AUTHOR_NAME: author }, message);
       // Compare-and-swap: if someone else moved the branch meanwhile, this fails rather than losing their change.
       await this.git(repo, ['update-ref', `refs/heads/${branch}`, commit, head || '0'.repeat(40)]);

@@ -16,9 +16,12 @@ import {
   type ServiceOnHost,
   type ServiceState,
 } from './host-ops';
-import { fill, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
+import { fill, forgeFor, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
 import { poolStates, setPooled } from './loadbalancer';
-import type { Release } from './releases';
+import { releaseSource, type Release, type ReleaseSource } from './releases';
+
+/** How far back a release's new commits are read for Depends-On: more than a week of any branch's changes. */
+const DEPENDS_ON_SCAN_LIMIT = 1000;
 
 export interface TargetRequest {
   service: string;
@@ -198,6 +201,67 @@ export function createHostActivities(config: SignalboxConfig) {
     });
   }
 
+  /**
+   * Refuses a release that carries a change whose Depends-On change is not yet live on every selected host: the
+   * multi-step change that must go out in order. A dependency counts as live when the release itself contains it,
+   * or when each reachable host runs, for some service, a release built from a commit that contains it.
+   */
+  async function checkDependsOn(request: { service: string; release: Release; selector: HostSelector }): Promise<{ dependencies: string[] }> {
+    const inv = inventory();
+    const source = releaseSource(inv.stagingDir, request.service, request.release.id);
+    if (!source) return { dependencies: [] }; // staged by hand from a tree: there are no commits to read
+    const forge = forgeFor(inv);
+    const head = /^[0-9a-f]{40}$/.test(request.release.sha) ? request.release.sha : source.shas[source.shas.length - 1];
+    const hosts = await select(request.selector);
+    const running = new Map<string, { service: string; source: ReleaseSource }[]>();
+    await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
+      const sources: { service: string; source: ReleaseSource }[] = [];
+      for (const serviceName of Object.keys(config.services)) {
+        const onHost = await read(host, serviceName).catch(() => null);
+        if (!onHost) return; // unreachable: the rollout itself will count it as a failure
+        for (const target of new Set(Object.values(onHost.links))) {
+          const found = releaseSource(inv.stagingDir, serviceName, target.replace(/^revs\//, ''));
+          if (found) sources.push({ service: serviceName, source: found });
+        }
+      }
+      running.set(host.name, sources);
+    });
+    const liveOfThisService = [...running.values()].flat().filter((r) => r.service === request.service && r.source.repo === source.repo);
+    const newCommits = await forge.commits(source.repo, head, [...new Set(liveOfThisService.flatMap((r) => r.source.shas))], DEPENDS_ON_SCAN_LIMIT);
+    const repos = [...new Set([source.repo, ...[...running.values()].flat().map((r) => r.source.repo)])];
+    const problems: string[] = [];
+    const dependencies = [...new Set(newCommits.flatMap((c) => c.dependsOn))];
+    for (const commit of newCommits) {
+      for (const dependency of commit.dependsOn) {
+        const change = `${commit.sha.slice(0, 10)} ("${commit.subject}") depends on ${dependency}`;
+        const carriers = (await Promise.all(repos.map(async (repo) => (await forge.findChange(repo, dependency)).map((sha) => ({ repo, sha }))))).flat();
+        if (!carriers.length) {
+          problems.push(`${change}, which is in none of ${repos.join(', ')}; land it first or fix the Depends-On line`);
+          continue;
+        }
+        const contains = async (repo: string, shas: string[]) => {
+          for (const carrier of carriers.filter((c) => c.repo === repo)) for (const sha of shas) if (await forge.isAncestor(repo, carrier.sha, sha)) return true;
+          return false;
+        };
+        if (await contains(source.repo, [head])) continue; // ships in this same release
+        const missing: string[] = [];
+        for (const host of hosts) {
+          const sources = running.get(host.name);
+          if (!sources) continue;
+          let live = false;
+          for (const r of sources) if (!live && (await contains(r.source.repo, r.source.shas))) live = true;
+          if (!live) missing.push(host.name);
+        }
+        if (missing.length) {
+          const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
+          problems.push(`${change} (${carriers[0].repo} ${carriers[0].sha.slice(0, 10)}), which is not live on ${missing.length} of ${running.size} hosts (${shown}); deploy it there first`);
+        }
+      }
+    }
+    if (problems.length) throw ApplicationFailure.nonRetryable(`refusing to deploy ${request.release.id}: ${problems.join('; ')}`, 'DependencyNotLive');
+    return { dependencies };
+  }
+
   /** After a whole rollout succeeds: record the release as last stable, and prune old releases. */
   async function markStable(request: HostsRequest): Promise<number> {
     const inv = inventory();
@@ -230,5 +294,5 @@ export function createHostActivities(config: SignalboxConfig) {
     });
   }
 
-  return { currentReleases, fetchToHosts, promoteHosts, rollbackHosts, markStable, describeHosts };
+  return { currentReleases, checkDependsOn, fetchToHosts, promoteHosts, rollbackHosts, markStable, describeHosts };
 }

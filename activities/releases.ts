@@ -17,6 +17,34 @@ export interface Release {
   contentHash: string;
   /** The forge commit it was built from. */
   sha: string;
+  /** The forge repository it was built from; absent for a tree staged by hand. */
+  repo?: string;
+}
+
+/** Where a staged release came from: one tree can be built from several commits with the same content. */
+export interface ReleaseSource {
+  repo: string;
+  shas: string[];
+}
+
+const sourceFile = (stagingDir: string, service: string, id: string) => path.join(stagingDir, checkServiceName(service), '.sources', `${id}.json`);
+
+export function releaseSource(stagingDir: string, service: string, id: string): ReleaseSource | null {
+  try {
+    return JSON.parse(fs.readFileSync(sourceFile(stagingDir, service, id), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function recordSource(stagingDir: string, service: string, id: string, repo: string, sha: string): void {
+  const known = releaseSource(stagingDir, service, id);
+  if (known?.repo === repo && known.shas.includes(sha)) return;
+  const file = sourceFile(stagingDir, service, id);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const next: ReleaseSource = { repo, shas: [...(known?.repo === repo ? known.shas : []), sha] };
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(next));
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 function listFiles(dir: string, prefix = '.'): string[] {
@@ -89,5 +117,7 @@ export async function stageFromForge(forge: Forge, stagingDir: string, service: 
   const final = path.join(serviceDir, id);
   if (fs.existsSync(final)) fs.rmSync(work, { recursive: true, force: true });
   else fs.renameSync(work, final);
-  return { id, name, service, contentHash, sha };
+  // Patched trees are not what the commit holds, but the commit's changes are all in them, which is what Depends-On asks.
+  recordSource(stagingDir, service, id, repo, sha);
+  return { id, name, service, contentHash, sha, repo };
 }

@@ -307,6 +307,9 @@ export function buildCli(): Command {
       const release = await resolveRelease(cfg, service, spec);
       const { current, canaryHosts } = await hostActivities.currentReleases({ service, release, selector });
       const plan = planRollout(current, release.id, { ...strategy, canaryHosts }); // also checks the amounts
+      const { dependencies } = await hostActivities.checkDependsOn({ service, release, selector }).catch((err) => {
+        throw new UserError((err as Error).message);
+      });
       if (opts.dryRun) {
         console.log(`dry run: ${release.id} to ${service} on ${Object.keys(current).length} hosts; nothing is touched`);
         console.log(`already on it: ${plan.alreadyOnRelease.length ? plan.alreadyOnRelease.join(', ') : 'none'}`);
@@ -327,6 +330,7 @@ export function buildCli(): Command {
           console.log(`changes from ${old}:\n${diff.trim() || '(no file changes)'}`);
         }
         console.log(`max failures tolerated: ${plan.maxFailures}`);
+        console.log(`depends on (all live): ${dependencies.length ? dependencies.join(', ') : 'nothing'}`);
         return;
       }
       const client = await connectClient(cfg);

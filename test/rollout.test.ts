@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pauseRollout, resumeRollout, rollbackRollout, rolloutStatusQuery, type RolloutStatus } from '../workflows/definitions';
-import { fleetFile } from '../activities/inventory';
+import { fleetFile, loadInventory } from '../activities/inventory';
+import { stageFromForge } from '../activities/releases';
+import { SANDBOX_START_VERSION } from '../sandbox/wikis';
 import {
   assertHostsConsistent,
   cli,
@@ -182,5 +184,41 @@ describe('rollout engine', () => {
     const full = await cli(sandbox, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
     expect(full.stdout).toContain('deployed config-');
     expect(await onRelease()).toBe(8);
+  });
+});
+
+describe('Depends-On', () => {
+  it('refuses a config change until the code change it depends on is live on every host, then deploys it', async () => {
+    sandbox = await startSandbox();
+    const s = sandbox;
+    const code = SANDBOX_START_VERSION;
+    await s.forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'FancyFeature.php': '<?php $wgFancyFeature = true;\n' }, subject: 'Enable FancyFeature everywhere', changeId: 'I-fancy-config', dependsOn: ['I-fancy-code'], author: 'tester' });
+    const before = JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'));
+
+    const notLanded = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
+    expect(notLanded.code).toBe(2);
+    expect(notLanded.stderr).toMatch(/\("Enable FancyFeature everywhere"\) depends on I-fancy-code, which is in none of mediawiki-config, mediawiki/);
+    expect(JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'))).toBe(before);
+
+    // The backport lands on the running branch but is not deployed yet: still refused, naming the hosts without it.
+    await s.forge.land({ repo: 'mediawiki', branch: `wmf/${code}`, files: { 'includes/FancyFeature.php': '<?php class FancyFeature {}\n' }, subject: 'Backport: FancyFeature', changeId: 'I-fancy-code', author: 'tester' });
+    const notLive = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
+    expect(notLive.code).toBe(2);
+    expect(notLive.stderr).toMatch(/depends on I-fancy-code \(mediawiki [0-9a-f]{10}\), which is not live on 8 of 8 hosts \(mw1001, .*, and 3 more\); deploy it there first/);
+    expect(JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'))).toBe(before);
+
+    // Started straight on the engine (as a train or a script would), the workflow refuses before touching a host.
+    const release = await stageFromForge(s.forge, loadInventory(s.config).stagingDir, 'mediawiki-config', 'mediawiki-config', 'refs/heads/main', 'config');
+    const refused = await (await rollout(s, release)).result().then(() => undefined, (err) => (err as { cause?: { cause?: { type?: string; message?: string } } }).cause?.cause);
+    expect(refused?.type).toBe('DependencyNotLive');
+    expect(refused?.message).toMatch(/not live on 8 of 8 hosts/);
+    expect(JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'))).toBe(before);
+
+    const codeDeploy = await cli(s, ['deploy', code, '--yes']);
+    expect(codeDeploy.stdout).toContain(`deployed ${code}-`);
+    const deployed = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
+    expect(deployed.stderr).toBe('');
+    expect(deployed.stdout).toContain('deployed config-');
+    for (const h of await serviceOnEveryHost(s, 'mediawiki-config')) expect(fs.existsSync(path.join(h.root, 'mediawiki-config', h.links.current!, 'FancyFeature.php'))).toBe(true);
   });
 });

@@ -5,6 +5,7 @@ import {
   ApplicationFailure,
   condition,
   executeChild,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -130,6 +131,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     );
   };
 
+  // Before any host is touched: a change whose Depends-On is not live yet must not go out (refuses, never retried).
+  if (patched('depends-on-check')) await hostActivities.checkDependsOn({ service: input.service, release: input.release, selector: input.selector });
   const { current, canaryHosts } = await hostActivities.currentReleases({ service: input.service, release: input.release, selector: input.selector });
   const plan = planRollout(current, input.release.id, { ...input.strategy, canaryHosts: input.strategy.canaryHosts ?? canaryHosts });
   const pending = plan.waves.flatMap((w) => w.hosts);
