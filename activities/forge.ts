@@ -67,6 +67,21 @@ function parseLog(out: string): CommitInfo[] {
     });
 }
 
+/** The message every forge writes: the trailers are how a retry finds its change and how Depends-On is read. */
+export function commitMessage(subject: string, changeId: string, dependsOn: string[] = []): string {
+  return `${subject}\n\n${dependsOn.map((id) => `Depends-On: ${id}\n`).join('')}Change-Id: ${changeId}\n`;
+}
+
+export function revertSubject(subject: string, reason: string, sha: string): string {
+  return `Revert "${subject.split('\n')[0].slice(0, 200)}"\n\n${reason}\n\nThis reverts commit ${sha}.`;
+}
+
+/** Reads the trailers of a commit message the way `git interpret-trailers` would for these two keys. */
+export function trailersOf(message: string): { changeIds: string[]; dependsOn: string[] } {
+  const values = (key: string) => [...message.matchAll(new RegExp(`^${key}:[ \\t]*(\\S+)[ \\t]*$`, 'gim'))].map((m) => m[1]);
+  return { changeIds: values('Change-Id'), dependsOn: values('Depends-On') };
+}
+
 const GIT_IDENTITY = { GIT_AUTHOR_EMAIL: 'signalbox@localhost', GIT_COMMITTER_NAME: 'signalbox', GIT_COMMITTER_EMAIL: 'signalbox@localhost' };
 
 export class LocalGitForge implements Forge {
@@ -154,7 +169,7 @@ export class LocalGitForge implements Forge {
         await this.git(repo, ['update-index', '--add', '--cacheinfo', `100644,${blob},${file}`], env);
       }
       const tree = await this.git(repo, ['write-tree'], env);
-      const message = `${subject}\n\n${dependsOn.map((id) => `Depends-On: ${id}\n`).join('')}Change-Id: ${changeId}\n`;
+      const message = commitMessage(subject, changeId, dependsOn);
       const commit = await this.git(repo, ['commit-tree', tree, ...(head ? ['-p', head] : []), '-F', '-'], { GIT_AUTHOR_NAME: author }, message);
       // Compare-and-swap: if someone else moved the branch meanwhile, this fails rather than losing their change.
       await this.git(repo, ['update-ref', `refs/heads/${branch}`, commit, head || '0'.repeat(40)]);
@@ -169,8 +184,8 @@ export class LocalGitForge implements Forge {
     const changed = (await this.git(repo, ['diff-tree', '--no-commit-id', '--name-only', '-r', parent, sha])).split('\n').filter(Boolean);
     const files: Record<string, string> = {};
     for (const file of changed) files[file] = await this.readFile(repo, parent, file);
-    const subject = (await this.git(repo, ['log', '-1', '--format=%s', sha])).slice(0, 200);
-    return this.land({ repo, branch, files, subject: `Revert "${subject}"\n\n${reason}\n\nThis reverts commit ${sha}.`, changeId, author });
+    const subject = await this.git(repo, ['log', '-1', '--format=%s', sha]);
+    return this.land({ repo, branch, files, subject: revertSubject(subject, reason, sha), changeId, author });
   }
 
   async exportTree(repo: string, ref: string, dest: string): Promise<void> {

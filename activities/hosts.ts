@@ -210,7 +210,7 @@ export function createHostActivities(config: SignalboxConfig) {
     const inv = inventory();
     const source = releaseSource(inv.stagingDir, request.service, request.release.id);
     if (!source) return { dependencies: [] }; // staged by hand from a tree: there are no commits to read
-    const forge = forgeFor(inv);
+    const forge = forgeFor(config, inv);
     const head = /^[0-9a-f]{40}$/.test(request.release.sha) ? request.release.sha : source.shas[source.shas.length - 1];
     const hosts = await select(request.selector);
     const running = new Map<string, { service: string; source: ReleaseSource }[]>();

@@ -5,6 +5,7 @@ import type { HostSpec, SignalboxConfig } from '../config/load';
 import { LocalTransport, type Transport } from './transport';
 import { SshTransport } from './ssh';
 import { LocalGitForge, type Forge } from './forge';
+import { GitHubForge } from './github';
 
 export interface Inventory {
   hosts: HostSpec[];
@@ -76,7 +77,8 @@ export function loadInventory(config: SignalboxConfig): Inventory {
   };
 }
 
-export function forgeFor(inventory: Inventory): Forge {
+export function forgeFor(config: SignalboxConfig, inventory: Inventory = loadInventory(config)): Forge {
+  if (config.forge?.github) return new GitHubForge(config.forge.github);
   return new LocalGitForge(inventory.reposDir);
 }
 

@@ -27,7 +27,7 @@ export interface ConfigChange {
 }
 
 export function createTrainActivities(config: SignalboxConfig) {
-  const forge = () => forgeFor(loadInventory(config));
+  const forge = () => forgeFor(config);
 
   /** The version every group runs now, read from wikiversions.json on the config repo's main branch. */
   async function readStations(): Promise<{ versions: Record<Station, string>; catalog: WikiCatalog }> {

@@ -88,6 +88,15 @@ export interface SignalboxConfig {
   };
   notify: NotifyConfig;
   roadmap?: { api: string; page: string; user?: string; passwordEnv?: string };
+  /** Where the code and config repositories live; absent means the local git forge of the state folder. */
+  forge?: { github: GitHubSpec };
+}
+
+export interface GitHubSpec {
+  /** The organisation or user that owns every repository the train uses. */
+  owner: string;
+  apiUrl: string;
+  tokenEnv: string;
 }
 
 export interface NotifyConfig {
@@ -238,6 +247,7 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       email: raw.notify?.email,
     },
     roadmap: raw.roadmap,
+    forge: raw.forge?.github && { github: { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...raw.forge.github } },
   };
   try {
     checkWindows(config.train.windows);

@@ -213,6 +213,24 @@ export const configSchema = {
         },
       },
     },
+    forge: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['github'],
+      description: 'where the repositories live when not in the local git forge: github, with owner, apiUrl and tokenEnv',
+      properties: {
+        github: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['owner'],
+          properties: {
+            owner: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$', description: 'the organisation that owns the mediawiki and mediawiki-config repositories' },
+            apiUrl: { type: 'string', description: 'the REST API root, https://api.github.com by default' },
+            tokenEnv: { type: 'string', description: 'the environment variable holding a token that may push and merge' },
+          },
+        },
+      },
+    },
     roadmap: {
       type: 'object',
       additionalProperties: false,
