@@ -50,11 +50,11 @@ async function resolveRelease(cfg: SignalboxConfig, service: string, spec: strin
   }
   if (service === cfg.train.codeService) {
     const version = checkVersion(spec);
-    return stageFromForge(forgeFor(inventory), inventory.stagingDir, service, CODE_REPO, `refs/heads/wmf/${version}`, version);
+    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CODE_REPO, `refs/heads/wmf/${version}`, version);
   }
   if (service === cfg.train.configService) {
     if (!/^[A-Za-z0-9][A-Za-z0-9/._-]*$/.test(spec)) throw new InvalidNameError('ref', spec, 'expected a branch or commit of the config repository');
-    return stageFromForge(forgeFor(inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config');
+    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config');
   }
   throw new UserError(`give a staged release id for ${service}, such as name-0123456789ab`);
 }
