@@ -5,6 +5,7 @@ import type { HostSpec, SignalboxConfig } from '../config/load';
 import { LocalTransport, type Transport } from './transport';
 import { SshTransport } from './ssh';
 import { LocalGitForge, type Forge } from './forge';
+import { GerritForge } from './gerrit';
 import { GitHubForge } from './github';
 
 export interface Inventory {
@@ -78,6 +79,7 @@ export function loadInventory(config: SignalboxConfig): Inventory {
 }
 
 export function forgeFor(config: SignalboxConfig, inventory: Inventory = loadInventory(config)): Forge {
+  if (config.forge?.gerrit) return new GerritForge(config.forge.gerrit, path.join(config.home, 'gerrit-mirror'));
   if (config.forge?.github) return new GitHubForge(config.forge.github);
   return new LocalGitForge(inventory.reposDir);
 }

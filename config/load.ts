@@ -2,6 +2,7 @@
 // path inside the file and the fix, and nothing else runs until the file is right.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { GerritSpec } from '../activities/gerrit';
 import Ajv, { type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { configSchema } from './schema';
@@ -89,8 +90,10 @@ export interface SignalboxConfig {
   notify: NotifyConfig;
   roadmap?: { api: string; page: string; user?: string; passwordEnv?: string };
   /** Where the code and config repositories live; absent means the local git forge of the state folder. */
-  forge?: { github: GitHubSpec };
+  forge?: { github?: GitHubSpec; gerrit?: GerritSpec };
 }
+
+export type { GerritSpec };
 
 export interface GitHubSpec {
   /** The organisation or user that owns every repository the train uses. */
@@ -247,7 +250,10 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       email: raw.notify?.email,
     },
     roadmap: raw.roadmap,
-    forge: raw.forge?.github && { github: { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...raw.forge.github } },
+    forge: raw.forge && {
+      github: raw.forge.github && { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...raw.forge.github },
+      gerrit: raw.forge.gerrit && { user: 'signalbox', passwordEnv: 'GERRIT_HTTP_PASSWORD', mergeTimeoutMs: 600_000, ...raw.forge.gerrit },
+    },
   };
   try {
     checkWindows(config.train.windows);

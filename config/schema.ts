@@ -216,9 +216,21 @@ export const configSchema = {
     forge: {
       type: 'object',
       additionalProperties: false,
-      required: ['github'],
-      description: 'where the repositories live when not in the local git forge: github, with owner, apiUrl and tokenEnv',
+      minProperties: 1,
+      maxProperties: 1,
+      description: 'where the repositories live when not in the local git forge: gerrit (url, user, passwordEnv, mergeTimeoutMs) or github (owner, apiUrl, tokenEnv)',
       properties: {
+        gerrit: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://', description: 'the Gerrit web URL, such as https://gerrit.example.org/' },
+            user: { type: 'string', description: 'the account signalbox reviews and submits as' },
+            passwordEnv: { type: 'string', description: "the environment variable holding that account's HTTP password" },
+            mergeTimeoutMs: { type: 'integer', minimum: 1000, description: 'how long to wait for a submitted change to be MERGED, in ms' },
+          },
+        },
         github: {
           type: 'object',
           additionalProperties: false,

@@ -2,6 +2,7 @@
 // message that says how to get it: tests never skip for want of a tool.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { ensureGerritWar } from './gerrit-runtime';
 import { ensureTemporalCli, ensureTimeSkippingServer } from './temporal-runtime';
 
 interface Tool {
@@ -23,6 +24,7 @@ const FOR_TESTS: Tool[] = [
   { command: 'sshd', paths: ['/usr/sbin/sshd'], debianPackage: 'openssh-server', why: 'the SSH transport tests' },
   { command: 'ssh-keygen', paths: ['/usr/bin/ssh-keygen'], debianPackage: 'openssh-client', why: 'test host keys' },
   { command: 'prometheus', paths: ['/usr/bin/prometheus'], debianPackage: 'prometheus', why: 'the metric analysis tests' },
+  { command: 'java', paths: ['/usr/bin/java'], debianPackage: 'openjdk-17-jre-headless', why: 'the Gerrit forge tests' },
 ];
 
 export function findTool(tool: Tool): string | null {
@@ -52,5 +54,8 @@ export function runSetup(forTests: boolean, say: (line: string) => void = consol
   }
   const cli = ensureTemporalCli(say);
   say(`setup: temporal CLI at ${cli}`);
-  if (forTests) say(`setup: time-skipping test server at ${ensureTimeSkippingServer(say)}`);
+  if (forTests) {
+    say(`setup: time-skipping test server at ${ensureTimeSkippingServer(say)}`);
+    say(`setup: Gerrit war at ${ensureGerritWar(say)}`);
+  }
 }

@@ -1,0 +1,94 @@
+// The Gerrit forge against a real Gerrit (the release war from Maven Central, a dev-mode site made for this run):
+// branch cut, a change created with its Change-Id, edited, +2'd, submitted and awaited until MERGED, retries that
+// find their own work, Gerrit's revert, and the history reads that Depends-On uses.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GerritForge, gerritChangeId } from '../activities/gerrit';
+import { freePort } from '../sandbox/fleet';
+import { startGerrit, type RunningGerrit } from '../scripts/gerrit-runtime';
+
+let gerrit: RunningGerrit;
+let forge: GerritForge;
+let work: string;
+
+async function rest(method: string, url: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${gerrit.url}a/${url}`, {
+    method,
+    headers: { authorization: `Basic ${Buffer.from(`${gerrit.user}:${gerrit.password}`).toString('base64')}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text}`);
+  return text.trim() ? JSON.parse(text.replace(/^\)\]\}'\n/, '')) : undefined;
+}
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-gerrit-'));
+  gerrit = await startGerrit(path.join(work, 'site'), await freePort());
+  process.env.SIGNALBOX_TEST_GERRIT_PASSWORD = gerrit.password;
+  forge = new GerritForge({ url: gerrit.url, user: gerrit.user, passwordEnv: 'SIGNALBOX_TEST_GERRIT_PASSWORD', mergeTimeoutMs: 60_000 }, path.join(work, 'mirror'));
+  await rest('PUT', 'projects/mediawiki-config', { create_empty_commit: true, branches: ['main'] });
+}, 180_000);
+
+afterAll(async () => {
+  await gerrit?.stop();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+describe('Gerrit forge', () => {
+  it('cuts a branch and lands a change through review and submit; a retry finds it merged', async () => {
+    const main = await forge.resolve('mediawiki-config', 'refs/heads/main');
+    expect(await forge.createBranch('mediawiki-config', 'wmf/1.41.0-wmf.26', 'refs/heads/main')).toBe(main);
+    expect(await forge.createBranch('mediawiki-config', 'wmf/1.41.0-wmf.26', 'refs/heads/main')).toBe(main);
+    expect((await forge.branches('mediawiki-config')).sort()).toEqual(['main', 'wmf/1.41.0-wmf.26']);
+
+    const wikiversions = '{\n  "testwiki": "php-1.41.0-wmf.26"\n}\n';
+    const change = { repo: 'mediawiki-config', branch: 'main', files: { 'wikiversions.json': wikiversions }, subject: 'testwikis to 1.41.0-wmf.26', changeId: 'train-1.41.0-wmf.26-testwikis', dependsOn: ['I-code-fix'], author: 'alice' };
+    const landed = await forge.land(change);
+    expect(landed.alreadyLanded).toBe(false);
+    expect(await forge.resolve('mediawiki-config', 'refs/heads/main')).toBe(landed.sha);
+    expect(await forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json')).toBe(wikiversions.trimEnd());
+
+    const [info] = await rest('GET', `changes/?q=change:${gerritChangeId(change.changeId)}&o=DETAILED_LABELS&o=CURRENT_REVISION&o=CURRENT_COMMIT`);
+    expect(info.status).toBe('MERGED');
+    expect(info.labels['Code-Review'].all.find((v: { value: number }) => v.value === 2)).toBeTruthy();
+    expect(info.revisions[info.current_revision].commit.message).toBe(`testwikis to 1.41.0-wmf.26\n\nDepends-On: I-code-fix\nChange-Id: ${gerritChangeId(change.changeId)}`);
+
+    const retried = await forge.land(change);
+    expect(retried).toEqual({ sha: landed.sha, changeId: change.changeId, alreadyLanded: true });
+    const commits = await forge.commits('mediawiki-config', landed.sha, [main], 10);
+    expect(commits.map((c) => c.dependsOn)).toEqual([['I-code-fix']]);
+    expect(await forge.findChange('mediawiki-config', change.changeId)).toEqual([landed.sha]);
+    expect(await forge.isAncestor('mediawiki-config', main, landed.sha)).toBe(true);
+    expect(await forge.isAncestor('mediawiki-config', landed.sha, main)).toBe(false);
+  });
+
+  it('finishes a change an earlier attempt created but never submitted', async () => {
+    const changeId = 'train-half-done';
+    await rest('POST', 'changes/', { project: 'mediawiki-config', branch: 'main', subject: `half done\n\nChange-Id: ${gerritChangeId(changeId)}\n` });
+    const landed = await forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'half.txt': 'finished\n' }, subject: 'half done', changeId, author: 'alice' });
+    expect(landed.alreadyLanded).toBe(false);
+    expect(await forge.readFile('mediawiki-config', landed.sha, 'half.txt')).toBe('finished');
+    const changes = await rest('GET', `changes/?q=change:${gerritChangeId(changeId)}`);
+    expect(changes).toHaveLength(1);
+  });
+
+  it('reverts with Gerrit\'s revert, submitted, and a repeat finds the revert it made', async () => {
+    const before = await forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json');
+    const bad = await forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'wikiversions.json': '{"broken": true}\n' }, subject: 'a bad move', changeId: 'train-bad-move', author: 'alice' });
+    const reverted = await forge.revert('mediawiki-config', 'main', bad.sha, 'train-bad-move-revert', 'signalbox', 'errors rose on group1');
+    expect(reverted.alreadyLanded).toBe(false);
+    expect(await forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json')).toBe(before);
+    const [original] = await rest('GET', `changes/?q=commit:${bad.sha}`);
+    const reverts = await rest('GET', `changes/?q=revertof:${original._number}`);
+    expect(reverts.map((r: { status: string }) => r.status)).toEqual(['MERGED']);
+    expect(await forge.revert('mediawiki-config', 'main', bad.sha, 'train-bad-move-revert', 'signalbox', 'again')).toEqual({ sha: reverted.sha, changeId: 'train-bad-move-revert', alreadyLanded: true });
+  });
+
+  it('refuses a bad repository name and a missing password before any request', async () => {
+    await expect(forge.land({ repo: '../All-Users', branch: 'main', files: {}, subject: 'x', changeId: 'x', author: 'a' })).rejects.toThrow(/invalid repository name/);
+    expect(() => new GerritForge({ url: gerrit.url, user: 'admin', passwordEnv: 'SIGNALBOX_NO_SUCH_VARIABLE', mergeTimeoutMs: 1000 }, work)).toThrow(/set SIGNALBOX_NO_SUCH_VARIABLE/);
+  });
+});
