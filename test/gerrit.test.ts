@@ -1,13 +1,21 @@
 // The Gerrit forge against a real Gerrit (the release war from Maven Central, a dev-mode site made for this run):
 // branch cut, a change created with its Change-Id, edited, +2'd, submitted and awaited until MERGED, retries that
-// find their own work, Gerrit's revert, and the history reads that Depends-On uses.
+// find their own work, Gerrit's revert, and the history reads that Depends-On uses. Then a whole train whose
+// branch cut and station moves all go through that Gerrit.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GerritForge, gerritChangeId } from '../activities/gerrit';
 import { freePort } from '../sandbox/fleet';
 import { startGerrit, type RunningGerrit } from '../scripts/gerrit-runtime';
+import { startTrain, trainInputFrom } from '../scripts/client';
+import { STATIONS } from '../workflows/names';
+import { liveVersions, NEW, startSandbox, type Sandbox } from './helpers';
+
+const run = promisify(execFile);
 
 let gerrit: RunningGerrit;
 let forge: GerritForge;
@@ -29,7 +37,7 @@ beforeAll(async () => {
   gerrit = await startGerrit(path.join(work, 'site'), await freePort());
   process.env.SIGNALBOX_TEST_GERRIT_PASSWORD = gerrit.password;
   forge = new GerritForge({ url: gerrit.url, user: gerrit.user, passwordEnv: 'SIGNALBOX_TEST_GERRIT_PASSWORD', mergeTimeoutMs: 60_000 }, path.join(work, 'mirror'));
-  await rest('PUT', 'projects/mediawiki-config', { create_empty_commit: true, branches: ['main'] });
+  await rest('PUT', 'projects/ops-config', { create_empty_commit: true, branches: ['main'] });
 }, 180_000);
 
 afterAll(async () => {
@@ -39,17 +47,17 @@ afterAll(async () => {
 
 describe('Gerrit forge', () => {
   it('cuts a branch and lands a change through review and submit; a retry finds it merged', async () => {
-    const main = await forge.resolve('mediawiki-config', 'refs/heads/main');
-    expect(await forge.createBranch('mediawiki-config', 'wmf/1.41.0-wmf.26', 'refs/heads/main')).toBe(main);
-    expect(await forge.createBranch('mediawiki-config', 'wmf/1.41.0-wmf.26', 'refs/heads/main')).toBe(main);
-    expect((await forge.branches('mediawiki-config')).sort()).toEqual(['main', 'wmf/1.41.0-wmf.26']);
+    const main = await forge.resolve('ops-config', 'refs/heads/main');
+    expect(await forge.createBranch('ops-config', 'wmf/1.41.0-wmf.26', 'refs/heads/main')).toBe(main);
+    expect(await forge.createBranch('ops-config', 'wmf/1.41.0-wmf.26', 'refs/heads/main')).toBe(main);
+    expect((await forge.branches('ops-config')).sort()).toEqual(['main', 'wmf/1.41.0-wmf.26']);
 
     const wikiversions = '{\n  "testwiki": "php-1.41.0-wmf.26"\n}\n';
-    const change = { repo: 'mediawiki-config', branch: 'main', files: { 'wikiversions.json': wikiversions }, subject: 'testwikis to 1.41.0-wmf.26', changeId: 'train-1.41.0-wmf.26-testwikis', dependsOn: ['I-code-fix'], author: 'alice' };
+    const change = { repo: 'ops-config', branch: 'main', files: { 'wikiversions.json': wikiversions }, subject: 'testwikis to 1.41.0-wmf.26', changeId: 'train-1.41.0-wmf.26-testwikis', dependsOn: ['I-code-fix'], author: 'alice' };
     const landed = await forge.land(change);
     expect(landed.alreadyLanded).toBe(false);
-    expect(await forge.resolve('mediawiki-config', 'refs/heads/main')).toBe(landed.sha);
-    expect(await forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json')).toBe(wikiversions.trimEnd());
+    expect(await forge.resolve('ops-config', 'refs/heads/main')).toBe(landed.sha);
+    expect(await forge.readFile('ops-config', 'refs/heads/main', 'wikiversions.json')).toBe(wikiversions.trimEnd());
 
     const [info] = await rest('GET', `changes/?q=change:${gerritChangeId(change.changeId)}&o=DETAILED_LABELS&o=CURRENT_REVISION&o=CURRENT_COMMIT`);
     expect(info.status).toBe('MERGED');
@@ -58,37 +66,73 @@ describe('Gerrit forge', () => {
 
     const retried = await forge.land(change);
     expect(retried).toEqual({ sha: landed.sha, changeId: change.changeId, alreadyLanded: true });
-    const commits = await forge.commits('mediawiki-config', landed.sha, [main], 10);
+    const commits = await forge.commits('ops-config', landed.sha, [main], 10);
     expect(commits.map((c) => c.dependsOn)).toEqual([['I-code-fix']]);
-    expect(await forge.findChange('mediawiki-config', change.changeId)).toEqual([landed.sha]);
-    expect(await forge.isAncestor('mediawiki-config', main, landed.sha)).toBe(true);
-    expect(await forge.isAncestor('mediawiki-config', landed.sha, main)).toBe(false);
+    expect(await forge.findChange('ops-config', change.changeId)).toEqual([landed.sha]);
+    expect(await forge.isAncestor('ops-config', main, landed.sha)).toBe(true);
+    expect(await forge.isAncestor('ops-config', landed.sha, main)).toBe(false);
   });
 
   it('finishes a change an earlier attempt created but never submitted', async () => {
     const changeId = 'train-half-done';
-    await rest('POST', 'changes/', { project: 'mediawiki-config', branch: 'main', subject: `half done\n\nChange-Id: ${gerritChangeId(changeId)}\n` });
-    const landed = await forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'half.txt': 'finished\n' }, subject: 'half done', changeId, author: 'alice' });
+    await rest('POST', 'changes/', { project: 'ops-config', branch: 'main', subject: `half done\n\nChange-Id: ${gerritChangeId(changeId)}\n` });
+    const landed = await forge.land({ repo: 'ops-config', branch: 'main', files: { 'half.txt': 'finished\n' }, subject: 'half done', changeId, author: 'alice' });
     expect(landed.alreadyLanded).toBe(false);
-    expect(await forge.readFile('mediawiki-config', landed.sha, 'half.txt')).toBe('finished');
+    expect(await forge.readFile('ops-config', landed.sha, 'half.txt')).toBe('finished');
     const changes = await rest('GET', `changes/?q=change:${gerritChangeId(changeId)}`);
     expect(changes).toHaveLength(1);
   });
 
   it('reverts with Gerrit\'s revert, submitted, and a repeat finds the revert it made', async () => {
-    const before = await forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json');
-    const bad = await forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'wikiversions.json': '{"broken": true}\n' }, subject: 'a bad move', changeId: 'train-bad-move', author: 'alice' });
-    const reverted = await forge.revert('mediawiki-config', 'main', bad.sha, 'train-bad-move-revert', 'signalbox', 'errors rose on group1');
+    const before = await forge.readFile('ops-config', 'refs/heads/main', 'wikiversions.json');
+    const bad = await forge.land({ repo: 'ops-config', branch: 'main', files: { 'wikiversions.json': '{"broken": true}\n' }, subject: 'a bad move', changeId: 'train-bad-move', author: 'alice' });
+    const reverted = await forge.revert('ops-config', 'main', bad.sha, 'train-bad-move-revert', 'signalbox', 'errors rose on group1');
     expect(reverted.alreadyLanded).toBe(false);
-    expect(await forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json')).toBe(before);
+    expect(await forge.readFile('ops-config', 'refs/heads/main', 'wikiversions.json')).toBe(before);
     const [original] = await rest('GET', `changes/?q=commit:${bad.sha}`);
     const reverts = await rest('GET', `changes/?q=revertof:${original._number}`);
     expect(reverts.map((r: { status: string }) => r.status)).toEqual(['MERGED']);
-    expect(await forge.revert('mediawiki-config', 'main', bad.sha, 'train-bad-move-revert', 'signalbox', 'again')).toEqual({ sha: reverted.sha, changeId: 'train-bad-move-revert', alreadyLanded: true });
+    expect(await forge.revert('ops-config', 'main', bad.sha, 'train-bad-move-revert', 'signalbox', 'again')).toEqual({ sha: reverted.sha, changeId: 'train-bad-move-revert', alreadyLanded: true });
   });
 
   it('refuses a bad repository name and a missing password before any request', async () => {
     await expect(forge.land({ repo: '../All-Users', branch: 'main', files: {}, subject: 'x', changeId: 'x', author: 'a' })).rejects.toThrow(/invalid repository name/);
     expect(() => new GerritForge({ url: gerrit.url, user: 'admin', passwordEnv: 'SIGNALBOX_NO_SUCH_VARIABLE', mergeTimeoutMs: 1000 }, work)).toThrow(/set SIGNALBOX_NO_SUCH_VARIABLE/);
+  });
+});
+
+describe('a train through Gerrit', () => {
+  let sandbox: Sandbox | undefined;
+  afterEach(async () => {
+    await sandbox?.stop();
+    sandbox = undefined;
+  });
+
+  it('cuts its branches and moves every station as a change reviewed and submitted in Gerrit', async () => {
+    sandbox = await startSandbox({ worker: false });
+    // The sandbox's repositories move to Gerrit, history and all, as a site would import them.
+    const auth = `http.extraHeader=Authorization: Basic ${Buffer.from(`${gerrit.user}:${gerrit.password}`).toString('base64')}`;
+    for (const repo of ['mediawiki', 'mediawiki-config']) {
+      await rest('PUT', `projects/${repo}`, {});
+      await run('git', ['-c', auth, 'push', '--quiet', `${gerrit.url}a/${repo}`, '+refs/heads/*:refs/heads/*'], { cwd: path.join(sandbox.forge.reposDir, `${repo}.git`) });
+    }
+    sandbox.reconfigure((raw) => (raw.forge = { gerrit: { url: gerrit.url, user: gerrit.user, passwordEnv: 'SIGNALBOX_TEST_GERRIT_PASSWORD', mergeTimeoutMs: 60_000 } }));
+    await sandbox.startWorker();
+    const result = await (await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }))).result();
+    expect(result.state).toBe('complete');
+
+    for (const repo of ['mediawiki', 'mediawiki-config']) {
+      const branches = await rest('GET', `projects/${repo}/branches/`);
+      expect(branches.map((b: { ref: string }) => b.ref)).toContain(`refs/heads/wmf/${NEW}`);
+    }
+    const merged = await rest('GET', 'changes/?q=project:mediawiki-config+branch:main+status:merged&o=DETAILED_LABELS');
+    for (const station of STATIONS) {
+      const move = merged.find((c: { subject: string }) => c.subject.includes(station) && c.subject.includes(NEW));
+      expect(move, `the change moving ${station}: ${merged.map((c: { subject: string }) => c.subject).join(' | ')}`).toBeTruthy();
+      expect(move.labels['Code-Review'].all.some((v: { value: number }) => v.value === 2)).toBe(true);
+    }
+    // What the hosts serve came from Gerrit: the local repositories never saw the train's changes.
+    expect(await sandbox.forge.branches('mediawiki')).not.toContain(`wmf/${NEW}`);
+    for (const [db, versions] of await liveVersions(sandbox)) expect([...versions], db).toEqual([NEW]);
   });
 });
