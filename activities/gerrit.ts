@@ -87,6 +87,10 @@ export class GerritForge implements Forge {
 
   async resolve(repo: string, ref: string): Promise<string> {
     if (/^[0-9a-f]{40}$/.test(ref)) return ref;
+    if (/[~^]/.test(ref)) {
+      await this.sync(repo); // a parent or ancestor: the REST API cannot say, the mirror can
+      return this.mirror.resolve(repo, ref);
+    }
     const branch = ref.replace(/^refs\/heads\//, '');
     const head = await this.branchHead(repo, branch);
     if (!head) throw new GerritError(`Gerrit project ${repo} has no branch ${branch}`);

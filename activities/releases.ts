@@ -69,7 +69,28 @@ export function treeHash(dir: string): string {
   return manifest.digest('hex');
 }
 
-export class PatchFailed extends Error {
+/** A stage that cannot finish until a person fixes something: a patch that no longer applies, a failed build. */
+export class StageBlocked extends Error {}
+
+export class BuildFailed extends StageBlocked {
+  constructor(command: string[], code: number | string | null, output: string) {
+    const tail = output.trim().split('\n').slice(-3).join(' / ');
+    super(`build \`${command.join(' ')}\` failed (exit ${code ?? 'by signal'})${tail ? `: ${tail}` : ''}`);
+    this.name = 'BuildFailed';
+  }
+}
+
+/** Runs the service's build in the tree, with the release name in the environment. */
+async function runBuild(dir: string, command: string[], name: string): Promise<void> {
+  try {
+    await run(command[0], command.slice(1), { cwd: dir, env: { ...process.env, SIGNALBOX_RELEASE: name }, timeout: 60 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string };
+    throw new BuildFailed(command, e.code ?? null, `${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+export class PatchFailed extends StageBlocked {
   constructor(readonly patch: string, readonly output: string) {
     super(`security patch ${patch} does not apply (git am: ${output.split('\n').filter((l) => /error|fail/i.test(l) && !/^(If you|To restore|hint:)/.test(l)).slice(0, 3).join(' / ') || output.slice(0, 300)})`);
     this.name = 'PatchFailed';
@@ -99,8 +120,15 @@ export async function applyPatches(dir: string, patches: string[]): Promise<void
   fs.rmSync(path.join(dir, '.git'), { recursive: true, force: true });
 }
 
-/** Exports `ref` (plus patches, if any) and names it; staging the same tree again returns the existing release. */
-export async function stageFromForge(forge: Forge, stagingDir: string, service: string, repo: string, ref: string, name: string, patches: string[] = []): Promise<Release> {
+export interface StageOptions {
+  /** git format-patch files applied in order (security patches). */
+  patches?: string[];
+  build?: string[];
+}
+
+/** Exports `ref`, applies patches, builds, and names the tree; staging the same tree again returns the existing release. */
+export async function stageFromForge(forge: Forge, stagingDir: string, service: string, repo: string, ref: string, name: string, options: StageOptions = {}): Promise<Release> {
+  const { patches = [], build } = options;
   const serviceDir = path.join(stagingDir, checkServiceName(service));
   const sha = await forge.resolve(repo, ref);
   const work = path.join(serviceDir, `.build-${sha}-${process.pid}`);
@@ -108,6 +136,7 @@ export async function stageFromForge(forge: Forge, stagingDir: string, service: 
   await forge.exportTree(repo, sha, work);
   try {
     await applyPatches(work, patches);
+    if (build) await runBuild(work, build, name);
   } catch (err) {
     fs.rmSync(work, { recursive: true, force: true });
     throw err;

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { STATIONS, checkVersion, compareVersions, isVersion, nextVersion, type Station } from '../workflows/names';
-import { cutBranch } from './forge';
+import { cutBranch, type Forge } from './forge';
 import { forgeFor, loadInventory } from './inventory';
-import { PatchFailed, stageFromForge, type Release } from './releases';
+import { PatchFailed, StageBlocked, stageFromForge, type Release } from './releases';
 
 export const CODE_REPO = 'mediawiki';
 export const CONFIG_REPO = 'mediawiki-config';
@@ -24,6 +24,26 @@ export interface ConfigChange {
   /** parent..sha, for the SAL */
   range: string;
   alreadyLanded: boolean;
+}
+
+/**
+ * Stages wmf/<version> as hosts will run it: this version's security patches applied with git am, then the code
+ * service's build. Every path that deploys code comes through here, so none ships a version without its patches.
+ */
+export async function stageVersion(config: SignalboxConfig, f: Forge, version: string): Promise<Release & { patches: string[] }> {
+  const patchDir = path.join(config.train.securityPatches, checkVersion(version));
+  const patches = fs.existsSync(patchDir) ? fs.readdirSync(patchDir).filter((n) => n.endsWith('.patch')).sort().map((n) => path.join(patchDir, n)) : [];
+  try {
+    const build = config.services[config.train.codeService]?.build;
+    const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.codeService, CODE_REPO, `refs/heads/wmf/${version}`, version, { patches, build });
+    return { ...release, patches: patches.map((p) => path.basename(p)) };
+  } catch (err) {
+    if (err instanceof PatchFailed) {
+      throw ApplicationFailure.nonRetryable(`${err.message}. Ask the patch's author for a rebase onto wmf/${version}, replace ${path.join(patchDir, err.patch)}, then run \`signalbox train resume ${version}\``, 'StageBlocked');
+    }
+    if (err instanceof StageBlocked) throw ApplicationFailure.nonRetryable(`${err.message}. Fix the build on wmf/${version}, then run \`signalbox train resume ${version}\``, 'StageBlocked');
+    throw err;
+  }
 }
 
 export function createTrainActivities(config: SignalboxConfig) {
@@ -68,17 +88,7 @@ export function createTrainActivities(config: SignalboxConfig) {
     const f = forge();
     await cutBranch(f, CODE_REPO, version, request.by);
     await cutBranch(f, CONFIG_REPO, version, request.by);
-    const patchDir = path.join(config.train.securityPatches, version);
-    const patches = fs.existsSync(patchDir) ? fs.readdirSync(patchDir).filter((n) => n.endsWith('.patch')).sort().map((n) => path.join(patchDir, n)) : [];
-    try {
-      const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.codeService, CODE_REPO, `refs/heads/wmf/${version}`, version, patches);
-      return { ...release, patches: patches.map((p) => path.basename(p)) };
-    } catch (err) {
-      if (err instanceof PatchFailed) {
-        throw ApplicationFailure.nonRetryable(`${err.message}. Ask the patch's author for a rebase onto wmf/${version}, replace ${path.join(patchDir, err.patch)}, then run \`signalbox train resume ${version}\``, 'SecurityPatchFailed');
-      }
-      throw err;
-    }
+    return stageVersion(config, f, version);
   }
 
   /** Lands a wikiversions.json that puts each group on the given version, then stages the config release. */
@@ -94,7 +104,7 @@ export function createTrainActivities(config: SignalboxConfig) {
       changeId: request.changeId,
       author: request.by,
     });
-    const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.configService, CONFIG_REPO, landed.sha, 'config');
+    const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.configService, CONFIG_REPO, landed.sha, 'config', { build: config.services[config.train.configService]?.build });
     const parent = await f.resolve(CONFIG_REPO, `${landed.sha}^`).catch(() => '');
     return { release, sha: landed.sha, range: `${parent.slice(0, 12)}..${landed.sha.slice(0, 12)}`, alreadyLanded: landed.alreadyLanded };
   }

@@ -40,6 +40,8 @@ export interface AnalysisSpec {
 export interface ServiceSpec {
   link: string;
   restart?: string[];
+  /** Run on the deploy server in the staged tree, before hashing: what runs on hosts is what was built. */
+  build?: string[];
   keep: number;
   checks: CheckSpec[];
   analysis?: AnalysisSpec;
@@ -182,6 +184,7 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
     services[name] = {
       link: spec.link,
       restart: spec.restart,
+      build: spec.build,
       keep: spec.keep ?? 5,
       checks: spec.checks ?? [],
       analysis: spec.analysis && {

@@ -58,6 +58,7 @@ const service = {
   properties: {
     link: { type: 'string', pattern: '^[A-Za-z0-9._{}-]+$', description: 'the symlink switched on activation: "current", or "php-{{version}}"' },
     restart: { type: 'array', items: templated, description: 'argv run on the host after the switch' },
+    build: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'argv run in the staged tree before it is hashed (a localisation cache or autoloader rebuild); no shell unless you call one' },
     keep: { type: 'integer', minimum: 1, maximum: 100, description: 'releases kept on each host (1 to 100)' },
     checks: { type: 'array', items: check },
     analysis,

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type SignalboxConfig } from '../config/load';
 import { createHostActivities } from '../activities/hosts';
 import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
 import { stageFromForge, treeHash, type Release } from '../activities/releases';
-import { createTrainActivities, CODE_REPO, CONFIG_REPO } from '../activities/train';
+import { createTrainActivities, CONFIG_REPO, stageVersion } from '../activities/train';
 import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
 import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, STATIONS, trainWorkflowId } from '../workflows/names';
 import { planRollout, type Strategy } from '../workflows/plan';
@@ -50,11 +50,13 @@ async function resolveRelease(cfg: SignalboxConfig, service: string, spec: strin
   }
   if (service === cfg.train.codeService) {
     const version = checkVersion(spec);
-    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CODE_REPO, `refs/heads/wmf/${version}`, version);
+    return stageVersion(cfg, forgeFor(cfg, inventory), version).catch((err) => {
+      throw new UserError((err as Error).message);
+    });
   }
   if (service === cfg.train.configService) {
     if (!/^[A-Za-z0-9][A-Za-z0-9/._-]*$/.test(spec)) throw new InvalidNameError('ref', spec, 'expected a branch or commit of the config repository');
-    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config');
+    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config', { build: cfg.services[service].build });
   }
   throw new UserError(`give a staged release id for ${service}, such as name-0123456789ab`);
 }

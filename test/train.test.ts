@@ -184,3 +184,19 @@ describe('train', () => {
     }
   });
 });
+
+describe('stage', () => {
+  it('builds the staged tree with the code service\'s build, and a failing build blocks the stage with its output', async () => {
+    sandbox = await startSandbox({ worker: false });
+    const built = await sandbox.activities.stageCode({ version: NEW, by: 'test' });
+    const tree = path.join(sandbox.home, 'staging', 'mediawiki', built.id);
+    expect(fs.readFileSync(path.join(tree, 'cache', 'built-for'), 'utf8')).toBe(`${NEW}\n`);
+    expect(fs.readFileSync(path.join(tree, 'cache', 'autoload-files.txt'), 'utf8')).toMatch(/\.php\n/);
+
+    sandbox.reconfigure((c) => (c.services.mediawiki.build = ['sh', '-c', 'echo "l10n: 3 messages missing" >&2; exit 3']));
+    const failure = await sandbox.activities.stageCode({ version: NEW, by: 'test' }).then(() => null, (err) => err);
+    expect(failure?.type).toBe('StageBlocked');
+    expect(failure?.message).toMatch(/^build `sh -c .*` failed \(exit 3\): l10n: 3 messages missing\. Fix the build on wmf\/1\.41\.0-wmf\.26, then run `signalbox train resume 1\.41\.0-wmf\.26`$/);
+    expect(fs.readdirSync(path.join(sandbox.home, 'staging', 'mediawiki')).filter((f) => f.startsWith('.build'))).toEqual([]);
+  });
+});

@@ -39,7 +39,7 @@ type Activities = ReturnType<typeof createActivities>;
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'SecurityPatchFailed'] },
+  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'StageBlocked'] },
 });
 
 /** Records and notifications must not hold up a deploy or a rollback: a few quick tries, then a note. */
@@ -275,8 +275,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     try {
       code = await acts.stageCode({ version: input.version, by: input.by });
     } catch (err) {
-      if (failureType(err) !== 'SecurityPatchFailed') throw err;
-      // The runbook's "git am failed" row: nothing ships until the patch is rebased; `train resume` tries again.
+      if (failureType(err) !== 'StageBlocked') throw err;
+      // The runbook's "git am failed" row, and a failed build: nothing ships until it is fixed; `train resume` tries again.
       retryStage = false;
       await block([{ title: `stage of ${input.version}: ${causeOf(err)}` }]);
       await condition(() => retryStage || abortRequested);
