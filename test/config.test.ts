@@ -53,6 +53,16 @@ describe('config', () => {
     expect(() => loadConfig('/nonexistent/signalbox.yml')).toThrow(/cannot be read .*pass --config/);
   });
 
+  it('checks where the forge is: one of gerrit or github, each with what it needs', () => {
+    const base = 'services:\n  web:\n    link: current\n';
+    expect(problems(`${base}forge:\n  gerrit:\n    url: gerrit.example.org\n`)).toMatch(/line 6, forge\.gerrit\.url: must match pattern "\^https\?:\/\/"/);
+    expect(problems(`${base}forge:\n  github:\n    apiUrl: https://api.github.com\n`)).toMatch(/forge\.github: must have required property 'owner'/);
+    expect(problems(`${base}forge:\n  gerrit:\n    url: https://g.example.org/\n  github:\n    owner: wikimedia\n`)).toMatch(/forge: must NOT have more than 1 propert/);
+    const train = 'services:\n  mediawiki:\n    link: php\n  mediawiki-config:\n    link: current\n';
+    const gerrit = loadConfig(configWith(`${train}forge:\n  gerrit:\n    url: https://g.example.org/\n`)).forge?.gerrit;
+    expect(gerrit).toEqual({ url: 'https://g.example.org/', user: 'signalbox', passwordEnv: 'GERRIT_HTTP_PASSWORD', mergeTimeoutMs: 600_000 });
+  });
+
   it('refuses a train that names a service it does not have', () => {
     expect(problems('services:\n  web:\n    link: current\n')).toMatch(/train\.codeService: names service "mediawiki"/);
   });
