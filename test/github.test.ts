@@ -91,6 +91,34 @@ describe('GitHub forge', () => {
     expectScriptDone(s);
   });
 
+  it('reverts a commit as a pull request that puts back each file as its parent had it', async () => {
+    const commit = example('commit');
+    const { sha, parents } = commit.body as { sha: string; parents: { sha: string }[] };
+    const head = changeBranch('I-revert-bad');
+    const s = await serve([
+      { method: 'GET', path: `${REPO}/commits/${sha}`, respond: commit },
+      { method: 'GET', path: `${REPO}/contents/file1.txt`, respond: fixture('get-content', 1) },
+      { method: 'GET', path: `${REPO}/pulls`, respond: { status: 200, body: [] } },
+      { method: 'GET', path: `${REPO}/git/ref/heads/${head}`, respond: fixture('branch-protection', 0) },
+      { method: 'GET', path: `${REPO}/git/ref/heads/main`, respond: mainRef() },
+      { method: 'POST', path: `${REPO}/git/refs`, respond: fixture('git-refs', 1) },
+      { method: 'GET', path: `${REPO}/contents/file1.txt`, respond: fixture('branch-protection', 0) },
+      { method: 'PUT', path: `${REPO}/contents/file1.txt`, respond: fixture('create-file', 0) },
+      { method: 'POST', path: `${REPO}/pulls`, respond: example('pulls-create') },
+      { method: 'PUT', path: `${REPO}/pulls/1347/merge`, respond: example('pulls-merge') },
+      { method: 'DELETE', path: `${REPO}/git/refs/heads/${head}`, respond: fixture('git-refs', 4) },
+    ]);
+    const reverted = await forgeAt(s.url).revert('mediawiki-config', 'main', sha, 'I-revert-bad', 'signalbox', 'errors rose on group1');
+    expectScriptDone(s);
+    expect(reverted.alreadyLanded).toBe(false);
+    expect(s.seen[1].query.get('ref')).toBe(parents[0].sha);
+    const put = s.seen[7];
+    expect(put.body.sha).toBeUndefined(); // the file was not on the branch yet: created, not updated
+    expect(Buffer.from(put.body.content, 'base64').toString('utf8')).toBe('# hello-world');
+    expect(s.seen[8].body.title).toBe('Revert "Fix all the bugs"');
+    expect(s.seen[9].body.commit_message).toBe(`errors rose on group1\n\nThis reverts commit ${sha}.\n\nChange-Id: I-revert-bad`);
+  });
+
   it('reads a file raw, exports a tree from the tarball redirect, and tells ancestry from a comparison', async () => {
     const owner = 'octokit-fixture-org';
     const s = await serve([

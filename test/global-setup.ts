@@ -22,7 +22,7 @@ export default async function setup(project: TestProject) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-temporal-'));
   const address = `127.0.0.1:${await freePort()}`;
   // Workflow ids such as train-<version> are meant to be unique, so each test sandbox gets a namespace of its own.
-  const namespaces = Array.from({ length: 40 }, (_, i) => `test-${i}`);
+  const namespaces = Array.from({ length: 60 }, (_, i) => `test-${i}`);
   await startDevServer({ home, address, namespace: 'default', extraNamespaces: namespaces, uiPort: 0, headless: true, say: () => undefined });
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error } });
   const bundlePath = path.join(home, 'workflow-bundle.js');
