@@ -19,7 +19,6 @@ async function main() {
     raw.train = { ...raw.train, approvers: ['bench'], watchMs: 8000, watchIntervalMs: 2000, watchMinRequests: 20 };
   });
   try {
-    fs.writeFileSync(faultsFile(env.home), JSON.stringify({ [NEW]: { groups: { group1: { errorRate: 0.05 } } } }));
     const handle = await startTrain(env.client, env.config, trainInputFrom(env.config, NEW, { autoApprove: false }));
     const until = async (what: string, done: (s: TrainStatus) => boolean, timeoutMs = 600_000) => {
       const deadline = Date.now() + timeoutMs;
@@ -43,13 +42,17 @@ async function main() {
       live[station] = Date.now() - approvedAt;
       console.log(`approval -> ${station} live on ${HOSTS} hosts: ${seconds(live[station])}`);
     }
+    // The release goes bad once group1 serves it (a fault that canaries could not see): the watch must catch it.
+    // Injected before the move, the config canaries sometimes catch it first, which measures them, not the watch.
+    fs.writeFileSync(faultsFile(env.home), JSON.stringify({ [NEW]: { groups: { group1: { errorRate: 0.05 } } } }));
+    const faultAt = Date.now();
     const blocked = await until('the error watch to roll group1 back', (s) => s.state === 'blocked');
     const at = (prefix: string) => Date.parse(blocked.events.find((e) => e.what.startsWith(prefix))!.at);
     const breach = at('error watch:');
     const movedBack = Date.parse(blocked.events.find((e) => e.what.startsWith('roll back group1'))!.at);
     const rollbackDone = Date.parse(blocked.events.find((e) => /roll back group1 .*done and verified/.test(e.what))!.at);
     console.log(`breach detected -> group1 rolled back on every host and verified: ${seconds(rollbackDone - breach)} (started ${seconds(movedBack - breach)} after)`);
-    console.log(`group1 live -> breach detected: ${seconds(breach - Date.parse(blocked.events.find((e) => /move group1 .*done and verified/.test(e.what))!.at))}`);
+    console.log(`errors start -> breach detected: ${seconds(breach - faultAt)} (watch interval 2 s)`);
     const history = (await handle.fetchHistory()).events?.length ?? 0;
     console.log(`train history: ${history} events`);
     await handle.terminate('benchmark over');
