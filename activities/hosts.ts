@@ -212,6 +212,9 @@ export function createHostActivities(config: SignalboxConfig) {
     if (!source) return { dependencies: [] }; // staged by hand from a tree: there are no commits to read
     const forge = forgeFor(config, inv);
     const head = /^[0-9a-f]{40}$/.test(request.release.sha) ? request.release.sha : source.shas[source.shas.length - 1];
+    // Most releases carry no Depends-On at all: then no host needs reading, which keeps this off the hot path.
+    const recent = await forge.commits(source.repo, head, [], DEPENDS_ON_SCAN_LIMIT);
+    if (!recent.some((c) => c.dependsOn.length)) return { dependencies: [] };
     const hosts = await select(request.selector);
     const running = new Map<string, { service: string; source: ReleaseSource }[]>();
     await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
