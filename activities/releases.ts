@@ -17,8 +17,6 @@ export interface Release {
   contentHash: string;
   /** The forge commit it was built from. */
   sha: string;
-  /** The forge repository it was built from; absent for a tree staged by hand. */
-  repo?: string;
 }
 
 /** Where a staged release came from: one tree can be built from several commits with the same content. */
@@ -148,5 +146,5 @@ export async function stageFromForge(forge: Forge, stagingDir: string, service: 
   else fs.renameSync(work, final);
   // Patched trees are not what the commit holds, but the commit's changes are all in them, which is what Depends-On asks.
   recordSource(stagingDir, service, id, repo, sha);
-  return { id, name, service, contentHash, sha, repo };
+  return { id, name, service, contentHash, sha };
 }
