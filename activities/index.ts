@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import type { SignalboxConfig } from '../config/load';
 import { createGitHubActivities } from './github';
 import { createHostActivities } from './hosts';
+import { createLeaseActivities } from './lease';
 import { createNotifyActivities } from './notify';
 import { createMetricsActivities } from './metrics';
 import { createTrainActivities } from './train';
@@ -39,6 +40,7 @@ function heartbeating<T extends Record<string, (...args: any[]) => Promise<any>>
 export function createActivities(config: SignalboxConfig) {
   return heartbeating({
     ...createHostActivities(config),
+    ...createLeaseActivities(config),
     ...createMetricsActivities(config),
     ...createTrainActivities(config),
     ...createWikiActivities(config),

@@ -103,6 +103,20 @@ function resolveTargets(config: SignalboxConfig): NotifyConfig {
   };
 }
 
+/** The end of the SAL file: far more than the lines a retried activity could have written. */
+function salTail(file: string, bytes = 256 * 1024): string {
+  if (!fs.existsSync(file)) return '';
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buffer = Buffer.alloc(Math.min(bytes, size));
+    fs.readSync(fd, buffer, 0, buffer.length, size - buffer.length);
+    return buffer.toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function createNotifyActivities(config: SignalboxConfig) {
   const sentDir = path.join(config.home, 'notify-sent');
   const sentMarker = (id: string, channel: string) => path.join(sentDir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.${channel}`);
@@ -122,6 +136,8 @@ export function createNotifyActivities(config: SignalboxConfig) {
     const notify = resolveTargets(config);
     const line = salLine(entry);
     await once(entry.id, 'sal', async () => {
+      // A crash between the append and the marker must not write the line twice: the file itself says.
+      if (salTail(notify.salFile).includes(`[${entry.id}]\n`)) return;
       fs.mkdirSync(path.dirname(notify.salFile), { recursive: true });
       fs.appendFileSync(notify.salFile, `${line}\n`);
     });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { STATIONS, checkVersion, compareVersions, isVersion, nextVersion, type Station } from '../workflows/names';
 import { cutBranch, type Forge } from './forge';
+import { createHostActivities } from './hosts';
 import { forgeFor, loadInventory } from './inventory';
 import { PatchFailed, StageBlocked, stageFromForge, type Release } from './releases';
 
@@ -109,5 +110,23 @@ export function createTrainActivities(config: SignalboxConfig) {
     return { release, sha: landed.sha, range: `${parent.slice(0, 12)}..${landed.sha.slice(0, 12)}`, alreadyLanded: landed.alreadyLanded };
   }
 
-  return { readStations, nextTrainVersion, stageCode, landWikiversions };
+  /** What every host runs now, in one line for a blocker: hosts per release of each service, depooled and unreachable hosts. */
+  async function fleetPicture(request: { services: string[] }): Promise<string> {
+    const hosts = await createHostActivities(config).describeHosts();
+    const parts: string[] = [];
+    for (const service of request.services) {
+      const byRelease = new Map<string, number>();
+      for (const h of hosts) {
+        const onHost = h.services[service];
+        const release = !onHost ? 'unknown' : 'error' in onHost ? 'unreachable' : (onHost.state.current ?? 'nothing');
+        byRelease.set(release, (byRelease.get(release) ?? 0) + 1);
+      }
+      parts.push(`${service}: ${[...byRelease].map(([release, n]) => `${n} on ${release}`).join(', ')}`);
+    }
+    const depooled = hosts.filter((h) => h.pooled === false).map((h) => h.host);
+    parts.push(depooled.length ? `depooled: ${depooled.slice(0, 20).join(', ')}${depooled.length > 20 ? ` and ${depooled.length - 20} more` : ''}` : 'every host pooled');
+    return parts.join('; ');
+  }
+
+  return { readStations, nextTrainVersion, stageCode, landWikiversions, fleetPicture };
 }

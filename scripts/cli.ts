@@ -16,6 +16,7 @@ import { renderTrain } from '../workflows/render';
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
 import { runDemo } from './demo';
+import { describeHolder, runningLeaseHolder } from '../activities/lease';
 import { trainReport } from './report';
 import { runWorker } from '../workers/worker';
 import { runSetup } from './setup';
@@ -336,6 +337,8 @@ export function buildCli(): Command {
         return;
       }
       const client = await connectClient(cfg);
+      const holder = await runningLeaseHolder(client, cfg, service);
+      if (holder) throw new UserError(`refused: ${describeHolder(service, holder)}`);
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && !opts.yes);
       const workflowId = `deploy-${service}`;
       const handle = await startRollout(client, cfg, { service, release, selector, strategy, by: who(), pauseAfterCanary: interactive }, workflowId);
@@ -369,6 +372,14 @@ export function buildCli(): Command {
     });
 
   const rollout = program.command('rollout').description('steer a running deploy');
+  rollout
+    .command('status <workflow-id>')
+    .description("a rollout's phase, hosts done and failed, and why it paused")
+    .option('--json')
+    .action(async (id, opts, cmd) => {
+      const status = await update(() => connectClient(config(cmd)).then((c) => c.workflow.getHandle(id).query(rolloutStatusQuery)));
+      print(opts.json, status, () => [`${status.service} -> ${status.release}: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`, `${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`, ...status.failures.slice(0, 10).map((f) => `  ${f.host}: ${f.detail ?? f.outcome}`)].join('\n'));
+    });
   for (const [name, def] of [['pause', pauseRollout], ['resume', resumeRollout], ['abort', abortRollout], ['rollback', rollbackRollout]] as const) {
     rollout.command(`${name} <workflow-id>`).option('--reason <text>').action(async (id, opts, cmd) => {
       const handle = (await connectClient(config(cmd))).workflow.getHandle(id);

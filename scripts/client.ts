@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Client, Connection, ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
+import { trainsInMotion } from '../activities/lease';
 import { searchAttributes } from '../workflows/definitions';
 import { isVersion, trainWorkflowId } from '../workflows/names';
 import type { TrainInput } from '../workflows/train';
@@ -83,8 +84,10 @@ async function startOnce(client: Client, config: SignalboxConfig, request: Start
   }
 }
 
-export function startTrain(client: Client, config: SignalboxConfig, input: TrainInput) {
+export async function startTrain(client: Client, config: SignalboxConfig, input: TrainInput) {
   const workflowId = trainWorkflowId(input.version);
+  const moving = await trainsInMotion(client, workflowId);
+  if (moving.length) throw new UserError(`refused: another train is in motion: ${moving.join(', ')}; start ${input.version} when it is complete, blocked or aborted`);
   return startOnce(client, config, {
     workflowType: 'trainWorkflow',
     workflowId,

@@ -71,6 +71,9 @@ export type TrainState =
   | 'rolled-back'
   | 'aborted';
 
+/** Train states in which the train changes nothing and waits for a person: another train may then start. */
+export const TRAIN_AT_REST: TrainState[] = ['blocked', 'complete', 'aborted', 'rolled-back'];
+
 export interface TrainEvent {
   at: string;
   what: string;
@@ -120,3 +123,23 @@ export const pauseTrain = defineSignal<[ControlRequest]>('pause');
 export const resumeTrain = defineSignal<[ControlRequest]>('resume');
 export const acknowledgeError = defineUpdate<TrainStatus, [AcknowledgeRequest]>('acknowledge');
 export const trainStatusQuery = defineQuery<TrainStatus>('trainStatus');
+
+// ---- one change at a time per service -----------------------------------------------------------------------
+
+/** Who holds a service's lease: the workflow changing it, and the person behind that workflow. */
+export interface LeaseHolder {
+  workflowId: string;
+  by: string;
+  since: string;
+}
+
+export interface LeaseRequest {
+  holder: LeaseHolder;
+  /** Take the lease over from this workflow id, which the caller has seen closed. */
+  replacing?: string;
+}
+
+export const leaseWorkflowId = (service: string) => `lease-${service}`;
+export const acquireLease = defineUpdate<LeaseHolder, [LeaseRequest]>('acquireLease');
+export const releaseLease = defineUpdate<LeaseHolder | null, [{ workflowId: string }]>('releaseLease');
+export const leaseHolderQuery = defineQuery<LeaseHolder | null>('leaseHolder');

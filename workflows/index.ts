@@ -2,3 +2,4 @@
 export { rolloutWorkflow, rolloutWaveWorkflow } from './rollout';
 export { trainWorkflow } from './train';
 export { weeklyTrainWorkflow } from './schedule';
+export { serviceLeaseWorkflow } from './lease';

@@ -3,6 +3,7 @@
 // workflow so no history grows with the fleet. Past the failure limit, every host it switched goes back.
 import {
   ApplicationFailure,
+  CancellationScope,
   condition,
   executeChild,
   patched,
@@ -26,14 +27,27 @@ import {
   type HostResult,
   type RolloutStatus,
 } from './definitions';
-import { chunk, planRollout, type Strategy } from './plan';
+import { chunk, planRollout, type RolloutPlan, type Strategy, type Wave } from './plan';
 
 type Activities = ReturnType<typeof createActivities>;
 
+/**
+ * Host work is idempotent (each host keeps a journal of its steps), so a retry is always safe: attempts are not
+ * counted, and a worker that dies every few seconds slows a rollout down but never fails it. The time bound is
+ * what turns a real outage (the worker fleet gone for an hour) into a rollback.
+ */
 const hostActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
+  scheduleToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput'] },
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput', 'DependencyNotLive', 'LeaseTaken'] },
+});
+
+/** Putting hosts back must finish: no time bound, and its failures are per-host results, not exceptions. */
+const rollbackActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput'] },
 });
 
 export interface RolloutInput {
@@ -49,19 +63,70 @@ export interface RolloutInput {
 export interface WaveInput {
   service: string;
   release: Release;
-  hosts: string[];
+  /** One or more batches, switched one after another: several when a tiny batch size would mean thousands of children. */
+  batches: string[][];
+  /** Failures this child may still see before it stops without starting its next batch. */
+  failuresAllowed: number;
   by: string;
   runId: string;
+}
+
+export interface WaveResult {
+  /** Per batch: hosts on the release now, and failures. */
+  batches: { done: number; failed: number }[];
+  /** Failures, at most FAILURES_KEPT of them, with their count in `failed`. */
+  failures: HostResult[];
+  failed: number;
+  /** Batches not started because the failure limit was crossed. */
+  notStarted: number;
 }
 
 /** Hosts per activity inside a wave: small enough that a retry redoes little, large enough to keep events few. */
 const HOSTS_PER_ACTIVITY = 25;
 const HOSTS_PER_FETCH_ACTIVITY = 250;
+/** Host activities in flight at once in one workflow, and wave children per rollout, at any fleet or batch size. */
+const ACTIVITIES_IN_FLIGHT = 100;
+const MAX_WAVE_CHILDREN = 100;
+const FAILURES_KEPT = 50;
 
-export async function rolloutWaveWorkflow(input: WaveInput): Promise<HostResult[]> {
-  const parts = chunk(input.hosts, HOSTS_PER_ACTIVITY);
-  const results = await Promise.all(parts.map((hosts) => hostActivities.promoteHosts({ ...input, hosts, concurrency: hosts.length })));
-  return results.flat();
+/** Runs `work` over `items`, at most `width` at a time; deterministic, so usable in workflow code. */
+async function inParallel<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
+  return results;
+}
+
+export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult> {
+  const result: WaveResult = { batches: [], failures: [], failed: 0, notStarted: 0 };
+  for (const [index, hosts] of input.batches.entries()) {
+    if (result.failed > input.failuresAllowed) {
+      result.notStarted = input.batches.length - index;
+      break;
+    }
+    const parts = chunk(hosts, HOSTS_PER_ACTIVITY);
+    const results = (await inParallel(parts, ACTIVITIES_IN_FLIGHT, (part) => hostActivities.promoteHosts({ service: input.service, release: input.release, hosts: part, by: input.by, runId: input.runId, concurrency: part.length }))).flat();
+    const failures = results.filter((r) => r.outcome === 'failed');
+    result.batches.push({ done: results.length - failures.length, failed: failures.length });
+    result.failed += failures.length;
+    result.failures.push(...failures.slice(0, Math.max(0, FAILURES_KEPT - result.failures.length)));
+  }
+  return result;
+}
+
+/** Groups consecutive batches so that no rollout starts more than MAX_WAVE_CHILDREN children. */
+export function groupBatches(waves: Wave[]): { name: string; waves: Wave[] }[] {
+  const canary = waves[0]?.name === 'canary' ? [waves[0]] : [];
+  const batches = waves.slice(canary.length);
+  const perChild = Math.max(1, Math.ceil(batches.length / (MAX_WAVE_CHILDREN - canary.length)));
+  const groups = chunk(batches, perChild).map((group) => ({ name: group.length === 1 ? group[0].name : `${group[0].name}-${group[group.length - 1].name.replace(/^batch /, '')}`, waves: group }));
+  return [...canary.map((w) => ({ name: w.name, waves: [w] })), ...groups];
 }
 
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatus> {
@@ -85,7 +150,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   };
   let abortRequested = false;
   let rollbackRequested = false;
-  const touched: string[] = [];
+  /** Every host a wave was started on: the rollback's whole target, whatever the wave reported back. */
+  const attempted: string[] = [];
   const finished = () => ['done', 'rolled-back', 'aborted'].includes(status.phase);
   const refuseWhenFinished = (_request?: ControlRequest) => {
     if (finished()) throw new Error(`rollout is already ${status.phase}`);
@@ -109,23 +175,31 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       [
         `**${input.service}** → \`${input.release.id}\`: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`,
         `${status.done}/${status.total} hosts done, ${status.failed} failed (limit ${status.maxFail})`,
-        ...status.waves.map((w) => `- ${w.name}: ${w.done}/${w.hosts}${w.failed ? `, ${w.failed} failed` : ''}`),
+        ...status.waves.slice(0, 20).map((w) => `- ${w.name}: ${w.done}/${w.hosts}${w.failed ? `, ${w.failed} failed` : ''}`),
       ].join('\n'),
     );
+  const recordFailures = (failures: HostResult[], count = failures.length) => {
+    status.failed += count;
+    status.failures.push(...failures.slice(0, Math.max(0, FAILURES_KEPT - status.failures.length)));
+  };
 
+  /** Every host this run started on goes back to what it replaced, and nothing else; a host that cannot is named. */
   const rollBack = async (reason: string): Promise<never> => {
     status.phase = 'rolling-back';
     report();
     const results = (
-      await Promise.all(
-        chunk(touched, HOSTS_PER_FETCH_ACTIVITY).map((hosts) => hostActivities.rollbackHosts({ service: input.service, release: input.release, by: input.by, runId, hosts })),
+      await inParallel(chunk(attempted, HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (hosts) =>
+        rollbackActivities.rollbackHosts({ service: input.service, release: input.release, by: input.by, runId, hosts }),
       )
     ).flat();
     const stuck = results.filter((r) => r.outcome === 'failed');
     status.phase = 'rolled-back';
+    status.failures.push(...stuck.slice(0, FAILURES_KEPT));
     report();
+    const rolledBack = results.filter((r) => r.outcome === 'rolled-back').length;
+    const shown = stuck.slice(0, 10).map((s) => `${s.host} (${s.detail})`).join('; ');
     throw ApplicationFailure.nonRetryable(
-      `${reason}; rolled back ${results.filter((r) => r.outcome === 'rolled-back').length} hosts${stuck.length ? `, ${stuck.length} could not be rolled back: ${stuck.map((s) => `${s.host} (${s.detail})`).join('; ')}` : ''}`,
+      `${reason}; rolled back ${rolledBack} hosts to what they ran before${stuck.length ? `; ${stuck.length} could not be rolled back and are left depooled for a person: ${shown}` : '; every host is on the release it ran before'}`,
       'RolloutRolledBack',
       status,
     );
@@ -133,79 +207,115 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
   // Before any host is touched: a change whose Depends-On is not live yet must not go out (refuses, never retried).
   if (patched('depends-on-check')) await hostActivities.checkDependsOn({ service: input.service, release: input.release, selector: input.selector });
-  const { current, canaryHosts } = await hostActivities.currentReleases({ service: input.service, release: input.release, selector: input.selector });
-  const plan = planRollout(current, input.release.id, { ...input.strategy, canaryHosts: input.strategy.canaryHosts ?? canaryHosts });
-  const pending = plan.waves.flatMap((w) => w.hosts);
-  status.total = Object.keys(current).length;
-  status.done = plan.alreadyOnRelease.length;
-  status.maxFail = plan.maxFailures;
-  status.waves = plan.waves.map((w) => ({ name: w.name, hosts: w.hosts.length, done: 0, failed: 0 }));
-  const recordFailures = (results: HostResult[]) => {
-    const failures = results.filter((r) => r.outcome === 'failed');
-    status.failed += failures.length;
-    status.failures.push(...failures.slice(0, Math.max(0, 50 - status.failures.length)));
-    return failures;
-  };
-
-  status.phase = 'fetching';
-  report();
-  const fetchFailed = new Set<string>();
-  for (const hosts of chunk(pending, HOSTS_PER_FETCH_ACTIVITY)) {
-    const results = await hostActivities.fetchToHosts({ service: input.service, release: input.release, by: input.by, runId, hosts, concurrency: input.strategy.fetchConcurrency });
-    recordFailures(results).forEach((f) => fetchFailed.add(f.host));
-  }
-  if (status.failed > status.maxFail) {
-    status.phase = 'aborted';
-    report();
-    throw ApplicationFailure.nonRetryable(`${status.failed} hosts failed to fetch, more than the limit of ${status.maxFail}; nothing was switched`, 'RolloutFailed', status);
+  // One change at a time per service: refused at once, naming the holder, when another rollout is changing it.
+  await hostActivities.acquireServiceLease({ service: input.service, workflowId: runId, by: input.by });
+  try {
+    return await rollOut();
+  } finally {
+    await CancellationScope.nonCancellable(() => rollbackActivities.releaseServiceLease({ service: input.service, workflowId: runId }));
   }
 
-  for (const [index, wave] of plan.waves.entries()) {
-    const hosts = wave.hosts.filter((h) => !fetchFailed.has(h));
-    status.phase = index === 0 && wave.name === 'canary' ? 'canary' : 'batches';
+  async function rollOut(): Promise<RolloutStatus> {
+    const { current, canaryHosts } = await hostActivities.currentReleases({ service: input.service, release: input.release, selector: input.selector });
+    let plan: RolloutPlan;
+    try {
+      plan = planRollout(current, input.release.id, { ...input.strategy, canaryHosts: input.strategy.canaryHosts ?? canaryHosts });
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
+    }
+    const pending = plan.waves.flatMap((w) => w.hosts);
+    status.total = Object.keys(current).length;
+    status.done = plan.alreadyOnRelease.length;
+    status.maxFail = plan.maxFailures;
+    const children = groupBatches(plan.waves);
+    status.waves = children.map((c) => ({ name: c.name, hosts: c.waves.reduce((n, w) => n + w.hosts.length, 0), done: 0, failed: 0 }));
+
+    status.phase = 'fetching';
     report();
-    await condition(() => !status.paused || abortRequested || rollbackRequested);
-    if (rollbackRequested) return rollBack('rollback requested by operator');
-    if (abortRequested) {
+    const fetchFailed = new Set<string>();
+    try {
+      for (const hosts of chunk(pending, HOSTS_PER_FETCH_ACTIVITY)) {
+        const results = await hostActivities.fetchToHosts({ service: input.service, release: input.release, by: input.by, runId, hosts, concurrency: input.strategy.fetchConcurrency });
+        const failures = results.filter((r) => r.outcome === 'failed');
+        recordFailures(failures);
+        failures.forEach((f) => fetchFailed.add(f.host));
+      }
+    } catch (err) {
       status.phase = 'aborted';
       report();
-      return status;
+      throw ApplicationFailure.nonRetryable(`fetch did not finish (${(err as Error).message}); nothing was switched`, 'RolloutFailed', status);
     }
-    const results = await executeChild(rolloutWaveWorkflow, {
-      workflowId: `${runId}-${wave.name.replace(/\s+/g, '-')}`,
-      args: [{ service: input.service, release: input.release, hosts, by: input.by, runId }],
-    });
-    touched.push(...results.filter((r) => r.outcome !== 'failed' || r.previous !== undefined).map((r) => r.host));
-    const failures = recordFailures(results);
-    const ok = results.length - failures.length;
-    status.done += ok;
-    status.waves[index].done = ok;
-    status.waves[index].failed = failures.length + (wave.hosts.length - hosts.length);
-    report();
     if (status.failed > status.maxFail) {
-      return rollBack(`${status.failed} hosts failed, more than the limit of ${status.maxFail}: ${failures.slice(0, 3).map((f) => `${f.host}: ${f.detail}`).join('; ')}`);
-    }
-    if (wave.name === 'canary') {
-      status.phase = 'analysis';
+      status.phase = 'aborted';
       report();
-      const verdict = await hostActivities.analyzeCanary({ service: input.service, release: input.release, canaries: results.filter((r) => r.outcome !== 'failed').map((r) => r.host) });
-      status.failures.push(...verdict.notes.map((note) => ({ host: '(analysis)', outcome: 'skipped' as const, detail: note })));
-      if (verdict.result === 'fail') return rollBack(`canary analysis failed: ${verdict.summary}`);
-      if (verdict.result === 'inconclusive' || input.pauseAfterCanary) {
-        status.paused = true;
-        status.pauseReason = verdict.result === 'inconclusive' ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back` : 'canaries are live; resume to continue';
+      throw ApplicationFailure.nonRetryable(`${status.failed} hosts failed to fetch, more than the limit of ${status.maxFail}; nothing was switched`, 'RolloutFailed', status);
+    }
+
+    for (const [index, child] of children.entries()) {
+      const batches = child.waves.map((w) => w.hosts.filter((h) => !fetchFailed.has(h)));
+      const isCanary = child.name === 'canary';
+      status.phase = isCanary ? 'canary' : 'batches';
+      report();
+      await condition(() => !status.paused || abortRequested || rollbackRequested);
+      if (rollbackRequested) return rollBack('rollback requested by operator');
+      if (abortRequested) {
+        // Abort stops before the next wave; what is switched stays, each host checked and pooled.
+        status.phase = 'aborted';
+        report();
+        return status;
+      }
+      attempted.push(...batches.flat());
+      let result: WaveResult;
+      try {
+        result = await executeChild(rolloutWaveWorkflow, {
+          workflowId: `${runId}-${child.name.replace(/\s+/g, '-')}`,
+          args: [{ service: input.service, release: input.release, batches, failuresAllowed: status.maxFail - status.failed, by: input.by, runId }],
+        });
+      } catch (err) {
+        return rollBack(`${child.name} did not finish: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+      }
+      recordFailures(result.failures, result.failed);
+      const ok = result.batches.reduce((n, b) => n + b.done, 0);
+      status.done += ok;
+      status.waves[index].done = ok;
+      status.waves[index].failed = result.failed + (status.waves[index].hosts - batches.flat().length);
+      report();
+      if (status.failed > status.maxFail) {
+        return rollBack(`${status.failed} hosts failed, more than the limit of ${status.maxFail}: ${result.failures.slice(0, 3).map((f) => `${f.host}: ${f.detail}`).join('; ')}`);
+      }
+      if (isCanary) {
+        status.phase = 'analysis';
+        report();
+        const failedHosts = new Set(result.failures.map((f) => f.host));
+        const canaries = batches.flat().filter((h) => !failedHosts.has(h));
+        let verdict: Awaited<ReturnType<Activities['analyzeCanary']>>;
+        try {
+          verdict = await hostActivities.analyzeCanary({ service: input.service, release: input.release, canaries });
+        } catch (err) {
+          // Metrics that cannot be read are not a verdict: hold and ask a person.
+          verdict = { result: 'inconclusive', summary: `metrics could not be read: ${(err as Error).message}`, measurements: [], notes: [] };
+        }
+        status.failures.push(...verdict.notes.map((note) => ({ host: '(analysis)', outcome: 'skipped' as const, detail: note })));
+        if (verdict.result === 'fail') return rollBack(`canary analysis failed: ${verdict.summary}`);
+        if (verdict.result === 'inconclusive' || input.pauseAfterCanary) {
+          status.paused = true;
+          status.pauseReason = verdict.result === 'inconclusive' ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back` : 'canaries are live; resume to continue';
+        }
       }
     }
-  }
+    if (status.paused || rollbackRequested) {
+      // Paused after the last wave (a canary-only run): still the operator's call.
+      await condition(() => !status.paused || abortRequested || rollbackRequested);
+      if (rollbackRequested) return rollBack('rollback requested by operator');
+    }
 
-  // A release is stable once every target host runs it; a canary-only run leaves last-stable alone.
-  const complete = status.done === status.total;
-  await Promise.all(
-    chunk(complete ? [...plan.alreadyOnRelease, ...pending] : [], HOSTS_PER_FETCH_ACTIVITY).map((hosts) =>
+    // A release is stable once every target host runs it; a canary-only run leaves last-stable alone.
+    const complete = status.done === status.total;
+    await inParallel(chunk(complete ? [...plan.alreadyOnRelease, ...pending] : [], HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (hosts) =>
       hostActivities.markStable({ service: input.service, release: input.release, by: input.by, runId, hosts }),
-    ),
-  );
-  status.phase = 'done';
-  report();
-  return status;
+    );
+    status.phase = 'done';
+    report();
+    return status;
+  }
 }

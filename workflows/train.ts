@@ -4,7 +4,10 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  ChildWorkflowFailure,
   allHandlersFinished,
+  isCancellation,
+  uuid4,
   condition,
   executeChild,
   proxyActivities,
@@ -27,7 +30,8 @@ import {
   type TrainRollbackRequest,
   type TrainStatus,
 } from './definitions';
-import { STATIONS, checkStation, checkVersion, type Station } from './names';
+import type { Release } from '../activities/releases';
+import { STATIONS, checkStation, checkVersion, parseAmount, type Station } from './names';
 import type { Strategy } from './plan';
 import { renderStatusUpdate, renderTrain, type Blocker } from './render';
 import { delta, judge, newSignatures, signatureDelta, type Counts, type GroupCounts, type Signatures, type Thresholds } from './analysis';
@@ -36,17 +40,32 @@ import { rolloutWorkflow } from './rollout';
 
 type Activities = ReturnType<typeof createActivities>;
 
+/**
+ * Every train activity is idempotent, so attempts are not counted: a worker killed every few seconds slows the
+ * train down but never blocks it. After half an hour of failing, the train blocks and asks a person.
+ */
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
+  scheduleToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '1 second', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'StageBlocked'] },
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'StageBlocked', 'LeaseTaken', 'DependencyNotLive', 'TrainInMotion'] },
 });
 
-/** Records and notifications must not hold up a deploy or a rollback: a few quick tries, then a note. */
+/** Records and notifications never hold up a deploy or a rollback: they run in order in the background, retried for a while. */
 const records = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3, initialInterval: '1 second' },
+  scheduleToCloseTimeout: '30 minutes',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' },
 });
+
+/** One metrics read: a few quick tries, since the watch takes another sample a minute later anyway. */
+const measurements = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 5 },
+});
+/** Failed metric reads in a row that the watch rides out (Argo's consecutiveErrorLimit default) before asking a person. */
+const WATCH_UNREADABLE_LIMIT = 4;
 
 export interface TrainInput {
   version: string;
@@ -74,20 +93,38 @@ export interface TrainInput {
 const NO_TRAFFIC: GroupCounts = { requests: 0, errors: 0, signatures: {} };
 const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 };
 
-const failureType = (err: unknown) => (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined);
-const causeOf = (err: unknown) => (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+const failureType = (err: unknown) => {
+  const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? err.cause : undefined;
+  return cause instanceof ApplicationFailure ? cause.type : undefined;
+};
+const causeOf = (err: unknown): string => {
+  const cause = (err as { cause?: Error }).cause;
+  return cause ? causeOf(cause) : (err as Error).message;
+};
 
 /** Rollbacks must not stop at a down host or wait for canaries: every host at once, failures reported, not fatal. */
 const ROLLBACK_STRATEGY: Strategy = { canary: null, batch: '100%', maxFail: '100%', fetchConcurrency: 80 };
 
+function checkTrainInput(input: TrainInput): void {
+  checkVersion(input.version);
+  if (input.fromVersion !== undefined) checkVersion(input.fromVersion);
+  parseAmount(input.strategy.batch, 100, 'batch');
+  parseAmount(input.strategy.maxFail, 100, 'max-fail');
+  if (input.strategy.canary !== null) parseAmount(input.strategy.canary, 100, 'canary');
+  if (input.watch && !(input.watch.everyMs >= 1000)) throw new Error(`the watch interval must be at least 1000 ms, not ${input.watch.everyMs}`);
+  if (!(input.watchMs >= 0)) throw new Error(`the watch length must be a number of milliseconds, not ${input.watchMs}`);
+}
+
 export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   const trainId = workflowInfo().workflowId;
   try {
-    checkVersion(input.version);
-    if (input.fromVersion !== undefined) checkVersion(input.fromVersion);
+    checkTrainInput(input);
   } catch (err) {
     throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
   }
+  // One train in motion at a time: this one starts only when every other is complete, blocked or aborted.
+  const others = await acts.trainsInMotion({ except: trainId });
+  if (others.length) throw ApplicationFailure.nonRetryable(`another train is in motion: ${others.join(', ')}; start this one when it is complete, blocked or aborted`, 'TrainInMotion');
   const { versions: before, catalog } = await acts.readStations();
   const fromVersion = input.fromVersion ?? before.group2;
   if (fromVersion === input.version) throw ApplicationFailure.nonRetryable(`group2 already runs ${input.version}; pass --from to say which version to move from`, 'BadInput');
@@ -112,9 +149,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   let pendingRollback: TrainRollbackRequest | null = null;
   let rollbacksDone = 0;
   let moves = 0;
-  let retryStage = false;
+  let resumes = 0;
   let lastApprover: string | undefined;
   let recordSeq = 0;
+  /** A rollback that did not reach every host: `train resume` deploys it again; nothing moves forward before it. */
+  let unfinishedRollback: { target: number; by: string; why: string; changeId: string } | null = null;
 
   const note = (what: string, by?: string) => {
     status.events.push({ at: new Date().toISOString(), what, by });
@@ -128,35 +167,52 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   };
   const finished = () => ['complete', 'aborted'].includes(status.state);
 
-  /** A SAL line for an action (who, what, commit range), also logged to IRC. Never holds up the train. */
-  const record = async (what: string, by: string, range?: string) => {
+  // Records go out in order, behind the train: a slow IRC server never delays a rollback, and nothing is dropped
+  // for a short outage. Each carries an id, so a retried activity writes each line and message once.
+  let recordsInOrder: Promise<void> = Promise.resolve();
+  const inBackground = (send: () => Promise<unknown>, what: string) => {
+    recordsInOrder = recordsInOrder.then(() => send().then(() => undefined, (err) => note(`${what}: ${causeOf(err)}`)));
+  };
+  /** A SAL line for an action (who, what, commit range), also logged to IRC. */
+  const record = (what: string, by: string, range?: string) => {
     note(what, by);
     const entry = { id: `${trainId}#${++recordSeq}`, at: new Date().toISOString(), by, what: `${input.version}: ${what}`, range };
-    await records.logAction(entry).catch((err) => note(`SAL entry not written: ${causeOf(err)}`));
+    inBackground(() => records.logAction(entry), 'SAL entry not written');
   };
-  const announce = async (subject: string, body: string) => {
-    await records.sendNotification({ id: `${trainId}-msg${++recordSeq}`, subject, body }).catch((err) => note(`notification not sent: ${causeOf(err)}`));
+  const announce = (subject: string, body: string) => {
+    const message = { id: `${trainId}-msg${++recordSeq}`, subject, body };
+    inBackground(() => records.sendNotification(message), 'notification not sent');
   };
   /** Marks the train blocked and sends the status update, once per distinct set of blockers. */
   let announcedBlockers = '';
-  const block = async (blockers: Blocker[]) => {
+  const block = (blockers: Blocker[]) => {
     status.state = 'blocked';
     status.blocker = blockers.map((b) => b.title).join('; ');
     report();
     const key = JSON.stringify(blockers);
     if (key === announcedBlockers) return;
     announcedBlockers = key;
-    await record(`blocked: ${status.blocker}`, 'signalbox');
+    record(`blocked: ${status.blocker}`, 'signalbox');
     const update = renderStatusUpdate(status, blockers, { train: input.link ?? trainId });
-    await announce(update.subject, update.body);
+    announce(update.subject, update.body);
+  };
+  /** After a failure: the reason and what every host runs now, and the train waits for a person. */
+  const blockAfterFailure = async (reason: string) => {
+    holdForHuman = true;
+    const picture = await acts.fleetPicture({ services: [input.configService] }).catch((err: unknown) => `the fleet could not be read: ${causeOf(err)}`);
+    block([{ title: `${reason}. Fleet now: ${picture}` }]);
   };
   /** The roadmap page shows the highest group on the new version (0, 1, 2), as release engineers set it by hand. */
-  const updateRoadmap = async () => {
+  const updateRoadmap = () => {
     const deployedTo = status.station >= 1 ? String(status.station - 1) : '';
-    await records.updateRoadmap({ version: input.version, deployedTo, date: workflowInfo().startTime.toISOString().slice(0, 10), by: input.by }).catch((err) => note(`roadmap not updated: ${causeOf(err)}`));
+    const row = { version: input.version, deployedTo, date: workflowInfo().startTime.toISOString().slice(0, 10), by: input.by };
+    inBackground(() => records.updateRoadmap(row), 'roadmap not updated');
   };
   const checkApprover = (by: string) => {
     if (input.approvers.length && !input.approvers.includes(by)) throw new Error(`${by} is not an approver of this train; approvers: ${input.approvers.join(', ')}`);
+  };
+  const refuseWhenFinished = () => {
+    if (finished()) throw new Error(`the train is ${status.state}`);
   };
   setHandler(trainStatusQuery, () => status);
   setHandler(
@@ -170,7 +226,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       validator: (request) => {
         if (!request?.by || !request.signature?.trim() || !request.reason?.trim()) throw new Error('an acknowledgement needs who (by), the error signature and why it is known (reason)');
         checkApprover(request.by);
-        if (finished()) throw new Error(`the train is ${status.state}`);
+        refuseWhenFinished();
         if (status.acknowledged.some((a) => a.signature === request.signature)) throw new Error(`"${request.signature}" is already acknowledged`);
       },
     },
@@ -187,7 +243,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       validator: (request) => {
         if (!request?.by) throw new Error('an approval must say who approves (by)');
         checkApprover(request.by);
-        if (finished()) throw new Error(`the train is ${status.state}`);
+        refuseWhenFinished();
+        if (unfinishedRollback) throw new Error(`a rollback has not reached every host yet; \`signalbox train resume ${input.version}\` retries it before anything moves forward`);
         if (status.nextStation === null) throw new Error('the train is already at group2; there is no station to approve');
         if (request.station !== undefined && request.station !== status.nextStation) throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
         if (approved) throw new Error(`${status.nextStation} is already approved`);
@@ -205,7 +262,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     {
       validator: (request) => {
         if (!request?.by || !request.reason?.trim()) throw new Error('a rollback needs who (by) and why (reason)');
-        if (finished()) throw new Error(`the train is ${status.state}`);
+        refuseWhenFinished();
         const to = request.toStation ?? 'start';
         const index = to === 'start' ? -1 : STATIONS.indexOf(checkStation(to));
         if (index >= status.station) throw new Error(`the train is at ${STATIONS[status.station] ?? 'start'}; rolling back to ${to} would not move any group back`);
@@ -217,11 +274,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     abortRequested = true;
     note(`abort requested${request.reason ? `: ${request.reason}` : ''}`, request.by);
     return status;
-  }, { validator: (_request: ControlRequest) => { if (finished()) throw new Error(`the train is ${status.state}`); } });
+  }, { validator: (_request: ControlRequest) => refuseWhenFinished() });
   setHandler(pauseTrain, (request) => { paused = true; note('paused', request.by); });
   setHandler(resumeTrain, (request) => {
     paused = false;
-    retryStage = true;
+    resumes++;
     note('resumed', request.by);
   });
 
@@ -230,69 +287,114 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     { key: searchAttributes.version, value: input.version },
   ]);
 
-  /** Lands wikiversions for `target`, deploys it with the engine and verifies it. False when it had to undo. */
-  const moveTo = async (target: number, by: string, why: string): Promise<boolean> => {
-    const forward = target > status.station;
-    // Forward names the station reached; backward names every group that goes back.
-    const groups = forward ? STATIONS[target] : STATIONS.slice(target + 1, status.station + 1).join(', ');
-    const label = `${forward ? 'move' : 'roll back'} ${groups} to ${forward ? input.version : fromVersion}`;
+  /** Error counters per group; without them there is no watch, so a failure blocks the train before it moves. */
+  const measure = (when: string) =>
+    measurements.groupCounters().catch((err: unknown) => {
+      throw new Error(`metrics could not be read at ${when}: ${causeOf(err)}`);
+    });
+
+  let lastRange: string | undefined;
+  /** Deploys a landed wikiversions release with the engine, then asks the wikis which version they run. */
+  const deployAndVerify = async (station: number, release: Release, child: string, strategy: Strategy, by: string) => {
+    await executeChild(rolloutWorkflow, {
+      workflowId: `${trainId}-${child}`,
+      args: [{ service: input.configService, release, selector: {}, strategy, by }],
+    });
+    const versions = versionsAt(station);
+    const expected = Object.fromEntries(Object.entries(catalog.groups).map(([db, group]) => [db, versions[group]]));
+    await acts.verifyLiveVersions({ expected, domains: catalog.domains, everyMs: input.verifyEveryMs, timeoutMs: input.verifyTimeoutMs });
+  };
+  /** Change ids are chosen once, at random, inside the workflow: a restarted train never finds an old change. */
+  const newChangeId = (what: string) => `${trainId}-${what}-${uuid4()}`;
+
+  /**
+   * Moves groups back to the old version: lands wikiversions for `target` and deploys it to every host at once.
+   * The target is only ever older than what runs now, so a failure here is reported and retried on `train
+   * resume`, never answered by moving the fleet forward.
+   */
+  const rollBackTo = async (target: number, by: string, why: string, changeId = newChangeId('rollback')): Promise<boolean> => {
+    // Backward names every group that goes back; after a failed forward move, the group that tried to move.
+    const groups = STATIONS.slice(target + 1, Math.max(status.station, target + 1) + 1).join(', ');
+    const label = `roll back ${groups} to ${fromVersion}`;
     moves++;
-    status.state = forward ? 'deploying' : 'rolling-back';
+    status.state = 'rolling-back';
     note(`${label}${why ? `: ${why}` : ''}`, by);
     report();
-    let lastRange: string | undefined;
-    const deploy = async (station: number, attempt: string, strategy: Strategy) => {
-      const versions = versionsAt(station);
-      const subject = `${STATIONS[station] ?? 'all'} wikis ${station >= 0 ? `to ${input.version}` : `back to ${fromVersion}`} (${trainId})`;
-      const change = await acts.landWikiversions({ versions, subject, changeId: `${trainId}-${attempt}`, by });
-      lastRange = change.range;
-      await executeChild(rolloutWorkflow, {
-        workflowId: `${trainId}-${attempt}`,
-        args: [{ service: input.configService, release: change.release, selector: {}, strategy, by }],
-      });
-      const expected = Object.fromEntries(Object.entries(catalog.groups).map(([db, group]) => [db, versions[group]]));
-      await acts.verifyLiveVersions({ expected, domains: catalog.domains, everyMs: input.verifyEveryMs, timeoutMs: input.verifyTimeoutMs });
-    };
     try {
-      await deploy(target, `config-${moves}`, forward ? input.strategy : ROLLBACK_STRATEGY);
-      status.station = target;
+      const versions = versionsAt(target);
+      const subject = `${STATIONS[target + 1] ?? 'all'} wikis back to ${fromVersion}${why ? `: ${why}` : ''} (${trainId})`;
+      const change = await acts.landWikiversions({ versions, subject, changeId, by });
+      lastRange = change.range;
+      // The configuration repository now says `target`, and so does every host the rollback reaches.
+      status.station = Math.min(status.station, target);
+      unfinishedRollback = { target, by, why, changeId };
+      await deployAndVerify(target, change.release, `config-${moves}`, ROLLBACK_STRATEGY, by);
+      unfinishedRollback = null;
       report();
-      await record(`${label}${why ? ` (${why})` : ''}: done and verified`, by, lastRange);
-      await updateRoadmap();
+      record(`${label}${why ? ` (${why})` : ''}: done and verified`, by, lastRange);
+      updateRoadmap();
       return true;
     } catch (err) {
-      // The engine has put the hosts back; put the config repository back to match them.
-      await deploy(status.station, `config-${moves}-undo`, ROLLBACK_STRATEGY);
-      holdForHuman = true;
-      await block([{ title: `${label} failed: ${causeOf(err)}` }]);
+      unfinishedRollback ??= { target, by, why, changeId };
+      report();
+      await blockAfterFailure(`${label} did not finish: ${causeOf(err)}. No group moves forward until \`signalbox train resume ${input.version}\` has retried the rollback`);
+      return false;
+    }
+  };
+
+  /** Moves the next station onto the new version, canaries first. On any failure the old wikiversions go back. */
+  const moveForward = async (target: number, by: string): Promise<boolean> => {
+    const label = `move ${STATIONS[target]} to ${input.version}`;
+    moves++;
+    status.state = 'deploying';
+    note(label, by);
+    report();
+    try {
+      const subject = `${STATIONS[target]} wikis to ${input.version} (${trainId})`;
+      const change = await acts.landWikiversions({ versions: versionsAt(target), subject, changeId: newChangeId('move'), by });
+      lastRange = change.range;
+      await deployAndVerify(target, change.release, `config-${moves}`, input.strategy, by);
+      status.station = target;
+      report();
+      record(`${label}: done and verified`, by, lastRange);
+      updateRoadmap();
+      return true;
+    } catch (err) {
+      const reason = `${label} failed: ${causeOf(err)}`;
+      note(reason);
+      // Never forward in reaction to a failure: every host goes back to the old wikiversions.
+      if (await rollBackTo(status.station, 'signalbox', `${STATIONS[target]} did not pass its move`)) await blockAfterFailure(`${reason}; rolled back and verified`);
       return false;
     }
   };
 
   report();
   let code: Awaited<ReturnType<Activities['stageCode']>> | null = null;
-  while (!code && !abortRequested) {
+  let staged = false;
+  while (!staged && !abortRequested) {
+    const resumesBefore = resumes;
     try {
-      code = await acts.stageCode({ version: input.version, by: input.by });
+      if (!code) {
+        code = await acts.stageCode({ version: input.version, by: input.by });
+        record(`branch cut and staged ${code.id}${code.patches.length ? ` with ${code.patches.length} security patch(es)` : ''}`, input.by, `wmf/${fromVersion}..${code.sha.slice(0, 12)}`);
+      }
+      await executeChild(rolloutWorkflow, {
+        workflowId: `${trainId}-stage${resumesBefore ? `-${resumesBefore}` : ''}`,
+        args: [{ service: input.codeService, release: code, selector: {}, strategy: input.strategy, by: input.by }],
+      });
+      record(`synced ${code.id} to every host`, input.by);
+      staged = true;
     } catch (err) {
-      if (failureType(err) !== 'StageBlocked') throw err;
-      // The runbook's "git am failed" row, and a failed build: nothing ships until it is fixed; `train resume` tries again.
-      retryStage = false;
-      await block([{ title: `stage of ${input.version}: ${causeOf(err)}` }]);
-      await condition(() => retryStage || abortRequested);
+      // The runbook's "git am failed" row, a failed build, or a sync that did not finish: nothing serves the new
+      // code yet, and nothing ships until a person has looked; `train resume` tries again.
+      if (failureType(err) === 'StageBlocked') block([{ title: `stage of ${input.version}: ${causeOf(err)}` }]);
+      else await blockAfterFailure(`stage of ${input.version} did not finish: ${causeOf(err)}; \`signalbox train resume ${input.version}\` tries again`);
+      await condition(() => resumes > resumesBefore || abortRequested);
       status.state = 'staging';
       status.blocker = undefined;
       announcedBlockers = '';
       report();
     }
-  }
-  if (code) {
-    await record(`branch cut and staged ${code.id}${code.patches.length ? ` with ${code.patches.length} security patch(es)` : ''}`, input.by, `wmf/${fromVersion}..${code.sha.slice(0, 12)}`);
-    await executeChild(rolloutWorkflow, {
-      workflowId: `${trainId}-stage`,
-      args: [{ service: input.codeService, release: code, selector: {}, strategy: input.strategy, by: input.by }],
-    });
-    await record(`synced ${code.id} to every host`, input.by);
   }
 
   /**
@@ -316,11 +418,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       if (input.blockersPollMs === undefined) return 'window';
       const blockers = await acts.openBlockers({ version: input.version });
       if (!blockers.open.length) {
-        if (status.state === 'blocked') await record('blockers resolved', 'signalbox');
+        if (status.state === 'blocked') record('blockers resolved', 'signalbox');
         announcedBlockers = '';
         return 'window';
       }
-      await block(blockers.open);
+      block(blockers.open);
       if (await condition(interrupted, input.blockersPollMs, { summary: 'open blockers' })) break;
     }
     return approved ? 'approved' : 'interrupted';
@@ -332,12 +434,19 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
    */
   const watchErrors = async (moved: Station, before: Counts, signaturesBefore: Signatures): Promise<string | null> => {
     const thresholds = { ...DEFAULT_WATCH, ...input.watch };
-    let previous = await acts.groupCounters();
+    let previous = await measure('the start of the watch');
+    let unreadable = 0;
     for (let remaining = input.watchMs; remaining > 0; ) {
       const step = Math.min(thresholds.everyMs, remaining);
       remaining -= step;
       if (await condition(() => abortRequested || pendingRollback !== null, step, { summary: `watch ${moved} on ${input.version}` })) return null;
-      const now = await acts.groupCounters();
+      // A failed read is not a measurement: the next one spans both intervals. Too many in a row, and a person decides.
+      const now = await measurements.groupCounters().catch((err: unknown) => {
+        if (++unreadable > WATCH_UNREADABLE_LIMIT) throw new Error(`the error watch of ${moved} could not read metrics ${unreadable} times in a row: ${causeOf(err)}`);
+        return null;
+      });
+      if (!now) continue;
+      unreadable = 0;
       const [current, last] = [now[moved] ?? NO_TRAFFIC, previous[moved] ?? NO_TRAFFIC];
       const measured = judge(thresholds, delta(current, last), before, { subject: moved, baseline: 'before the move' });
       const unknown = newSignatures(signatureDelta(current.signatures, last.signatures), signaturesBefore, status.acknowledged.map((a) => a.signature), thresholds.newErrorMin);
@@ -347,9 +456,12 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     }
     return null;
   };
-  let sinceLastMove = await acts.groupCounters();
+  if (!staged) status.state = 'aborted';
+  /** Counters when the last move's watch ended: the start of the next move's before-window. */
+  let sinceLastMove: Record<string, GroupCounts> | null = null;
 
-  for (;;) {
+  while (staged) {
+    const resumesBefore = resumes;
     await condition(() => !paused || abortRequested || pendingRollback !== null);
     if (abortRequested) {
       status.state = 'aborted';
@@ -358,12 +470,20 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     if (pendingRollback) {
       const request: TrainRollbackRequest = pendingRollback;
       const to = request.toStation ?? 'start';
-      await moveTo(to === 'start' ? -1 : STATIONS.indexOf(to), request.by, request.reason);
-      if (status.state !== 'blocked') status.state = 'rolled-back';
+      if (await rollBackTo(to === 'start' ? -1 : STATIONS.indexOf(to), request.by, request.reason)) status.state = 'rolled-back';
       holdForHuman = true;
       pendingRollback = null;
       rollbacksDone++;
       report();
+      continue;
+    }
+    if (unfinishedRollback) {
+      // Only a person restarts this: `train resume` deploys the same rollback again, to the hosts it missed.
+      await condition(() => resumes > resumesBefore || abortRequested || pendingRollback !== null);
+      if (resumes > resumesBefore && unfinishedRollback) {
+        const { target, by, why, changeId } = unfinishedRollback;
+        if (await rollBackTo(target, by, why, changeId)) status.state = 'rolled-back';
+      }
       continue;
     }
     if (status.station === STATIONS.length - 1) {
@@ -372,41 +492,49 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     }
     const moved = STATIONS[status.station + 1];
     let movedBy = input.by;
-    if (input.gate === 'window' && !holdForHuman) {
-      const gate = await windowGate(moved);
-      if (gate === 'interrupted') continue;
-      if (gate === 'window') movedBy = `signalbox (${moved} deploy window)`;
-    } else if (!input.autoApprove || holdForHuman) {
-      if (status.state !== 'blocked' && status.state !== 'rolled-back') status.state = 'awaiting-approval';
-      report();
-      await condition(() => approved || abortRequested || pendingRollback !== null);
-      if (!approved) continue;
-    }
-    if (approved) movedBy = lastApprover ?? movedBy;
-    approved = false;
-    holdForHuman = false;
-    status.blocker = undefined;
-    status.state = 'deploying';
-    report();
-    const beforeMove = await acts.groupCounters();
-    if (!(await moveTo(status.station + 1, movedBy, ''))) continue;
-    status.state = 'watching';
-    report();
-    const before = [beforeMove[moved] ?? NO_TRAFFIC, sinceLastMove[moved] ?? NO_TRAFFIC];
-    const breach = await watchErrors(moved, delta(before[0], before[1]), signatureDelta(before[0].signatures, before[1].signatures));
-    sinceLastMove = await acts.groupCounters();
-    if (breach) {
-      // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
-      note(`error watch: ${breach}`);
-      if (await moveTo(status.station - 1, 'signalbox error watch', `errors rose on ${moved}`)) {
-        holdForHuman = true;
-        await block([{ title: `${moved} was rolled back by the error watch: ${breach}` }]);
+    try {
+      sinceLastMove ??= await measure('the end of stage');
+      if (input.gate === 'window' && !holdForHuman) {
+        const gate = await windowGate(moved);
+        if (gate === 'interrupted') continue;
+        if (gate === 'window') movedBy = `signalbox (${moved} deploy window)`;
+      } else if (!input.autoApprove || holdForHuman) {
+        if (status.state !== 'blocked' && status.state !== 'rolled-back') status.state = 'awaiting-approval';
+        report();
+        await condition(() => approved || abortRequested || pendingRollback !== null);
+        if (!approved) continue;
       }
+      if (approved) movedBy = lastApprover ?? movedBy;
+      approved = false;
+      holdForHuman = false;
+      status.blocker = undefined;
+      status.state = 'deploying';
+      report();
+      const beforeMove = await measure(`${moved} before its move`);
+      if (!(await moveForward(status.station + 1, movedBy))) continue;
+      status.state = 'watching';
+      report();
+      const before = [beforeMove[moved] ?? NO_TRAFFIC, sinceLastMove?.[moved] ?? NO_TRAFFIC];
+      const breach = await watchErrors(moved, delta(before[0], before[1]), signatureDelta(before[0].signatures, before[1].signatures));
+      sinceLastMove = await measure(`${moved} after its watch`);
+      if (breach) {
+        // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
+        note(`error watch: ${breach}`);
+        if (await rollBackTo(status.station - 1, 'signalbox error watch', `errors rose on ${moved}`)) {
+          holdForHuman = true;
+          block([{ title: `${moved} was rolled back by the error watch: ${breach}` }]);
+        }
+      }
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // Metrics that cannot be read, blockers that cannot be listed: the train holds where it is and asks a person.
+      await blockAfterFailure(`${moved}: ${causeOf(err)}; it stays where it is until a person approves or rolls back`);
     }
   }
-  await record(`train ${status.state}`, input.by);
-  if (status.state === 'complete') await announce(`[Train] ${input.version} is on all wikis`, `Train ${input.version} reached group2 and passed its error watch.\n-- signalbox\n\n${input.link ?? trainId}`);
+  record(`train ${status.state}`, input.by);
+  if (status.state === 'complete') announce(`[Train] ${input.version} is on all wikis`, `Train ${input.version} reached group2 and passed its error watch.\n-- signalbox\n\n${input.link ?? trainId}`);
   report();
+  await recordsInOrder;
   await condition(allHandlersFinished);
   return status;
 }
