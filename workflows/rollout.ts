@@ -58,6 +58,11 @@ export interface RolloutInput {
   by: string;
   /** Pause before each wave after the canaries until resumed (the "continue?" of an interactive deploy). */
   pauseAfterCanary?: boolean;
+  /**
+   * This rollout puts back an older release (a train rollback). A host that fails its checks then stays on it,
+   * depooled for a person, instead of going back to the newer release it replaced.
+   */
+  movingBack?: boolean;
 }
 
 export interface WaveInput {
@@ -69,6 +74,7 @@ export interface WaveInput {
   failuresAllowed: number;
   by: string;
   runId: string;
+  movingBack?: boolean;
 }
 
 export interface WaveResult {
@@ -111,7 +117,7 @@ export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult>
       break;
     }
     const parts = chunk(hosts, HOSTS_PER_ACTIVITY);
-    const results = (await inParallel(parts, ACTIVITIES_IN_FLIGHT, (part) => hostActivities.promoteHosts({ service: input.service, release: input.release, hosts: part, by: input.by, runId: input.runId, concurrency: part.length }))).flat();
+    const results = (await inParallel(parts, ACTIVITIES_IN_FLIGHT, (part) => hostActivities.promoteHosts({ service: input.service, release: input.release, hosts: part, by: input.by, runId: input.runId, concurrency: part.length, movingBack: input.movingBack }))).flat();
     const failures = results.filter((r) => r.outcome === 'failed');
     result.batches.push({ done: results.length - failures.length, failed: failures.length });
     result.failed += failures.length;
@@ -269,7 +275,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       try {
         result = await executeChild(rolloutWaveWorkflow, {
           workflowId: `${runId}-${child.name.replace(/\s+/g, '-')}`,
-          args: [{ service: input.service, release: input.release, batches, failuresAllowed: status.maxFail - status.failed, by: input.by, runId }],
+          args: [{ service: input.service, release: input.release, batches, failuresAllowed: status.maxFail - status.failed, by: input.by, runId, movingBack: input.movingBack }],
         });
       } catch (err) {
         return rollBack(`${child.name} did not finish: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);

@@ -295,10 +295,10 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
 
   let lastRange: string | undefined;
   /** Deploys a landed wikiversions release with the engine, then asks the wikis which version they run. */
-  const deployAndVerify = async (station: number, release: Release, child: string, strategy: Strategy, by: string) => {
+  const deployAndVerify = async (station: number, release: Release, child: string, strategy: Strategy, by: string, movingBack = false) => {
     await executeChild(rolloutWorkflow, {
       workflowId: `${trainId}-${child}`,
-      args: [{ service: input.configService, release, selector: {}, strategy, by }],
+      args: [{ service: input.configService, release, selector: {}, strategy, by, movingBack }],
     });
     const versions = versionsAt(station);
     const expected = Object.fromEntries(Object.entries(catalog.groups).map(([db, group]) => [db, versions[group]]));
@@ -328,7 +328,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       // The configuration repository now says `target`, and so does every host the rollback reaches.
       status.station = Math.min(status.station, target);
       unfinishedRollback = { target, by, why, changeId };
-      await deployAndVerify(target, change.release, `config-${moves}`, ROLLBACK_STRATEGY, by);
+      await deployAndVerify(target, change.release, `config-${moves}`, ROLLBACK_STRATEGY, by, true);
       unfinishedRollback = null;
       report();
       record(`${label}${why ? ` (${why})` : ''}: done and verified`, by, lastRange);
