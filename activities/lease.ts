@@ -53,12 +53,12 @@ export function createLeaseActivities(config: SignalboxConfig) {
     return trainsInMotion(Context.current().client, request.except);
   }
 
-  async function acquireServiceLease(request: { service: string; workflowId: string; by: string }): Promise<LeaseHolder> {
+  async function acquireServiceLease(request: { service: string; workflowId: string; by: string; parent?: string }): Promise<LeaseHolder> {
     const client = Context.current().client;
     const handle = await leaseHandle(client, config, request.service);
     const holder: LeaseHolder = { workflowId: request.workflowId, by: request.by, since: new Date().toISOString() };
     try {
-      return await handle.executeUpdate(acquireLease, { args: [{ holder }] });
+      return await handle.executeUpdate(acquireLease, { args: [{ holder, parent: request.parent }] });
     } catch (err) {
       if (!(err instanceof WorkflowUpdateFailedError)) throw err;
     }

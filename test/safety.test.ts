@@ -87,6 +87,46 @@ describe('never make it worse', () => {
     expect((await third.result()).phase).toBe('done');
   });
 
+  it('a train move finds the service leased by a deploy: it blocks naming the holder, lands nothing, and moves once approved', async () => {
+    sandbox = await startSandbox();
+    const s = sandbox;
+    const release = await configMoving(s, ['testwikis']);
+    const headBefore = await s.forge.resolve('mediawiki-config', 'refs/heads/main');
+    const deploy = await rollout(s, release, { canary: '1', batch: '50%', maxFail: '0', fetchConcurrency: 80 }, { pauseAfterCanary: true, id: 'deploy-mediawiki-config' });
+    await waitFor('deploy paused after its canaries', async () => (await deploy.query(rolloutStatusQuery)).paused);
+    const handle = await startTrain(s.client, s.config, trainInputFrom(s.config, NEW, { autoApprove: true }));
+    const blocked = await waitFor('train blocked', async () => {
+      const status = await handle.query(trainStatusQuery);
+      return status.state === 'blocked' && status;
+    }, 90_000);
+    expect(blocked.blocker).toMatch(/^move group0 to 1\.41\.0-wmf\.26 failed: mediawiki-config is being changed by deploy-mediawiki-config \(started by tester/);
+    expect(blocked.station).toBe(0); // testwikis came with the deploy's release
+    expect(await s.forge.resolve('mediawiki-config', 'refs/heads/main')).toBe(headBefore); // nothing landed
+    await deploy.executeUpdate(resumeRollout, { args: [{ by: 'tester' }] });
+    await deploy.result();
+    await handle.executeUpdate(approveStation, { args: [{ by: 'alice' }] });
+    const final = await handle.result();
+    expect(final.state).toBe('complete');
+    await assertHostsConsistent(s, 'mediawiki-config');
+  });
+
+  it('a train started again under its id after it was terminated lands fresh changes, never its old ones', async () => {
+    sandbox = await startSandbox();
+    const s = sandbox;
+    const first = await startTrain(s.client, s.config, trainInputFrom(s.config, NEW, { autoApprove: false }));
+    await waitFor('awaiting approval', async () => (await first.query(trainStatusQuery)).state === 'awaiting-approval');
+    await first.executeUpdate(approveStation, { args: [{ by: 'alice' }] });
+    await waitFor('testwikis live', async () => {
+      const status = await first.query(trainStatusQuery);
+      return status.station === 0 && status.state === 'awaiting-approval';
+    }, 90_000);
+    await first.terminate('operator stopped it');
+    const again = await startTrain(s.client, s.config, trainInputFrom(s.config, NEW, { autoApprove: true }));
+    const final = await again.result();
+    expect(final.state).toBe('complete');
+    expect([...(await versionsServed(s))]).toEqual([NEW]);
+  });
+
   it('one train in motion at a time: a second train is refused until the first is at rest', async () => {
     sandbox = await startSandbox();
     const s = sandbox;

@@ -21,11 +21,28 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword'> = Object.
 
 export type HostOutcome = 'done' | 'already' | 'failed' | 'rolled-back' | 'skipped';
 
+/** Goes into workflow history, so it stays small: the whole story of a host is in `log`. */
 export interface HostResult {
   host: string;
   outcome: HostOutcome;
+  /** What went wrong (or what was found), for programs to branch on. */
+  code?:
+    | 'unreachable'
+    | 'fetch-failed'
+    | 'not-fetched'
+    | 'depool-failed'
+    | 'switch-failed'
+    | 'restart-failed'
+    | 'check-failed'
+    | 'repool-failed'
+    | 'left-depooled'
+    | 'never-switched'
+    | 'not-on-release';
+  /** At most about 300 characters. */
   detail?: string;
   previous?: string | null;
+  /** The worker's log file with the full text: `<home>/logs/<runId>/<host>.log`. */
+  log?: string;
 }
 
 export type RolloutPhase = 'planning' | 'fetching' | 'canary' | 'analysis' | 'batches' | 'paused' | 'rolling-back' | 'done' | 'rolled-back' | 'aborted';
@@ -137,6 +154,8 @@ export interface LeaseRequest {
   holder: LeaseHolder;
   /** Take the lease over from this workflow id, which the caller has seen closed. */
   replacing?: string;
+  /** The parent workflow: a train's move holds the lease, and the rollout it starts works under it. */
+  parent?: string;
 }
 
 export const leaseWorkflowId = (service: string) => `lease-${service}`;

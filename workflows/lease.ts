@@ -15,13 +15,13 @@ export async function serviceLeaseWorkflow(initial: LeaseHolder | null = null): 
     acquireLease,
     (request) => {
       handled++;
-      holder = request.holder;
+      if (!holder || holder.workflowId !== request.parent) holder = request.holder;
       return holder;
     },
     {
       validator: (request) => {
         if (!request?.holder?.workflowId || !request.holder.by) throw new Error('a lease request names the workflow and the person behind it');
-        if (!holder || holder.workflowId === request.holder.workflowId || holder.workflowId === request.replacing) return;
+        if (!holder || [request.holder.workflowId, request.replacing, request.parent].includes(holder.workflowId)) return;
         throw new Error(`held by ${holder.workflowId} (${holder.by}, since ${holder.since})`);
       },
     },

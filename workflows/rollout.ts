@@ -214,7 +214,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
   // Before any host is touched: a change whose Depends-On is not live yet must not go out (refuses, never retried).
   if (patched('depends-on-check')) await hostActivities.checkDependsOn({ service: input.service, release: input.release, selector: input.selector });
   // One change at a time per service: refused at once, naming the holder, when another rollout is changing it.
-  await hostActivities.acquireServiceLease({ service: input.service, workflowId: runId, by: input.by });
+  await hostActivities.acquireServiceLease({ service: input.service, workflowId: runId, by: input.by, parent: workflowInfo().parent?.workflowId });
   try {
     return await rollOut();
   } finally {

@@ -4,6 +4,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   allHandlersFinished,
   isCancellation,
@@ -304,6 +305,15 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     const expected = Object.fromEntries(Object.entries(catalog.groups).map(([db, group]) => [db, versions[group]]));
     await acts.verifyLiveVersions({ expected, domains: catalog.domains, everyMs: input.verifyEveryMs, timeoutMs: input.verifyTimeoutMs });
   };
+  /** A move holds the config service's lease from landing to verification, so no other deploy lands in between. */
+  const underLease = async <T>(by: string, work: () => Promise<T>): Promise<T> => {
+    await acts.acquireServiceLease({ service: input.configService, workflowId: trainId, by });
+    try {
+      return await work();
+    } finally {
+      await CancellationScope.nonCancellable(() => acts.releaseServiceLease({ service: input.configService, workflowId: trainId }));
+    }
+  };
   /** Change ids are chosen once, at random, inside the workflow: a restarted train never finds an old change. */
   const newChangeId = (what: string) => `${trainId}-${what}-${uuid4()}`;
 
@@ -321,14 +331,16 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     note(`${label}${why ? `: ${why}` : ''}`, by);
     report();
     try {
-      const versions = versionsAt(target);
-      const subject = `${STATIONS[target + 1] ?? 'all'} wikis back to ${fromVersion}${why ? `: ${why}` : ''} (${trainId})`;
-      const change = await acts.landWikiversions({ versions, subject, changeId, by });
-      lastRange = change.range;
-      // The configuration repository now says `target`, and so does every host the rollback reaches.
-      status.station = Math.min(status.station, target);
-      unfinishedRollback = { target, by, why, changeId };
-      await deployAndVerify(target, change.release, `config-${moves}`, ROLLBACK_STRATEGY, by, true);
+      await underLease(by, async () => {
+        const versions = versionsAt(target);
+        const subject = `${STATIONS[target + 1] ?? 'all'} wikis back to ${fromVersion}${why ? `: ${why}` : ''} (${trainId})`;
+        const change = await acts.landWikiversions({ versions, subject, changeId, by });
+        lastRange = change.range;
+        // The configuration repository now says `target`, and so does every host the rollback reaches.
+        status.station = Math.min(status.station, target);
+        unfinishedRollback = { target, by, why, changeId };
+        await deployAndVerify(target, change.release, `config-${moves}`, ROLLBACK_STRATEGY, by, true);
+      });
       unfinishedRollback = null;
       report();
       record(`${label}${why ? ` (${why})` : ''}: done and verified`, by, lastRange);
@@ -350,10 +362,12 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     note(label, by);
     report();
     try {
-      const subject = `${STATIONS[target]} wikis to ${input.version} (${trainId})`;
-      const change = await acts.landWikiversions({ versions: versionsAt(target), subject, changeId: newChangeId('move'), by });
-      lastRange = change.range;
-      await deployAndVerify(target, change.release, `config-${moves}`, input.strategy, by);
+      await underLease(by, async () => {
+        const subject = `${STATIONS[target]} wikis to ${input.version} (${trainId})`;
+        const change = await acts.landWikiversions({ versions: versionsAt(target), subject, changeId: newChangeId('move'), by });
+        lastRange = change.range;
+        await deployAndVerify(target, change.release, `config-${moves}`, input.strategy, by);
+      });
       status.station = target;
       report();
       record(`${label}: done and verified`, by, lastRange);
@@ -362,6 +376,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     } catch (err) {
       const reason = `${label} failed: ${causeOf(err)}`;
       note(reason);
+      if (failureType(err) === 'LeaseTaken') {
+        // Refused before anything landed or any host was touched: there is nothing to put back.
+        await blockAfterFailure(`${reason}; approve again once it is done`);
+        return false;
+      }
       // Never forward in reaction to a failure: every host goes back to the old wikiversions.
       if (await rollBackTo(status.station, 'signalbox', `${STATIONS[target]} did not pass its move`)) await blockAfterFailure(`${reason}; rolled back and verified`);
       return false;
