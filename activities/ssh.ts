@@ -1,5 +1,7 @@
 // Hosts over SSH (ssh2). Host keys must match a known_hosts entry: an unknown or changed key is refused, never
-// learned. Authentication is by private key or by the SSH agent. Connect and every command have timeouts.
+// learned, and a key marked @revoked is refused. Authentication is by private key or by the SSH agent. Connect,
+// handshake and every command have timeouts; idle connections are kept alive and a dead one is noticed.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { Client } from 'ssh2';
 import { HostError, shellQuote, type RunOptions, type RunResult, type Transport } from './transport';
@@ -15,23 +17,41 @@ export interface SshOptions {
   commandTimeoutMs: number;
 }
 
-/** known_hosts lookup names: "addr" on port 22, "[addr]:port" otherwise. Hashed (|1|) entries are not read. */
-export function knownHostKeys(knownHostsFile: string, address: string, port: number): Buffer[] {
-  const wanted = port === 22 ? address : `[${address}]:${port}`;
-  let text: string;
-  try {
-    text = fs.readFileSync(knownHostsFile, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read known_hosts file ${knownHostsFile}: ${(err as Error).message}`);
-  }
-  const keys: Buffer[] = [];
-  for (const line of text.split('\n')) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length < 3 || fields[0].startsWith('#') || fields[0].startsWith('@')) continue;
-    if (fields[0].split(',').includes(wanted)) keys.push(Buffer.from(fields[2], 'base64'));
+export interface KnownHostKeys {
+  trusted: Buffer[];
+  revoked: Buffer[];
+}
+
+/**
+ * The keys known_hosts holds for a host, read by OpenSSH's own `ssh-keygen -F`, so hashed (|1|) entries, host
+ * patterns and `@revoked` markers mean exactly what they mean to ssh. Lookup names: "addr" on port 22,
+ * "[addr]:port" otherwise.
+ */
+export async function knownHostKeys(knownHostsFile: string, address: string, port: number): Promise<KnownHostKeys> {
+  if (!fs.existsSync(knownHostsFile)) throw new Error(`cannot read known_hosts file ${knownHostsFile}: it does not exist`);
+  const name = port === 22 ? address : `[${address}]:${port}`;
+  const found = await new Promise<string>((resolve, reject) =>
+    execFile('ssh-keygen', ['-F', name, '-f', knownHostsFile], { timeout: 10_000 }, (err, stdout, stderr) => {
+      // Exit 1 with no output: the host is not in the file.
+      if (err && !(err.code === 1 && !stderr.trim())) reject(new Error(`cannot read known_hosts file ${knownHostsFile}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    }),
+  );
+  const keys: KnownHostKeys = { trusted: [], revoked: [] };
+  let revoked = false;
+  for (const line of found.split('\n')) {
+    if (line.startsWith('# Host ')) revoked = /\bREVOKED\s*$/.test(line);
+    else if (line.trim() && !line.startsWith('@cert-authority')) {
+      const fields = line.trim().split(/\s+/);
+      const key = Buffer.from(fields[fields[0].startsWith('@') ? 3 : 2] ?? '', 'base64');
+      (revoked ? keys.revoked : keys.trusted).push(key);
+    }
   }
   return keys;
 }
+
+/** How often an idle connection is probed, and how many missed answers close it: a dead host is noticed in ~30 s. */
+const KEEPALIVE = { keepaliveInterval: 10_000, keepaliveCountMax: 3 };
 
 export class SshTransport implements Transport {
   private connection?: Promise<Client>;
@@ -41,31 +61,42 @@ export class SshTransport implements Transport {
   private connect(): Promise<Client> {
     if (this.connection) return this.connection;
     const { host, address, port, user, knownHostsFile, privateKeyFile, connectTimeoutMs } = this.options;
-    this.connection = new Promise<Client>((resolve, reject) => {
-      const trusted = knownHostKeys(knownHostsFile, address, port);
-      let refusal: string | undefined;
-      const client = new Client();
-      client.on('ready', () => resolve(client));
-      client.on('error', (err) => {
-        this.connection = undefined;
-        reject(new HostError(host, refusal ?? `ssh connection to ${address}:${port} failed: ${err.message}`));
-      });
-      client.on('close', () => {
-        this.connection = undefined;
-      });
-      client.connect({
-        host: address,
-        port,
-        username: user,
-        readyTimeout: connectTimeoutMs,
-        privateKey: privateKeyFile ? fs.readFileSync(privateKeyFile) : undefined,
-        agent: privateKeyFile ? undefined : process.env.SSH_AUTH_SOCK,
-        hostVerifier: (key: Buffer) => {
-          if (trusted.length === 0) refusal = `host key of ${address}:${port} is unknown; add it to ${knownHostsFile} after checking it out of band`;
-          else if (!trusted.some((k) => k.equals(key))) refusal = `host key of ${address}:${port} does not match ${knownHostsFile}: it changed, refusing to connect`;
-          return refusal === undefined;
-        },
-      });
+    this.connection = knownHostKeys(knownHostsFile, address, port)
+      .catch((err: Error) => {
+        throw new HostError(host, err.message);
+      })
+      .then(
+        (known) =>
+          new Promise<Client>((resolve, reject) => {
+            let refusal: string | undefined;
+            const client = new Client();
+            client.on('ready', () => resolve(client));
+            client.on('error', (err) => {
+              this.connection = undefined;
+              reject(new HostError(host, refusal ?? `ssh connection to ${address}:${port} failed: ${err.message}`));
+            });
+            client.on('close', () => {
+              this.connection = undefined;
+            });
+            client.connect({
+              host: address,
+              port,
+              username: user,
+              readyTimeout: connectTimeoutMs,
+              ...KEEPALIVE,
+              privateKey: privateKeyFile ? fs.readFileSync(privateKeyFile) : undefined,
+              agent: privateKeyFile ? undefined : process.env.SSH_AUTH_SOCK,
+              hostVerifier: (key: Buffer) => {
+                if (known.revoked.some((k) => k.equals(key))) refusal = `host key of ${address}:${port} is marked @revoked in ${knownHostsFile}; refusing to connect`;
+                else if (known.trusted.length === 0) refusal = `host key of ${address}:${port} is unknown; add it to ${knownHostsFile} after checking it out of band`;
+                else if (!known.trusted.some((k) => k.equals(key))) refusal = `host key of ${address}:${port} does not match ${knownHostsFile}: it changed, refusing to connect`;
+                return refusal === undefined;
+              },
+            });
+          }),
+      );
+    this.connection.catch(() => {
+      this.connection = undefined;
     });
     return this.connection;
   }

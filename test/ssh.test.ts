@@ -75,4 +75,19 @@ describe('over SSH and rsync', () => {
     expect(failure.message).toMatch(/2 hosts failed to fetch, more than the limit of 1; nothing was switched/);
     for (const h of await serviceOnEveryHost(sandbox, 'mediawiki')) expect(h.links[`php-${NEW}`]).toBeUndefined();
   });
+
+  it('reads hashed known_hosts entries, and refuses a host whose key is marked @revoked', async () => {
+    sandbox = await sshSandbox();
+    const lines = fs.readFileSync(ssh!.knownHosts, 'utf8').trim().split('\n');
+    const revokedKey = lines[3].split(/\s+/).slice(1, 3).join(' '); // mw1004's key
+    fs.writeFileSync(ssh!.knownHosts, `${lines.join('\n')}\n`);
+    execFileSync('ssh-keygen', ['-H', '-f', ssh!.knownHosts], { stdio: 'ignore' }); // every host name hashed, as HashKnownHosts does
+    fs.appendFileSync(ssh!.knownHosts, `@revoked * ${revokedKey}\n`);
+    expect(fs.readFileSync(ssh!.knownHosts, 'utf8')).not.toContain('127.0.10.');
+    const code = await sandbox.activities.stageCode({ version: NEW, by: 'test' });
+    const hosts = Object.keys(await configLinks(sandbox));
+    const fetched = Object.fromEntries((await sandbox.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'hashed' })).map((r) => [r.host, r]));
+    expect(fetched.mw1004.detail).toMatch(/^mw1004: host key of 127\.0\.10\.4:\d+ is marked @revoked in .*known_hosts; refusing to connect$/);
+    expect(['mw1001', 'mw1002', 'mw1003', 'mw1005', 'mw1006'].map((h) => fetched[h].outcome)).toEqual(['done', 'done', 'done', 'done', 'done']);
+  });
 });
