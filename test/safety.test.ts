@@ -127,6 +127,29 @@ describe('never make it worse', () => {
     expect([...(await versionsServed(s))]).toEqual([NEW]);
   });
 
+  it('a wave that dies mid-rollout rolls every host it started on back, instead of leaving two releases', async () => {
+    sandbox = await startSandbox();
+    const s = sandbox;
+    const release = await configMoving(s, ['testwikis']);
+    const before = await configLinks(s);
+    const handle = await rollout(s, release, { canary: '1', batch: '1', maxFail: '0', fetchConcurrency: 80 }, { id: 'dies-mid-wave' });
+    // Terminate the first batch child caught running: as if its history were lost, or an operator killed it.
+    let killed: string | undefined;
+    await waitFor('a batch child terminated', async () => {
+      for (let n = 1; n <= 7 && !killed; n++) {
+        const child = s.client.workflow.getHandle(`dies-mid-wave-batch-${n}`);
+        const running = await child.describe().then((d) => d.status.name === 'RUNNING', () => false);
+        if (running && (await child.terminate('test: a wave dies').then(() => true, () => false))) killed = child.workflowId;
+      }
+      return killed;
+    }, 60_000, 20);
+    const failure = await handle.result().then(() => undefined, (err) => err.cause);
+    expect(failure?.type).toBe('RolloutRolledBack');
+    expect(failure?.message).toMatch(/did not finish: .*; rolled back \d+ hosts to what they ran before; every host is on the release it ran before/);
+    expect(await configLinks(s)).toEqual(before);
+    await assertHostsConsistent(s, 'mediawiki-config');
+  });
+
   it('one train in motion at a time: a second train is refused until the first is at rest', async () => {
     sandbox = await startSandbox();
     const s = sandbox;
