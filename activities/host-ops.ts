@@ -5,6 +5,10 @@
 //   <root>/<service>/revs/<release-id>/   one folder per release, never modified after it is verified
 //   <root>/<service>/<link>               symlink to revs/<release-id>, switched atomically by rename
 //   <root>/<service>/state.json           current, previous, last stable; when, by whom, by which run
+//   <root>/<service>/journal.json         the step the last promote, restore or rollback reached (one JSON line)
+//   <root>/<service>/pins/<release-id>    a rollout's run id: fetched by it and not yet switched, so never pruned
+// Every file the engine relies on after a crash is written to a temporary name, fsynced, renamed over, and the
+// directory fsynced (coreutils `sync FILE`), so a power cut leaves either the old or the new version.
 import { HostError, type Transport } from './transport';
 import { checkReleaseId, checkServiceName } from '../workflows/names';
 
@@ -19,25 +23,65 @@ export interface ServiceState {
   replaced?: string | null;
 }
 
+export type JournalStep = 'depooled' | 'switched' | 'restarted' | 'checked' | 'repooled';
+export const JOURNAL_STEPS: JournalStep[] = ['depooled', 'switched', 'restarted', 'checked', 'repooled'];
+
+/** A promote moves a link forward; a restore moves it back after failed checks; a rollback on request. */
+export type JournalOp = 'promote' | 'restore' | 'rollback';
+
+/**
+ * The last step one operation reached on one host for one service. 'depooled' is written just before the depool
+ * (a crash in between can only leave a pooled host marked depooled, which is harmless); every other step after it
+ * is done. 'repooled' for a release means the host was checked (or restored) there and serves it again.
+ */
+export interface HostJournal {
+  op: JournalOp;
+  runId: string;
+  /** Where the operation points the link; null when going back removes a link that did not exist before. */
+  release: string | null;
+  /** What the link pointed at before the operation: a promote's way back, or the release a restore left. */
+  replaced: string | null;
+  link: string;
+  step: JournalStep;
+  at: string;
+  /** A promote's state.json before it, written back when the host goes back. */
+  stateBefore?: ServiceState;
+  /** A promote's log sizes before the switch, so a resumed log scan still sees everything after it. */
+  logOffsets?: Record<string, number>;
+}
+
 export interface ServiceOnHost {
   state: ServiceState;
   links: Record<string, string>;
   revs: string[];
   /** Sizes of the log files asked for, by path. */
   logSizes: Record<string, number>;
+  journal: HostJournal | null;
+  /** Releases a rollout has fetched and pinned within PIN_FRESH_MINUTES. */
+  pins: string[];
 }
 
 export const EMPTY_STATE: ServiceState = { current: null, previous: null, lastStable: null };
+
+/** A pin older than a week belongs to a rollout long gone; prune may then take the release. */
+export const PIN_FRESH_MINUTES = 7 * 24 * 60;
+
+// put NAME TEXT: writes $dir/NAME durably and atomically (the directory itself is fsynced once, at the end).
+// unpin REL RUN: drops the pin of REL if RUN holds it, so a later rollout's pin survives.
+const helpers = `put() { printf '%s\\n' "$2" > "$dir/.$1.next"; sync "$dir/.$1.next"; mv -f "$dir/.$1.next" "$dir/$1"; }
+unpin() { [ -n "$1" ] && [ -f "$dir/pins/$1" ] || return 0; who=""; IFS= read -r who < "$dir/pins/$1" || true; [ "$who" != "$2" ] || rm -f "$dir/pins/$1"; }`;
 
 const hashTree = `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1`;
 
 const SCRIPTS = {
   // Pull a release into revs/, hard-linking unchanged files from the newest release so only changes travel,
   // verify its content hash, and only then give it its final name. Re-running after a crash resumes the rsync.
+  // The pin goes first, so a prune running meanwhile keeps the release.
   fetch: `set -eu
-dir="$1/$2"; rel="$3"; src="$4"; want="$5"
-[ -d "$dir/revs/$rel" ] && exit 0
+dir="$1/$2"; rel="$3"; src="$4"; want="$5"; run="\${6:-}"
 mkdir -p "$dir/revs"
+[ -z "$run" ] || { mkdir -p "$dir/pins"; printf '%s\\n' "$run" > "$dir/pins/$rel"; }
+[ -d "$dir/revs/$rel" ] && exit 0
 part="$dir/revs/.$rel.partial"
 newest=""; for r in $(ls -1t "$dir/revs"); do newest="$r"; break; done
 # --checksum: size and mtime cannot tell releases apart (git archive stamps every file with the commit time).
@@ -47,43 +91,66 @@ got=$(cd "$part" && ${hashTree})
 if [ "$got" != "$want" ]; then rm -rf "$part"; echo "content hash mismatch for $rel: staged $want, fetched $got" >&2; exit 3; fi
 mv "$part" "$dir/revs/$rel"`,
 
-  // Point <link> at a fetched release by renaming a new symlink over the old one, then record the state.
-  // Both renames are atomic; re-running with the same arguments gives the same result.
+  // Point <link> at a fetched release by renaming a new symlink over the old one (or remove it when no release is
+  // given), then record the state and, when given, the journal step; finally drop the run's pin. Every rename is
+  // atomic and made durable; re-running with the same arguments gives the same result.
   activate: `set -eu
-dir="$1/$2"; rel="$3"; link="$4"; state="$5"
-[ -d "$dir/revs/$rel" ] || { echo "release $rel is not on this host; fetch it first" >&2; exit 4; }
-ln -sfn "revs/$rel" "$dir/.$link.next"
-mv -T "$dir/.$link.next" "$dir/$link"
-printf '%s\\n' "$state" > "$dir/.state.json.next"
-mv -f "$dir/.state.json.next" "$dir/state.json"`,
-
-  // Undo an activation that created a link which did not exist before.
-  unlink: `set -eu
-dir="$1/$2"; link="$3"; state="$4"
-rm -f "$dir/$link"
-printf '%s\\n' "$state" > "$dir/.state.json.next"
-mv -f "$dir/.state.json.next" "$dir/state.json"`,
+dir="$1/$2"; rel="$3"; link="$4"; state="$5"; journal="\${6:-}"; pinned="\${7:-}"; run="\${8:-}"
+${helpers}
+if [ -n "$rel" ]; then
+  [ -d "$dir/revs/$rel" ] || { echo "release $rel is not on this host; fetch it first" >&2; exit 4; }
+  ln -sfn "revs/$rel" "$dir/.$link.next"
+  mv -T "$dir/.$link.next" "$dir/$link"
+else
+  rm -f "$dir/$link"
+fi
+put state.json "$state"
+[ -z "$journal" ] || put journal.json "$journal"
+sync "$dir"
+unpin "$pinned" "$run"`,
 
   writeState: `set -eu
 dir="$1/$2"; mkdir -p "$dir"
-printf '%s\\n' "$3" > "$dir/.state.json.next"
-mv -f "$dir/.state.json.next" "$dir/state.json"`,
+${helpers}
+put state.json "$3"
+sync "$dir"`,
+
+  journal: `set -eu
+dir="$1/$2"; pinned="\${4:-}"; run="\${5:-}"
+${helpers}
+put journal.json "$3"
+sync "$dir"
+unpin "$pinned" "$run"`,
+
+  unpin: `set -eu
+dir="$1/$2"
+${helpers}
+unpin "$3" "$4"`,
 
   // One line per fact, so parsing needs no JSON tool on the host. Builtins where possible: every exec costs
-  // a process start, and a fleet-wide rollout reads every host's state more than once. Arguments after the
-  // service are log files whose sizes are wanted (so a log scan later sees only what came after).
+  // a process start, and a fleet-wide rollout reads every host's state more than once (so pins are looked at with
+  // find only when there is one). Arguments after the service are log files whose sizes are wanted (so a log scan
+  // later sees only what came after).
   read: `dir="$1/$2"; shift 2
 [ -f "$dir/state.json" ] && { IFS= read -r s < "$dir/state.json"; printf 'state %s\\n' "$s"; }
+[ -f "$dir/journal.json" ] && { IFS= read -r j < "$dir/journal.json"; printf 'journal %s\\n' "$j"; }
+for p in "$dir/pins"/*; do [ -e "$p" ] && find "$dir/pins" -mindepth 1 -maxdepth 1 -type f -mmin -${PIN_FRESH_MINUTES} -printf 'pin %f\\n'; break; done
 [ -d "$dir" ] && find "$dir" -mindepth 1 -maxdepth 1 -type l ! -name '.*' -printf 'link %f %l\\n'
 [ -d "$dir/revs" ] && for r in $(ls -1t "$dir/revs"); do printf 'rev %s\\n' "$r"; done
 for f in "$@"; do if [ -f "$f" ]; then printf 'log %s %s\\n' "$(wc -c < "$f")" "$f"; else printf 'log 0 %s\\n' "$f"; fi; done
 exit 0`,
 
+  // Checks again on the host what the caller chose, so a list computed from an older read cannot remove a release
+  // that a link, state.json, the journal or a fresh pin names. Stale pins go. Says what it kept and why.
   prune: `set -eu
 dir="$1/$2"; shift 2
+[ ! -d "$dir/pins" ] || find "$dir/pins" -mindepth 1 -maxdepth 1 -type f -mmin +${PIN_FRESH_MINUTES} -delete
 for rel in "$@"; do
-  for l in "$dir"/*; do [ -L "$l" ] && [ "$(readlink "$l")" = "revs/$rel" ] && { echo "refusing to prune $rel: $l uses it" >&2; exit 5; }; done
-  rm -rf "$dir/revs/$rel"
+  why=""
+  for l in "$dir"/*; do [ -L "$l" ] && [ "$(readlink "$l")" = "revs/$rel" ] && why="$l uses it"; done
+  for f in state.json journal.json; do [ -f "$dir/$f" ] && grep -qF "\\"$rel\\"" "$dir/$f" && why="$f names it"; done
+  [ -f "$dir/pins/$rel" ] && why="a rollout fetched it and has not switched it yet"
+  if [ -n "$why" ]; then echo "kept $rel: $why"; else rm -rf "$dir/revs/$rel"; echo "pruned $rel"; fi
 done`,
 
   logSince: `[ -f "$1" ] || exit 0
@@ -94,57 +161,121 @@ function sh(script: keyof typeof SCRIPTS, ...args: string[]): string[] {
   return ['sh', '-c', SCRIPTS[script], `signalbox-${script}`, ...args];
 }
 
+/** A host script ran and refused: the host was reached, unlike a transport's own HostError. */
+export class HostScriptError extends HostError {}
+
 async function mustRun(transport: Transport, host: string, argv: string[], what: string, timeoutMs?: number): Promise<string> {
   const result = await transport.run(argv, { timeoutMs });
-  if (result.code !== 0) throw new HostError(host, `${what} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0) throw new HostScriptError(host, `${what} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
   return result.stdout;
 }
 
 export async function readService(transport: Transport, host: string, root: string, service: string, logFiles: string[] = []): Promise<ServiceOnHost> {
   const out = await mustRun(transport, host, sh('read', root, checkServiceName(service), ...logFiles), 'reading state');
-  const found: ServiceOnHost = { state: { ...EMPTY_STATE }, links: {}, revs: [], logSizes: {} };
+  const found: ServiceOnHost = { state: { ...EMPTY_STATE }, links: {}, revs: [], logSizes: {}, journal: null, pins: [] };
+  const parsed = <T>(file: string, text: string): T => {
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new HostScriptError(host, `${file} of ${service} is not valid JSON; inspect ${root}/${service}/${file}`);
+    }
+  };
   for (const line of out.split('\n')) {
     const [kind, ...rest] = line.split(' ');
-    if (kind === 'state') {
-      try {
-        found.state = { ...EMPTY_STATE, ...JSON.parse(rest.join(' ')) };
-      } catch {
-        throw new HostError(host, `state.json of ${service} is not valid JSON; inspect ${root}/${service}/state.json`);
-      }
-    } else if (kind === 'link') found.links[rest[0]] = rest[1];
+    if (kind === 'state') found.state = { ...EMPTY_STATE, ...parsed<ServiceState>('state.json', rest.join(' ')) };
+    else if (kind === 'journal') found.journal = parsed<HostJournal>('journal.json', rest.join(' '));
+    else if (kind === 'pin') found.pins.push(rest[0]);
+    else if (kind === 'link') found.links[rest[0]] = rest[1];
     else if (kind === 'rev') found.revs.push(rest[0]);
     else if (kind === 'log') found.logSizes[rest.slice(1).join(' ')] = Number(rest[0]) || 0;
   }
   return found;
 }
 
-export async function fetchRelease(transport: Transport, host: string, root: string, service: string, release: string, source: string, contentHash: string): Promise<void> {
-  await mustRun(transport, host, sh('fetch', root, checkServiceName(service), checkReleaseId(release), source, contentHash), `fetching ${release}`);
+/** The release a link points at, or null. */
+export function linkTarget(onHost: Pick<ServiceOnHost, 'links'>, link: string): string | null {
+  return onHost.links[link]?.replace(/^revs\//, '') ?? null;
 }
 
-export async function activateRelease(transport: Transport, host: string, root: string, service: string, release: string, link: string, state: ServiceState): Promise<void> {
-  await mustRun(transport, host, sh('activate', root, checkServiceName(service), checkReleaseId(release), link, JSON.stringify(state)), `switching to ${release}`);
+/** The journal when its last operation was on this link (the code service keeps one link per version). */
+export function journalFor(onHost: Pick<ServiceOnHost, 'journal'>, link: string): HostJournal | null {
+  return onHost.journal?.link === link ? onHost.journal : null;
 }
 
-export async function removeLink(transport: Transport, host: string, root: string, service: string, link: string, state: ServiceState): Promise<void> {
-  await mustRun(transport, host, sh('unlink', root, checkServiceName(service), link, JSON.stringify(state)), `removing ${link}`);
+/**
+ * Whether the host serves `release` through `link` and is done with it: its journal says the release was checked
+ * (or restored) and repooled there. A host with no journal for it (from before journals, or the sandbox's first
+ * fleet) counts when the load balancer pools it; `pooled` null means that could not be read.
+ */
+export function settledOn(onHost: Pick<ServiceOnHost, 'links' | 'journal'>, link: string, release: string, pooled: boolean | null): boolean {
+  if (linkTarget(onHost, link) !== release) return false;
+  const journal = journalFor(onHost, link);
+  if (journal?.release === release) return journal.step === 'repooled';
+  return pooled === true;
+}
+
+/** Fetches and verifies a release; with a run id, pins it for that run first so no prune takes it meanwhile. */
+export async function fetchRelease(transport: Transport, host: string, root: string, service: string, release: string, source: string, contentHash: string, pinFor?: string): Promise<void> {
+  await mustRun(transport, host, sh('fetch', root, checkServiceName(service), checkReleaseId(release), source, contentHash, pinFor ?? ''), `fetching ${release}`);
+}
+
+/** Optional parts of a switch: the journal step it completes, and the run whose pin on a release it drops. */
+export interface SwitchRecord {
+  journal?: HostJournal;
+  unpin?: { release: string; runId: string };
+}
+
+export async function activateRelease(transport: Transport, host: string, root: string, service: string, release: string, link: string, state: ServiceState, record: SwitchRecord = {}): Promise<void> {
+  await mustRun(transport, host, sh('activate', root, checkServiceName(service), checkReleaseId(release), link, JSON.stringify(state), ...recordArgs(record)), `switching to ${release}`);
+}
+
+export async function removeLink(transport: Transport, host: string, root: string, service: string, link: string, state: ServiceState, record: SwitchRecord = {}): Promise<void> {
+  await mustRun(transport, host, sh('activate', root, checkServiceName(service), '', link, JSON.stringify(state), ...recordArgs(record)), `removing ${link}`);
+}
+
+function recordArgs(record: SwitchRecord): string[] {
+  return [record.journal ? JSON.stringify(record.journal) : '', record.unpin ? checkReleaseId(record.unpin.release) : '', record.unpin?.runId ?? ''];
 }
 
 export async function writeServiceState(transport: Transport, host: string, root: string, service: string, state: ServiceState): Promise<void> {
   await mustRun(transport, host, sh('writeState', root, checkServiceName(service), JSON.stringify(state)), 'writing state');
 }
 
-export async function pruneReleases(transport: Transport, host: string, root: string, service: string, releases: string[]): Promise<void> {
-  if (releases.length === 0) return;
-  await mustRun(transport, host, sh('prune', root, checkServiceName(service), ...releases.map(checkReleaseId)), 'pruning');
+export async function writeJournal(transport: Transport, host: string, root: string, service: string, journal: HostJournal, unpin?: SwitchRecord['unpin']): Promise<void> {
+  const [, pinned, runId] = recordArgs({ unpin });
+  await mustRun(transport, host, sh('journal', root, checkServiceName(service), JSON.stringify(journal), pinned, runId), 'writing the journal');
+}
+
+/** Drops a run's pin on a release; a pin another run wrote since stays. */
+export async function unpinRelease(transport: Transport, host: string, root: string, service: string, release: string, runId: string): Promise<void> {
+  await mustRun(transport, host, sh('unpin', root, checkServiceName(service), checkReleaseId(release), runId), 'dropping a pin');
+}
+
+/** Removes the releases the host itself also finds unused; returns those it removed. */
+export async function pruneReleases(transport: Transport, host: string, root: string, service: string, releases: string[]): Promise<string[]> {
+  if (releases.length === 0) return [];
+  const out = await mustRun(transport, host, sh('prune', root, checkServiceName(service), ...releases.map(checkReleaseId)), 'pruning');
+  return out.split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice('pruned '.length));
 }
 
 export async function logSince(transport: Transport, host: string, file: string, offset: number): Promise<string> {
   return mustRun(transport, host, sh('logSince', file, String(offset)), 'reading log');
 }
 
-/** Releases older than the newest `keep` that no link uses; revs is newest first. */
-export function releasesToPrune(onHost: ServiceOnHost, keep: number): string[] {
-  const inUse = new Set(Object.values(onHost.links).map((t) => t.replace(/^revs\//, '')));
-  return onHost.revs.slice(keep).filter((r) => !inUse.has(r));
+/**
+ * Releases older than the newest `keep` that nothing may still need: no link uses them, state.json and the
+ * journal do not name them (current, previous, last stable, a way back), and no rollout has pinned them. revs is
+ * newest first.
+ */
+export function releasesToPrune(onHost: Pick<ServiceOnHost, 'state' | 'links' | 'revs'> & Partial<Pick<ServiceOnHost, 'journal' | 'pins'>>, keep: number): string[] {
+  const { state, journal } = onHost;
+  const named = [
+    ...Object.keys(onHost.links).map((link) => linkTarget(onHost, link)),
+    state.current, state.previous, state.lastStable, state.replaced,
+    journal?.release, journal?.replaced,
+    journal?.stateBefore?.current, journal?.stateBefore?.previous, journal?.stateBefore?.lastStable, journal?.stateBefore?.replaced,
+    ...(onHost.pins ?? []),
+  ];
+  const needed = new Set(named.filter((r): r is string => !!r));
+  return onHost.revs.slice(keep).filter((r) => !needed.has(r));
 }

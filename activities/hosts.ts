@@ -1,5 +1,7 @@
 // Activities over hosts: read state, fetch wide, promote narrow, roll back, mark stable. Every one of them reads
-// the host's own state first and skips what is already done, so a retry after a crash is safe.
+// the host's own state and journal first and goes on from the step it reached, so a retry after a crash is safe.
+import fs from 'node:fs';
+import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { HostSpec, SignalboxConfig } from '../config/load';
 import type { HostResult } from '../workflows/definitions';
@@ -8,20 +10,45 @@ import { logScanFiles, runChecks } from './checks';
 import {
   activateRelease,
   fetchRelease,
+  HostScriptError,
+  journalFor,
+  JOURNAL_STEPS,
+  linkTarget,
   pruneReleases,
   readService,
   releasesToPrune,
   removeLink,
+  settledOn,
+  unpinRelease,
+  writeJournal,
   writeServiceState,
+  type HostJournal,
+  type JournalStep,
   type ServiceOnHost,
   type ServiceState,
 } from './host-ops';
 import { fill, forgeFor, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
 import { poolStates, setPooled } from './loadbalancer';
 import { releaseSource, type Release, type ReleaseSource } from './releases';
+import { HostError } from './transport';
 
 /** How far back a release's new commits are read for Depends-On: more than a week of any branch's changes. */
 const DEPENDS_ON_SCAN_LIMIT = 1000;
+
+/** HostResult.detail stays this short: every result goes into workflow history. */
+const DETAIL_LIMIT = 300;
+
+type StepCode = NonNullable<HostResult['code']>;
+
+/** A transport that could not reach the host makes any step 'unreachable'; a host that answered keeps the step's code. */
+function codeFor(err: unknown, code: StepCode): StepCode {
+  return err instanceof HostError && !(err instanceof HostScriptError) ? 'unreachable' : code;
+}
+
+/** A run id or host name as one file name: no separators, no leading dots. */
+function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\./, '_') || '_';
+}
 
 export interface TargetRequest {
   service: string;
@@ -30,14 +57,49 @@ export interface TargetRequest {
   runId: string;
 }
 
+/** Which hosts a rollout targets. Leaving both out means every host; an empty list or name is refused, never "all". */
 export interface HostSelector {
   hosts?: string[];
   group?: string;
 }
 
+/**
+ * The hosts a selector names, in the order named. Anything that does not name existing hosts is refused as
+ * BadInput before a host is touched: an empty list or name must not fall through to the whole fleet.
+ */
+export function selectHosts(fleet: HostSpec[], selector: HostSelector): HostSpec[] {
+  const bad = (message: string) => ApplicationFailure.nonRetryable(message, 'BadInput');
+  if (!selector || typeof selector !== 'object') throw bad(`the host selector must be { hosts } or { group }, not ${JSON.stringify(selector)}`);
+  const { hosts, group } = selector;
+  if (hosts !== undefined && group !== undefined) throw bad('give a host list or a group, not both');
+  if (hosts !== undefined) {
+    if (!Array.isArray(hosts)) throw bad(`the host list must be a list of host names, not ${JSON.stringify(hosts)}`);
+    if (!hosts.length) throw bad('the host list is empty; name at least one host, such as mw1001, or leave the list out to target every host');
+    if (hosts.some((h) => typeof h !== 'string' || !h.trim())) throw bad(`the host list ${JSON.stringify(hosts)} has an empty name; name hosts such as mw1001,mw1002`);
+    const twice = hosts.filter((h, i) => hosts.indexOf(h) !== i);
+    if (twice.length) throw bad(`the host list names ${[...new Set(twice)].join(', ')} more than once; name each host once`);
+    const known = new Map(fleet.map((h) => [h.name, h]));
+    const unknown = hosts.filter((h) => !known.has(h));
+    if (unknown.length) throw bad(`unknown hosts: ${unknown.join(', ')}; \`signalbox hosts\` lists the ${fleet.length} hosts there are`);
+    return hosts.map((h) => known.get(h)!);
+  }
+  if (group !== undefined) {
+    if (typeof group !== 'string' || !group.trim()) throw bad(`the group name ${JSON.stringify(group)} is empty; name a group such as canary, or leave it out to target every host`);
+    const inGroup = fleet.filter((h) => h.groups.includes(group));
+    if (!inGroup.length) {
+      const groups = [...new Set(fleet.flatMap((h) => h.groups))].sort();
+      throw bad(`no host is in group "${group}"; groups there are: ${groups.join(', ') || 'none'}`);
+    }
+    return inGroup;
+  }
+  return fleet;
+}
+
 export interface HostsRequest extends TargetRequest {
   hosts: string[];
   concurrency?: number;
+  /** Putting back an older release: a host that fails its checks stays on it, depooled, never goes forward again. */
+  movingBack?: boolean;
 }
 
 export async function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -75,31 +137,67 @@ export function createHostActivities(config: SignalboxConfig) {
   }
 
   async function select(selector: HostSelector): Promise<HostSpec[]> {
-    const inv = inventory();
-    if (selector.hosts?.length) return hostsByName(inv, selector.hosts);
-    if (selector.group) {
-      const hosts = inv.hosts.filter((h) => h.groups.includes(selector.group!));
-      if (!hosts.length) throw ApplicationFailure.nonRetryable(`no host is in group "${selector.group}"`, 'BadInput');
-      return hosts;
-    }
-    return inv.hosts;
+    return selectHosts(inventory().hosts, selector);
   }
 
   /** What each selected host serves for the release's link now: the release id, or null. Host state is the truth. */
   async function currentReleases(request: { service: string; release: Release; selector: HostSelector }): Promise<{ current: Record<string, string | null>; canaryHosts: string[] }> {
     const hosts = await select(request.selector);
     const link = linkFor(request.service, request.release);
+    const pools = poolsOnce(inventory());
     const current: Record<string, string | null> = {};
     await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
       try {
-        const target = (await read(host, request.service)).links[link];
-        current[host.name] = target ? target.replace(/^revs\//, '') : null;
+        const onHost = await read(host, request.service);
+        const linked = linkTarget(onHost, link);
+        if (linked !== request.release.id) current[host.name] = linked;
+        else if (await settled(onHost, link, request.release.id, host, pools)) current[host.name] = linked;
+        // Linked but never checked and repooled there: counted as still on its way back, so the rollout finishes it.
+        else current[host.name] = wayBack(onHost, link, request.release.id).replaced;
       } catch {
         current[host.name] = null; // unreachable now; the promote step will count it as a failure if it still is
       }
     });
     const canaryGroup = config.rollout.canaryGroup ?? 'canary';
     return { current, canaryHosts: hosts.filter((h) => h.groups.includes(canaryGroup)).map((h) => h.name) };
+  }
+
+  /** The load balancer's pools, asked at most once per activity and only when a host without a journal needs it. */
+  function poolsOnce(inv: Inventory): () => Promise<Record<string, boolean> | null> {
+    let pools: Promise<Record<string, boolean> | null> | undefined;
+    return () => (pools ??= poolStates(inv.loadBalancer).catch(() => null));
+  }
+
+  async function settled(onHost: ServiceOnHost, link: string, release: string, host: HostSpec, pools: () => Promise<Record<string, boolean> | null>): Promise<boolean> {
+    if (linkTarget(onHost, link) !== release) return false;
+    if (journalFor(onHost, link)?.release === release) return settledOn(onHost, link, release, null);
+    const pooled = await pools();
+    return settledOn(onHost, link, release, pooled && pooled[host.name] !== false);
+  }
+
+  /** For a host already linked to the release: what it replaced and the state before, from the best record there is. */
+  function wayBack(onHost: ServiceOnHost, link: string, release: string): { replaced: string | null; stateBefore: ServiceState } {
+    const journal = journalFor(onHost, link);
+    if (journal?.op === 'promote' && journal.release === release) return { replaced: journal.replaced, stateBefore: journal.stateBefore ?? onHost.state };
+    const { state } = onHost;
+    // state.json is written after the link, so when it does not name the release yet it still describes what was before.
+    if (state.current !== release) return { replaced: state.current, stateBefore: state };
+    return { replaced: state.replaced ?? null, stateBefore: { ...state, current: state.previous } };
+  }
+
+  /** Workflow history gets a short detail; the whole text goes to the run's log for the host, named in `log`. */
+  function bounded(runId: string, what: string, result: HostResult): HostResult {
+    const text = result.detail;
+    if (!text || (result.outcome !== 'failed' && text.length <= DETAIL_LIMIT)) return result;
+    const detail = text.length > DETAIL_LIMIT ? `${text.slice(0, DETAIL_LIMIT - 3)}...` : text;
+    const log = path.join(config.home, 'logs', fileSafe(runId), `${fileSafe(result.host)}.log`);
+    try {
+      fs.mkdirSync(path.dirname(log), { recursive: true });
+      fs.appendFileSync(log, `${new Date().toISOString()} ${what}: ${result.outcome}${result.code ? ` (${result.code})` : ''}: ${text}\n`);
+    } catch {
+      return { ...result, detail }; // a log that cannot be written must not change what happened on the host
+    }
+    return { ...result, detail, log };
   }
 
   async function fetchToHosts(request: HostsRequest): Promise<HostResult[]> {
@@ -110,95 +208,221 @@ export function createHostActivities(config: SignalboxConfig) {
     return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, async (host): Promise<HostResult> => {
       try {
         const source = `${inv.rsyncSource}/${release.service}/${release.id}`;
-        await fetchRelease(transportFor(host, config), host.name, host.root, request.service, release.id, source, release.contentHash);
+        await fetchRelease(transportFor(host, config), host.name, host.root, request.service, release.id, source, release.contentHash, request.runId);
         return { host: host.name, outcome: 'done' };
       } catch (err) {
-        return { host: host.name, outcome: 'failed', detail: (err as Error).message };
+        return bounded(request.runId, `fetch ${release.id}`, { host: host.name, outcome: 'failed', code: codeFor(err, 'fetch-failed'), detail: (err as Error).message });
       }
     });
   }
 
-  async function promoteOne(host: HostSpec, request: TargetRequest, inv: Inventory): Promise<HostResult> {
+  /**
+   * depool -> switch -> restart -> checks -> repool, each step journaled on the host. A retry or a resumed run
+   * goes on from the journal's step; a host already linked to the release but never checked and repooled there is
+   * finished rather than counted as already done.
+   */
+  async function promoteOne(host: HostSpec, request: HostsRequest, inv: Inventory, pools: () => Promise<Record<string, boolean> | null>): Promise<HostResult> {
     const spec = service(request.service);
-    const { release } = request;
+    const { release, runId } = request;
     const link = linkFor(request.service, release);
     const transport = transportFor(host, config);
     const vars = templateVars(host, inv, { version: release.name, release: release.id, service: request.service });
-    let before: ServiceOnHost;
+    const finish = (result: Omit<HostResult, 'host'>) => bounded(runId, `promote ${release.id}`, { host: host.name, ...result });
+    let onHost: ServiceOnHost;
     try {
-      before = await readService(transport, host.name, host.root, request.service, logScanFiles(spec.checks, vars));
+      onHost = await readService(transport, host.name, host.root, request.service, logScanFiles(spec.checks, vars));
     } catch (err) {
-      return { host: host.name, outcome: 'failed', detail: (err as Error).message };
+      return finish({ outcome: 'failed', code: codeFor(err, 'unreachable'), detail: (err as Error).message });
     }
-    const replaced = before.links[link]?.replace(/^revs\//, '') ?? null;
-    if (replaced === release.id) return { host: host.name, outcome: 'already', previous: before.state.replaced ?? null };
-    const ctx = { host: host.name, transport, vars, logOffsets: new Map(Object.entries(before.logSizes)) };
-    let switched = false;
+    const linked = linkTarget(onHost, link);
+    const journal = journalFor(onHost, link);
+    const ours = journal?.op === 'promote' && journal.runId === runId && journal.release === release.id ? journal : null;
+    if (ours?.step === 'repooled' && linked === release.id) return finish({ outcome: 'done', previous: ours.replaced });
+    if (!ours && (await settled(onHost, link, release.id, host, pools))) {
+      // Tidying only: the link already keeps the release from being pruned, so a failure here changes nothing.
+      if (onHost.pins.includes(release.id)) await unpinRelease(transport, host.name, host.root, request.service, release.id, runId).catch(() => undefined);
+      return finish({ outcome: 'already', previous: wayBack(onHost, link, release.id).replaced });
+    }
+    if (!onHost.revs.includes(release.id)) {
+      return finish({ outcome: 'failed', code: 'not-fetched', detail: `${host.name}: release ${release.id} is not on this host; fetch it first (nothing was changed)` });
+    }
+
+    // Where to start, and where the host goes back to if a step fails.
+    let done: JournalStep | null = null;
+    let { replaced, stateBefore } = linked === release.id ? wayBack(onHost, link, release.id) : { replaced: linked, stateBefore: onHost.state };
+    let logOffsets = onHost.logSizes;
+    if (ours && (linked === release.id || linked === ours.replaced)) {
+      // This run's own promote, interrupted: the link says whether its switch happened, the journal the rest.
+      done = linked === release.id ? ours.step : 'depooled';
+      replaced = ours.replaced;
+      stateBefore = ours.stateBefore ?? stateBefore;
+      logOffsets = ours.logOffsets ?? logOffsets;
+    }
+    const entry = (step: JournalStep): HostJournal => ({ op: 'promote', runId, release: release.id, replaced, link, step, at: new Date().toISOString(), stateBefore, logOffsets });
+    const unpin = { release: release.id, runId };
+    // The last step drops this run's pin too: once linked, the link keeps the release from being pruned.
+    const record = (step: JournalStep) => writeJournal(transport, host.name, host.root, request.service, entry(step), step === 'repooled' ? unpin : undefined);
+    const reached = (step: JournalStep) => done !== null && JOURNAL_STEPS.indexOf(done) >= JOURNAL_STEPS.indexOf(step);
+    const state: ServiceState = {
+      current: release.id,
+      previous: stateBefore.current,
+      lastStable: stateBefore.lastStable,
+      deployedAt: new Date().toISOString(),
+      deployedBy: request.by,
+      runId,
+      replaced,
+    };
+    let stage: StepCode = 'unreachable';
     try {
-      await setPooled(inv.loadBalancer, host.name, false);
-      const state: ServiceState = {
-        current: release.id,
-        previous: before.state.current,
-        lastStable: before.state.lastStable,
-        deployedAt: new Date().toISOString(),
-        deployedBy: request.by,
-        runId: request.runId,
-        replaced,
-      };
-      await activateRelease(transport, host.name, host.root, request.service, release.id, link, state);
-      switched = true;
-      if (spec.restart) await restart(host, spec.restart, vars);
-      await runChecks(spec.checks, host.groups, ctx);
+      if (done === null) await record('depooled');
+      stage = 'depool-failed';
+      if (!reached('checked')) await setPooled(inv.loadBalancer, host.name, false);
+      stage = 'switch-failed';
+      if (!reached('switched')) {
+        await activateRelease(transport, host.name, host.root, request.service, release.id, link, state, { journal: entry('switched'), unpin });
+      }
+      stage = 'restart-failed';
+      if (spec.restart && !reached('restarted')) {
+        await restart(host, spec.restart, vars);
+        await record('restarted');
+      }
+      stage = 'check-failed';
+      if (!reached('checked')) {
+        await runChecks(spec.checks, host.groups, { host: host.name, transport, vars, logOffsets: new Map(Object.entries(logOffsets)) });
+        await record('checked');
+      }
+      stage = 'repool-failed';
       await setPooled(inv.loadBalancer, host.name, true);
-      return { host: host.name, outcome: 'done', previous: replaced };
+      await record('repooled');
+      return finish({ outcome: 'done', previous: replaced });
     } catch (err) {
+      const failed = { outcome: 'failed' as const, code: codeFor(err, stage), previous: replaced };
       const detail = (err as Error).message;
-      // A host that failed its checks goes straight back, so it never keeps serving a release that failed.
-      if (switched) await restoreHost(host, request, inv, replaced, before.state).catch(() => undefined);
-      return { host: host.name, outcome: 'failed', detail, previous: replaced };
+      // The journal says how far it got, so a retry finishes it and a rollback of this run puts it back.
+      if (stage === 'unreachable' || stage === 'depool-failed') return finish({ ...failed, detail });
+      if (stage === 'repool-failed') return finish({ ...failed, detail: `${detail}; it passed its checks on ${release.id} and is left depooled` });
+      if (request.movingBack) {
+        // Going back from an older release would move the host forward: it stays where it is, out of the pool.
+        await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
+        return finish({ ...failed, code: 'left-depooled', detail: `${detail}; this rollout moves hosts back, so it does not go forward again: left depooled for a person` });
+      }
+      // A host that failed goes straight back, so it never keeps serving a release that failed.
+      try {
+        await goBack({ host, inv, op: 'restore', runId, by: request.by, serviceName: request.service, version: release.name, left: release.id, link, target: replaced, stateBefore, switchBack: true });
+        return finish({ ...failed, detail: `${detail}; back on ${replaced ?? 'no link'}` });
+      } catch (backErr) {
+        await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
+        return finish({ ...failed, code: 'left-depooled', detail: `${detail}; going back to ${replaced ?? 'no link'} failed too (${(backErr as Error).message}); left depooled for a person` });
+      }
     }
   }
 
   async function restart(host: HostSpec, argv: string[], vars: Record<string, string | number | undefined>): Promise<void> {
     const result = await transportFor(host, config).run(argv.map((a) => fill(a, vars)), { timeoutMs: 60_000 });
-    if (result.code !== 0) throw new Error(`restart failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().slice(0, 300)}`);
+    if (result.code !== 0) throw new Error(`restart failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
   }
 
-  /** Points the link back at what it replaced (or removes it), restarts, and repools: no copying. */
-  async function restoreHost(host: HostSpec, request: TargetRequest, inv: Inventory, replaced: string | null, stateBefore: ServiceState): Promise<void> {
-    const spec = service(request.service);
-    const link = linkFor(request.service, request.release);
+  /**
+   * Points the link back at `target` (or removes it), restarts, and repools: no copying. Without switchBack the
+   * link is already there and never moved, so only the repool is left. Journaled as switched, then repooled: a
+   * retry redoes the restart, which is harmless, and a rollback stays one write shorter.
+   */
+  async function goBack(back: { host: HostSpec; inv: Inventory; op: 'restore' | 'rollback'; runId: string; by: string; serviceName: string; version: string; left: string; link: string; target: string | null; stateBefore: ServiceState; switchBack: boolean }): Promise<void> {
+    const { host, inv, runId, serviceName, left, link, target } = back;
+    const spec = service(serviceName);
     const transport = transportFor(host, config);
-    const state: ServiceState = { ...stateBefore, deployedAt: new Date().toISOString(), deployedBy: request.by, runId: request.runId };
-    if (replaced) await activateRelease(transport, host.name, host.root, request.service, replaced, link, state);
-    else await removeLink(transport, host.name, host.root, request.service, link, state);
-    if (spec.restart) await restart(host, spec.restart, templateVars(host, inv, { version: request.release.name, release: replaced ?? '', service: request.service }));
+    const entry = (step: JournalStep): HostJournal => ({ op: back.op, runId, release: target, replaced: left, link, step, at: new Date().toISOString() });
+    const unpin = { release: left, runId };
+    if (back.switchBack) {
+      const state: ServiceState = { ...back.stateBefore, previous: left, deployedAt: new Date().toISOString(), deployedBy: back.by, runId };
+      if (target) await activateRelease(transport, host.name, host.root, serviceName, target, link, state, { journal: entry('switched'), unpin });
+      else await removeLink(transport, host.name, host.root, serviceName, link, state, { journal: entry('switched'), unpin });
+      if (spec.restart) await restart(host, spec.restart, templateVars(host, inv, { version: back.version, release: target ?? '', service: serviceName }));
+    }
     await setPooled(inv.loadBalancer, host.name, true);
+    await writeJournal(transport, host.name, host.root, serviceName, entry('repooled'), unpin);
   }
 
   async function promoteHosts(request: HostsRequest): Promise<HostResult[]> {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
-    return eachWithLimit(hosts, request.concurrency ?? hosts.length, (host) => promoteOne(host, request, inv));
+    const pools = poolsOnce(inv);
+    return eachWithLimit(hosts, request.concurrency ?? hosts.length, (host) => promoteOne(host, request, inv, pools));
   }
 
-  /** Moves hosts that serve the release back to what it replaced. Hosts not on the release are left alone. */
+  /**
+   * Moves each host this run touched back to what it replaced, and nothing else: a host never goes to a newer
+   * release. Hosts not on the release and not touched by this run are skipped; a host this run depooled but never
+   * switched is repooled. A host that cannot be put back is reported and left depooled for a person. Safe to retry.
+   */
   async function rollbackHosts(request: HostsRequest): Promise<HostResult[]> {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
-    const link = linkFor(request.service, request.release);
-    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, async (host): Promise<HostResult> => {
-      try {
-        const onHost = await read(host, request.service);
-        if (onHost.links[link] !== `revs/${request.release.id}`) return { host: host.name, outcome: 'skipped', detail: 'not on the release' };
-        const replaced = onHost.state.replaced ?? null;
-        const stateAfter: ServiceState = { ...onHost.state, current: onHost.state.previous, previous: request.release.id, replaced: request.release.id };
-        await restoreHost(host, request, inv, replaced, stateAfter);
-        return { host: host.name, outcome: 'rolled-back', previous: replaced };
-      } catch (err) {
-        return { host: host.name, outcome: 'failed', detail: (err as Error).message };
+    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, (host) => rollbackOne(host, request, inv));
+  }
+
+  async function rollbackOne(host: HostSpec, request: HostsRequest, inv: Inventory): Promise<HostResult> {
+    const { release, runId } = request;
+    const link = linkFor(request.service, release);
+    const transport = transportFor(host, config);
+    const finish = (result: Omit<HostResult, 'host'>) => bounded(runId, `rollback ${release.id}`, { host: host.name, ...result });
+    const leaveDepooled = async (result: Omit<HostResult, 'host' | 'outcome'>, detail: string) => {
+      const depooled = await setPooled(inv.loadBalancer, host.name, false).then(
+        () => 'left depooled for a person',
+        (err) => `could not depool it either (${(err as Error).message}); a person must take it out of the pool`,
+      );
+      return finish({ ...result, outcome: 'failed', detail: `${detail}; ${depooled}` });
+    };
+    let onHost: ServiceOnHost;
+    try {
+      onHost = await readService(transport, host.name, host.root, request.service);
+    } catch (err) {
+      return leaveDepooled({ code: codeFor(err, 'unreachable') }, `${(err as Error).message}; cannot tell whether it serves ${release.id}`);
+    }
+    const linked = linkTarget(onHost, link);
+    const journal = journalFor(onHost, link);
+    const promoted = journal?.op === 'promote' && journal.release === release.id ? journal : null;
+    const wentBack = journal && journal.op !== 'promote' && journal.runId === runId && journal.replaced === release.id && linked === journal.release ? journal : null;
+    const back = (target: string | null, stateBefore: ServiceState, switchBack: boolean) =>
+      goBack({ host, inv, op: 'rollback', runId, by: request.by, serviceName: request.service, version: release.name, left: release.id, link, target, stateBefore, switchBack });
+    let target: string | null = linked;
+    try {
+      if (wentBack) {
+        if (wentBack.step === 'repooled') {
+          if (wentBack.op === 'rollback') return finish({ outcome: 'rolled-back', previous: linked });
+          return finish({ outcome: 'skipped', code: 'not-on-release', detail: `went back to ${linked ?? 'no link'} when it failed on ${release.id}` });
+        }
+        // Going back stopped after its switch: restart and repool.
+        await back(linked, onHost.state, true);
+        return finish({ outcome: 'rolled-back', previous: linked });
       }
-    });
+      if (linked === release.id && request.movingBack) {
+        // This rollout put hosts back on an older release: undoing it would move them forward.
+        if (settledOn(onHost, link, release.id, null)) return finish({ outcome: 'skipped', detail: `stays on ${release.id}: this rollout moved hosts back, and undoing it would move them forward` });
+        return leaveDepooled({ code: 'left-depooled', previous: linked }, `on ${release.id} but not checked there, and this rollout moved hosts back, so it does not go forward again`);
+      }
+      if (linked === release.id) {
+        target = promoted ? promoted.replaced : onHost.state.replaced ?? null;
+        await back(target, promoted?.stateBefore ?? { ...onHost.state, current: onHost.state.previous }, true);
+        return finish({ outcome: 'rolled-back', previous: target });
+      }
+      if (promoted?.runId === runId) {
+        if (linked !== promoted.replaced) {
+          return leaveDepooled({ code: 'left-depooled', previous: linked }, `its ${link} points at ${linked ?? 'nothing'}, neither ${release.id} nor what this rollout replaced (${promoted.replaced ?? 'no link'})`);
+        }
+        if (promoted.step === 'depooled') {
+          await back(linked, onHost.state, false);
+          return finish({ outcome: 'rolled-back', code: 'never-switched', previous: linked, detail: `depooled by this rollout but never switched; repooled on ${linked ?? 'no link'}` });
+        }
+        // Its switch happened and going back had already moved the link before the journal said so: finish that.
+        await back(linked, promoted.stateBefore ?? onHost.state, true);
+        return finish({ outcome: 'rolled-back', previous: linked });
+      }
+      if (onHost.pins.includes(release.id)) await unpinRelease(transport, host.name, host.root, request.service, release.id, runId);
+      return finish({ outcome: 'skipped', code: 'not-on-release', detail: 'not on the release' });
+    } catch (err) {
+      return leaveDepooled({ code: codeFor(err, 'left-depooled'), previous: target }, `rolling back to ${target ?? 'no link'} failed: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -265,7 +489,10 @@ export function createHostActivities(config: SignalboxConfig) {
     return { dependencies };
   }
 
-  /** After a whole rollout succeeds: record the release as last stable, and prune old releases. */
+  /**
+   * After a whole rollout succeeds: record the release as last stable, drop this run's pin, and prune old releases
+   * (never one a link, state.json, the journal or another run's pin still names).
+   */
   async function markStable(request: HostsRequest): Promise<number> {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
@@ -275,11 +502,14 @@ export function createHostActivities(config: SignalboxConfig) {
       const transport = transportFor(host, config);
       const onHost = await read(host, request.service);
       if (onHost.state.current === request.release.id && onHost.state.lastStable !== request.release.id) {
-        await writeServiceState(transport, host.name, host.root, request.service, { ...onHost.state, lastStable: request.release.id });
+        onHost.state = { ...onHost.state, lastStable: request.release.id };
+        await writeServiceState(transport, host.name, host.root, request.service, onHost.state);
       }
-      const old = releasesToPrune(onHost, keep);
-      await pruneReleases(transport, host.name, host.root, request.service, old);
-      pruned += old.length;
+      if (onHost.pins.includes(request.release.id)) {
+        await unpinRelease(transport, host.name, host.root, request.service, request.release.id, request.runId);
+      }
+      const removed = await pruneReleases(transport, host.name, host.root, request.service, releasesToPrune(onHost, keep));
+      pruned += removed.length;
     });
     return pruned;
   }
