@@ -123,7 +123,8 @@ export function signalboxHome(): string {
   return path.resolve(process.env.SIGNALBOX_HOME ?? path.join(REPO_ROOT, '.signalbox'));
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+// verbose: errors carry the value they refuse, so a message can show it.
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validate = ajv.compile(configSchema);
 
 function schemaAt(schemaPath: string): { description?: string } {
@@ -143,6 +144,10 @@ function describe(error: ErrorObject, lineOf: (p: (string | number)[]) => number
   let what = error.message ?? 'is not valid';
   if (error.keyword === 'additionalProperties') what = `has an unknown key "${(error.params as any).additionalProperty}"; remove it or check its spelling`;
   if (error.keyword === 'enum') what = `must be one of ${(error.params as any).allowedValues.join(', ')}`;
+  if (error.keyword === 'anyOf') what = `${JSON.stringify(error.data)} is none of the forms allowed`;
+  // The regex says nothing to a reader when the description says what fits; the value refused says more.
+  if (error.keyword === 'pattern' && fix) what = `${JSON.stringify(error.data)} is not allowed`;
+  if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].includes(error.keyword)) what = `is ${JSON.stringify(error.data)}, ${what}`;
   return `${line ? `line ${line}, ` : ''}${where}: ${what}${fix && error.keyword !== 'additionalProperties' ? ` (expected ${fix})` : ''}`;
 }
 
@@ -169,8 +174,13 @@ export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG
   };
   if (!validate(raw)) {
     const seen = new Set<string>();
-    const problems = (validate.errors ?? [])
-      .filter((e) => e.keyword !== 'oneOf' || !(validate.errors ?? []).some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'required'))
+    const errors = validate.errors ?? [];
+    // Each anyOf branch reports its own type mismatch ("must be null"): noise. A value of the type one branch takes
+    // is explained by that branch's error; any other value by the anyOf error and its description.
+    const explainedAt = (e: ErrorObject) => errors.some((o) => o !== e && o.instancePath === e.instancePath && !['type', 'anyOf'].includes(o.keyword));
+    const problems = errors
+      .filter((e) => e.keyword !== 'oneOf' || !errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'required'))
+      .filter((e) => !(e.keyword === 'type' && e.schemaPath.includes('/anyOf/')) && !(e.keyword === 'anyOf' && explainedAt(e)))
       .map((e) => describe(e, lineOf))
       .filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
     throw new ConfigError(absolute, problems);

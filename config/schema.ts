@@ -1,8 +1,15 @@
 // The schema of signalbox.yml. Every property carries a `description`, which doubles as the "fix" in errors.
 
-const amount = { type: 'string', pattern: '^(\\d+|\\d+(\\.\\d+)?%)$', description: 'a count such as "3" or a percentage such as "10%" (quoted)' };
+// A percentage over 100 would fail inside every workflow that plans with it, so the file is refused instead.
+const amount = { type: 'string', pattern: '^(\\d+|(100(\\.0+)?|\\d{1,2}(\\.\\d+)?)%)$', description: 'a whole count such as "3", or a percentage from "0%" to "100%" such as "10%", in quotes' };
 const templated = { type: 'string', minLength: 1, description: 'text; {{host}}, {{address}}, {{port}}, {{group}}, {{version}}, {{release}} are filled in' };
-const ms = (what: string) => ({ type: 'integer', minimum: 0, description: `${what}, in milliseconds` });
+const ms = (what: string, minimum = 0, why = '') => ({
+  type: 'integer',
+  minimum,
+  description: `${what}, in milliseconds${minimum ? `, at least ${minimum}${why ? `: ${why}` : ''}` : ''}`,
+});
+// A measurement or poll with no pause between them spins: it loads the fleet and fills workflow history.
+const interval = (what: string) => ms(what, 1000, 'shorter pauses only spin');
 
 const check = {
   type: 'object',
@@ -10,7 +17,7 @@ const check = {
   additionalProperties: false,
   properties: {
     name: { type: 'string' },
-    timeoutMs: ms('how long one attempt may take'),
+    timeoutMs: ms('how long one attempt may take', 100, 'a 0 timeout means none to the socket, so a check could hang'),
     attempts: { type: 'integer', minimum: 1, maximum: 60, description: 'attempts before the check fails (1 to 60)' },
     intervalMs: ms('pause between attempts'),
     groups: { type: 'array', items: { type: 'string' }, description: 'run only on hosts in these groups' },
@@ -41,7 +48,7 @@ const analysis = {
   properties: {
     source: { enum: ['prometheus', 'scrape'], description: 'prometheus (query its HTTP API) or scrape (read the hosts\' /metrics directly)' },
     prometheusUrl: { type: 'string', description: 'base URL of Prometheus, such as http://127.0.0.1:9090' },
-    intervalMs: ms('time between measurements'),
+    intervalMs: interval('time between measurements'),
     measurements: { type: 'integer', minimum: 1, description: 'how many measurements to take' },
     failureLimit: { type: 'integer', minimum: 0, description: 'failed measurements tolerated' },
     maxErrorRate: { type: 'number', minimum: 0, maximum: 1, description: 'absolute error-rate ceiling for the canaries, 0 to 1' },
@@ -128,8 +135,8 @@ export const configSchema = {
             user: { type: 'string' },
             privateKey: { type: 'string', description: 'path to the private key; the SSH agent is used when absent' },
             knownHosts: { type: 'string', description: 'path to a known_hosts file; unknown or changed keys are refused' },
-            connectTimeoutMs: ms('SSH connect timeout'),
-            commandTimeoutMs: ms('timeout for one command'),
+            connectTimeoutMs: ms('SSH connect timeout', 1000, 'no host finishes the SSH handshake faster'),
+            commandTimeoutMs: ms('timeout for one command', 1000, 'fetching a release is one command'),
           },
         },
         loadBalancer: { type: 'string', description: 'base URL of the load-balancer API, such as http://127.0.0.1:9400' },
@@ -140,7 +147,7 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        canary: { anyOf: [amount, { type: 'null' }] },
+        canary: { anyOf: [amount, { type: 'null' }], description: 'a whole count such as "3", a percentage from "0%" to "100%" such as "10%" (in quotes), or null for no canary wave' },
         canaryGroup: { type: 'string', description: 'hosts in this group are the canaries' },
         batch: amount,
         maxFail: amount,
@@ -153,10 +160,12 @@ export const configSchema = {
       properties: {
         autoApprove: { type: 'boolean' },
         approvers: { type: 'array', items: { type: 'string' }, description: 'who may approve a station; empty lets anyone' },
-        verifyEveryMs: ms('pause between live-version checks'),
-        verifyTimeoutMs: ms('how long the live version may take to show'),
-        watchMs: ms('how long to watch errors after each station'),
-        watchIntervalMs: ms('time between error measurements during the watch'),
+        // Lower than the other intervals: the polls run inside one activity bounded by verifyTimeoutMs, they re-ask
+        // only the wikis not yet confirmed, and they sit on the path of every station move.
+        verifyEveryMs: ms('pause between live-version checks', 100, 'the polls stay inside one activity and re-ask only unconfirmed wikis, so short pauses are cheap; less than 100 only hammers the app servers'),
+        verifyTimeoutMs: ms('how long the live version may take to show', 1000, 'restarted app servers need time to answer'),
+        watchMs: ms('how long to watch errors after each station (0: no watch)'),
+        watchIntervalMs: interval('time between error measurements during the watch'),
         watchMaxErrorRate: { type: 'number', minimum: 0, maximum: 1, description: "the moved group's error-rate ceiling during the watch, 0 to 1" },
         watchMaxRatio: { type: 'number', minimum: 1, description: 'the moved group may have at most this many times its error rate before the move' },
         watchMinRequests: { type: 'integer', minimum: 0, description: 'fewer requests than this in a measurement decides nothing' },
@@ -177,7 +186,7 @@ export const configSchema = {
           required: ['github'],
           description: 'where train blockers are tracked: github, with pollMs',
           properties: {
-            pollMs: ms('how often open blockers are checked while they hold the train'),
+            pollMs: interval('how often open blockers are checked while they hold the train'),
             github: {
               type: 'object',
               additionalProperties: false,

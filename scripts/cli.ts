@@ -3,17 +3,18 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline/promises';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig, type SignalboxConfig } from '../config/load';
-import { createHostActivities } from '../activities/hosts';
+import { createHostActivities, selectHosts, type HostSelector } from '../activities/hosts';
 import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
 import { stageFromForge, treeHash, type Release } from '../activities/releases';
 import { createTrainActivities, CONFIG_REPO, stageVersion } from '../activities/train';
 import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
-import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, STATIONS, trainWorkflowId } from '../workflows/names';
+import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, parseAmount, STATIONS, trainWorkflowId } from '../workflows/names';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
 import { runDemo } from './demo';
 import { describeHolder, runningLeaseHolder } from '../activities/lease';
@@ -25,6 +26,32 @@ import { createFleet, readFleet, serverPid, startFleetServer, stopFleetServer } 
 import { faultsFile, serveFleet, type FaultFile } from '../sandbox/server';
 
 const who = () => process.env.SIGNALBOX_USER ?? process.env.USER ?? 'signalbox';
+
+// Option parsers: commander would hand over Number("abc"), which is NaN and passes every later `<` check.
+function wholeNumber(min: number, max: number) {
+  return (value: string): number => {
+    const text = value.trim();
+    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return Number(text);
+  };
+}
+
+function shareOfOne(value: string): number {
+  const text = value.trim();
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text) || Number(text) > 1) throw new InvalidArgumentError('expected a number from 0 to 1, such as 0.05');
+  return Number(text);
+}
+
+function hostList(value: string): string[] {
+  const names = value.split(',').map((h) => h.trim());
+  if (names.some((h) => !h)) throw new InvalidArgumentError('expected host names separated by commas, such as mw1001,mw1002, with no empty name (leave --hosts out to deploy to every host)');
+  return names;
+}
+
+function groupName(value: string): string {
+  if (!value.trim()) throw new InvalidArgumentError('expected a group name such as canary (leave --group out to deploy to every host)');
+  return value.trim();
+}
 
 function config(cmd: Command): SignalboxConfig {
   return loadConfig(cmd.optsWithGlobals().config);
@@ -80,6 +107,9 @@ export function buildCli(): Command {
   const program = new Command('signalbox')
     .description('Durable, staged deploys of code and config to a fleet, as Temporal workflows')
     .option('-c, --config <file>', 'configuration file (default: signalbox.yml, or SIGNALBOX_CONFIG)')
+    // Set before any subcommand is added, so every one inherits them: usage errors read and exit like ours.
+    .configureOutput({ outputError: (text, write) => write(`signalbox: ${text.replace(/^error: /, '')}`) })
+    .exitOverride()
     .showHelpAfterError();
 
   program
@@ -110,7 +140,7 @@ export function buildCli(): Command {
   sandbox
     .command('up')
     .description('create the fleet (once) and start its app servers')
-    .option('--hosts <n>', 'number of hosts', (v) => Number(v))
+    .option('--hosts <n>', 'number of hosts (1 to 5000)', wholeNumber(1, 5000))
     .action(async (opts, cmd) => {
       const cfg = config(cmd);
       const hosts = opts.hosts ?? cfg.fleet.sandbox?.hosts ?? 12;
@@ -155,8 +185,8 @@ export function buildCli(): Command {
     .command('fault <version>')
     .description('make a version misbehave in the sandbox, so a bad train is reproducible')
     .option('--group <group>', 'wiki group the error rate applies to', 'group2')
-    .option('--error-rate <rate>', 'share of requests that fail, 0 to 1', '0')
-    .option('--latency-ms <ms>', 'extra latency per request')
+    .option('--error-rate <rate>', 'share of requests that fail, 0 to 1', shareOfOne, 0)
+    .option('--latency-ms <ms>', 'extra latency per request (0 to 600000)', wholeNumber(0, 600_000))
     .option('--crash', 'the app fails to start on this version')
     .option('--signature <text>', 'the error message logged')
     .option('--clear', 'remove every fault of this version')
@@ -164,10 +194,8 @@ export function buildCli(): Command {
       const cfg = config(cmd);
       checkVersion(version);
       const group = checkStation(opts.group);
-      const errorRate = Number(opts.errorRate);
-      if (!(errorRate >= 0 && errorRate <= 1)) throw new UserError('--error-rate takes a number from 0 to 1');
-      const latencyMs = opts.latencyMs === undefined ? undefined : Number(opts.latencyMs);
-      if (latencyMs !== undefined && !(latencyMs >= 0)) throw new UserError('--latency-ms takes a number of milliseconds');
+      const errorRate: number = opts.errorRate;
+      const latencyMs: number | undefined = opts.latencyMs;
       const file = faultsFile(cfg.home);
       const faults: FaultFile = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
       if (opts.clear) delete faults[version];
@@ -190,7 +218,7 @@ export function buildCli(): Command {
     .description('start train-<version>: stage, then testwikis, group0, group1, group2 ("auto" picks the next wmf.N)')
     .option('--from <old-version>', 'the version the groups move from (default: what group2 runs)')
     .option('--auto-approve', 'move to each next station without waiting for approval')
-    .option('--watch-ms <ms>', 'how long to watch after each station', (v) => Number(v))
+    .option('--watch-ms <ms>', 'how long to watch after each station (0 to 604800000, a week)', wholeNumber(0, 604_800_000))
     .action(async (version, opts, cmd) => {
       const cfg = config(cmd);
       if (version !== 'auto') checkVersion(version);
@@ -291,11 +319,15 @@ export function buildCli(): Command {
     .option('--canary <amount>', 'canary hosts first: a count or a percentage; counts hosts already on the release')
     .option('--batch <amount>', 'hosts per batch after the canaries')
     .option('--max-fail <amount>', 'failures tolerated before stopping and rolling back')
-    .option('--hosts <list>', 'only these hosts (comma-separated)')
-    .option('--group <group>', 'only hosts in this group')
+    .option('--hosts <list>', 'only these hosts (comma-separated)', hostList)
+    .addOption(new Option('--group <group>', 'only hosts in this group').argParser(groupName).conflicts('hosts'))
     .option('--dry-run', 'show what would change on each host; touch nothing')
     .option('-y, --yes', 'do not ask between phases')
     .action(async (spec, opts, cmd) => {
+      // Amounts are checked now: planning checks them too, but only after the release is staged.
+      if (opts.canary !== undefined && opts.canary !== 'none') parseAmount(opts.canary, 1, '--canary');
+      if (opts.batch !== undefined) parseAmount(opts.batch, 1, '--batch');
+      if (opts.maxFail !== undefined) parseAmount(opts.maxFail, 1, '--max-fail');
       const cfg = config(cmd);
       const service = checkServiceName(opts.service ?? cfg.train.codeService);
       if (!cfg.services[service]) throw new UserError(`unknown service ${service}; known: ${Object.keys(cfg.services).join(', ')}`);
@@ -305,7 +337,12 @@ export function buildCli(): Command {
         ...(opts.batch !== undefined ? { batch: opts.batch } : {}),
         ...(opts.maxFail !== undefined ? { maxFail: opts.maxFail } : {}),
       };
-      const selector = { hosts: opts.hosts ? String(opts.hosts).split(',').map((h: string) => h.trim()) : undefined, group: opts.group };
+      const selector: HostSelector = opts.hosts !== undefined ? { hosts: opts.hosts } : opts.group !== undefined ? { group: opts.group } : {};
+      try {
+        selectHosts(loadInventory(cfg).hosts, selector); // unknown hosts or group: refused before anything is staged
+      } catch (err) {
+        throw err instanceof ApplicationFailure ? new UserError(err.message) : err;
+      }
       const hostActivities = createHostActivities(cfg);
       const release = await resolveRelease(cfg, service, spec);
       const { current, canaryHosts } = await hostActivities.currentReleases({ service, release, selector });
@@ -463,6 +500,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
+    // Commander has printed its message already; help asked for is not an error, a usage error is bad input.
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     if (err instanceof ConfigError || err instanceof UserError || err instanceof InvalidNameError) {
       console.error(`signalbox: ${err.message}`);
       process.exit(2);

@@ -44,4 +44,17 @@ describe('planRollout', () => {
     expect(parseAmount('1%', 1000, 'canary')).toBe(10);
     expect(parseAmount('0.1%', 10, 'canary')).toBe(1);
   });
+
+  it('refuses negative, empty and not-a-number amounts with a message that says what to give', () => {
+    expect(() => parseAmount('-1', 10, 'batch')).toThrow('invalid batch "-1": an amount cannot be negative; expected a whole count such as 5, or a percentage from 0% to 100% such as 10%');
+    expect(() => parseAmount('-5%', 10, 'canary')).toThrow(/an amount cannot be negative/);
+    expect(() => parseAmount(-1, 10, 'max-fail')).toThrow(/an amount cannot be negative/);
+    expect(() => parseAmount('', 10, 'canary')).toThrow('invalid canary "": it is empty; expected a whole count');
+    expect(() => parseAmount('  ', 10, 'canary')).toThrow(/it is empty/);
+    for (const bad of ['NaN', NaN, 'Infinity', Infinity, '1.5', 1.5, '1e3', '0x10', '10 %', '%']) {
+      expect(() => parseAmount(bad, 10, 'batch'), String(bad)).toThrow(/expected a whole count such as 5, or a percentage from 0% to 100% such as 10%/);
+    }
+    expect(parseAmount('100%', 7, 'batch')).toBe(7);
+    expect(parseAmount(' 3 ', 7, 'batch')).toBe(3);
+  });
 });

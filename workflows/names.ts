@@ -75,7 +75,10 @@ export function trainWorkflowId(version: string): string {
 
 /** "10%" of 40 hosts is 4; "3" is 3 hosts. Never rounds a positive share down to zero hosts. */
 export function parseAmount(spec: string | number, total: number, what: string): number {
+  const expected = 'expected a whole count such as 5, or a percentage from 0% to 100% such as 10%';
   const text = String(spec).trim();
+  if (text === '') throw new InvalidNameError(what, spec, `it is empty; ${expected}`);
+  if (text.startsWith('-')) throw new InvalidNameError(what, spec, `an amount cannot be negative; ${expected}`);
   const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
   if (percent) {
     const share = Number(percent[1]);
@@ -83,7 +86,7 @@ export function parseAmount(spec: string | number, total: number, what: string):
     return share === 0 ? 0 : Math.max(1, Math.ceil((share / 100) * total));
   }
   if (/^\d+$/.test(text)) return Number(text);
-  throw new InvalidNameError(what, spec, 'expected a count such as 5 or a percentage such as 10%');
+  throw new InvalidNameError(what, spec, expected);
 }
 
 /** The version after the one group2 runs: 1.41.0-wmf.26 -> 1.41.0-wmf.27. */
