@@ -302,9 +302,10 @@ export function createHostActivities(config: SignalboxConfig) {
       if (stage === 'unreachable' || stage === 'depool-failed') return finish({ ...failed, detail });
       if (stage === 'repool-failed') return finish({ ...failed, detail: `${detail}; it passed its checks on ${release.id} and is left depooled` });
       if (request.movingBack) {
-        // Going back from an older release would move the host forward: it stays where it is, out of the pool.
-        await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
-        return finish({ ...failed, code: 'left-depooled', detail: `${detail}; this rollout moves hosts back, so it does not go forward again: left depooled for a person` });
+        // Going back from an older release would move the host forward, and taking every host that fails on the
+        // last good release out of the pool could empty it: the host stays on the older release, pooled, named.
+        await setPooled(inv.loadBalancer, host.name, true).catch(() => undefined);
+        return finish({ ...failed, code: 'check-failed-moving-back', detail: `${detail}; this rollout moves hosts back, so it stays on ${release.id} (the older release), in the pool, for a person to look at` });
       }
       // A host that failed goes straight back, so it never keeps serving a release that failed.
       try {
@@ -399,7 +400,8 @@ export function createHostActivities(config: SignalboxConfig) {
       if (linked === release.id && request.movingBack) {
         // This rollout put hosts back on an older release: undoing it would move them forward.
         if (settledOn(onHost, link, release.id, null)) return finish({ outcome: 'skipped', detail: `stays on ${release.id}: this rollout moved hosts back, and undoing it would move them forward` });
-        return leaveDepooled({ code: 'left-depooled', previous: linked }, `on ${release.id} but not checked there, and this rollout moved hosts back, so it does not go forward again`);
+        await setPooled(inv.loadBalancer, host.name, true);
+        return finish({ outcome: 'failed', code: 'check-failed-moving-back', previous: linked, detail: `${host.name}: on ${release.id} but not checked there; this rollout moved hosts back, so it stays on the older release, in the pool, for a person to look at` });
       }
       if (linked === release.id) {
         target = promoted ? promoted.replaced : onHost.state.replaced ?? null;

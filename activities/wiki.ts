@@ -47,6 +47,8 @@ export function createWikiActivities(config: SignalboxConfig) {
     for (let attempts = 1; ; attempts++) {
       const answers = await liveVersions(request.domains, Object.keys(request.expected), pending);
       if (pending === null) checked = answers.length;
+      // No pooled host to ask is not a pass: a fleet that serves nothing has not switched to anything.
+      if (checked === 0) throw ApplicationFailure.nonRetryable('no pooled host answered the live-version check: every host is depooled', 'VersionMismatch');
       const wrong = answers.filter((a) => a.version !== request.expected[a.wiki]);
       if (wrong.length === 0) return { checked, attempts };
       pending = wrong.map((w) => `${w.host}/${w.wiki}`);

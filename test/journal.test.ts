@@ -230,7 +230,7 @@ describe('host journal', () => {
     }
   });
 
-  it('moving hosts back, a host that fails its checks stays on the older release, depooled, and its rollback moves nobody forward', async () => {
+  it('moving hosts back, a host that fails its checks stays on the older release, in the pool, and its rollback moves nobody forward', async () => {
     sandbox = await startSandbox({
       worker: false,
       hosts: 2,
@@ -257,15 +257,16 @@ describe('host journal', () => {
     const back = { service: SERVICE, release: older, hosts, by: 'tester', runId: 'back-run', movingBack: true };
     const moved = byHost(await s.activities.promoteHosts(back));
     expect(moved.mw1001).toMatchObject({ outcome: 'done', previous: newer.id });
-    expect(moved.mw1002).toMatchObject({ outcome: 'failed', code: 'left-depooled' });
-    expect(moved.mw1002.detail).toMatch(/check "breaks on the older release" failed.*left depooled for a person/);
+    expect(moved.mw1002).toMatchObject({ outcome: 'failed', code: 'check-failed-moving-back' });
+    expect(moved.mw1002.detail).toMatch(/check "breaks on the older release" failed.*stays on .* \(the older release\), in the pool, for a person to look at/);
 
     const undone = byHost(await s.activities.rollbackHosts(back));
     expect(undone.mw1001.outcome).toBe('skipped');
-    expect(undone.mw1002).toMatchObject({ outcome: 'failed', code: 'left-depooled' });
+    expect(undone.mw1002).toMatchObject({ outcome: 'failed', code: 'check-failed-moving-back' });
     const pools = await poolStates(loadInventory(s.config).loadBalancer);
     const links = Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
     expect(links).toEqual({ mw1001: older.id, mw1002: older.id });
-    expect(pools).toMatchObject({ mw1001: true, mw1002: false });
+    // Failing on the last good release is no reason to empty the pool: it stays in, named for a person.
+    expect(pools).toMatchObject({ mw1001: true, mw1002: true });
   });
 });

@@ -36,6 +36,7 @@ export interface HostResult {
     | 'check-failed'
     | 'repool-failed'
     | 'left-depooled'
+    | 'check-failed-moving-back'
     | 'never-switched'
     | 'not-on-release';
   /** At most about 300 characters. */

@@ -195,7 +195,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     report();
     const results = (
       await inParallel(chunk(attempted, HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (hosts) =>
-        rollbackActivities.rollbackHosts({ service: input.service, release: input.release, by: input.by, runId, hosts }),
+        rollbackActivities.rollbackHosts({ service: input.service, release: input.release, by: input.by, runId, hosts, movingBack: input.movingBack }),
       )
     ).flat();
     const stuck = results.filter((r) => r.outcome === 'failed');
