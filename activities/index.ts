@@ -1,6 +1,7 @@
 // Every activity the worker registers, built from one loaded config. Workflows import this file as a type only.
 import { Context } from '@temporalio/activity';
 import type { SignalboxConfig } from '../config/load';
+import { createAuthActivities } from './auth';
 import { createGitHubActivities } from './github';
 import { createHostActivities } from './hosts';
 import { createLeaseActivities } from './lease';
@@ -39,6 +40,7 @@ function heartbeating<T extends Record<string, (...args: any[]) => Promise<any>>
 
 export function createActivities(config: SignalboxConfig) {
   return heartbeating({
+    ...createAuthActivities(config),
     ...createHostActivities(config),
     ...createLeaseActivities(config),
     ...createMetricsActivities(config),

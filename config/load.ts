@@ -58,9 +58,15 @@ export interface HostSpec {
   pool?: string;
 }
 
+/** Open mode (anyone, unverified), or signed actions checked against allowed signers and roles. */
+export type AuthConfig =
+  | { mode: 'none' }
+  | { mode: 'signed'; allowedSigners: string; roles: Record<'deployers' | 'approvers' | 'admins', string[]>; maxAgeSeconds: number };
+
 export interface SignalboxConfig {
   file: string;
   home: string;
+  auth: AuthConfig;
   temporal: { address: string; namespace: string; taskQueue: string; uiPort: number };
   fleet: {
     sandbox?: { hosts: number; trafficPerSecond: number };
@@ -145,6 +151,11 @@ function describe(error: ErrorObject, lineOf: (p: (string | number)[]) => number
   if (error.keyword === 'additionalProperties') what = `has an unknown key "${(error.params as any).additionalProperty}"; remove it or check its spelling`;
   if (error.keyword === 'enum') what = `must be one of ${(error.params as any).allowedValues.join(', ')}`;
   if (error.keyword === 'anyOf') what = `${JSON.stringify(error.data)} is none of the forms allowed`;
+  if (error.keyword === 'required') {
+    const missing = (error.params as any).missingProperty;
+    const wanted = schemaAt(`${error.schemaPath.replace(/\/required$/, '')}/properties/${missing}/description`).description;
+    return `${line ? `line ${line}, ` : ''}${where}: "${missing}" is missing${wanted ? ` (expected ${wanted})` : ''}`;
+  }
   // The regex says nothing to a reader when the description says what fits; the value refused says more.
   if (error.keyword === 'pattern' && fix) what = `${JSON.stringify(error.data)} is not allowed`;
   if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].includes(error.keyword)) what = `is ${JSON.stringify(error.data)}, ${what}`;
@@ -180,12 +191,30 @@ export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG
     const explainedAt = (e: ErrorObject) => errors.some((o) => o !== e && o.instancePath === e.instancePath && !['type', 'anyOf'].includes(o.keyword));
     const problems = errors
       .filter((e) => e.keyword !== 'oneOf' || !errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'required'))
+      // A value that is an object was not meant to be the constant of another form (auth: none).
+      .filter((e) => !(e.keyword === 'const' && typeof e.data === 'object' && e.data !== null))
       .filter((e) => !(e.keyword === 'type' && e.schemaPath.includes('/anyOf/')) && !(e.keyword === 'anyOf' && explainedAt(e)))
       .map((e) => describe(e, lineOf))
       .filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
     throw new ConfigError(absolute, problems);
   }
   return withDefaults(raw, absolute, home);
+}
+
+/** Roles with @group names expanded; a group that is missing or empty is an error, as an empty role is. */
+function authFrom(raw: any, file: string, home: string): AuthConfig {
+  if (raw === 'none') return { mode: 'none' };
+  const groups: Record<string, string[]> = raw.groups ?? {};
+  const expand = (role: string, names: string[]) =>
+    names.flatMap((name) => {
+      if (!name.startsWith('@')) return [name];
+      const members = groups[name.slice(1)];
+      if (!members?.length) throw new ConfigError(file, [`auth.roles.${role}: ${name} is not a group under auth.groups (groups: ${Object.keys(groups).join(', ') || 'none'})`]);
+      return members.filter((m) => !m.startsWith('@'));
+    });
+  const roles = Object.fromEntries((['deployers', 'approvers', 'admins'] as const).map((role) => [role, [...new Set(expand(role, raw.roles[role]))]])) as Extract<AuthConfig, { mode: 'signed' }>['roles'];
+  const allowedSigners = path.resolve(path.dirname(file), raw.allowedSigners.replace(/^~(?=\/)/, process.env.HOME ?? '~').replace('{{home}}', home));
+  return { mode: 'signed', allowedSigners, roles, maxAgeSeconds: raw.maxAgeSeconds ?? 300 };
 }
 
 function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
@@ -215,6 +244,7 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
     throw new ConfigError(file, ['fleet: needs either sandbox or hosts (add "sandbox: {}" for the fleet on this machine)']);
   }
   const config: SignalboxConfig = {
+    auth: { mode: 'none' },
     file,
     home,
     temporal: {
@@ -268,6 +298,7 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       gerrit: raw.forge.gerrit && { user: 'signalbox', passwordEnv: 'GERRIT_HTTP_PASSWORD', mergeTimeoutMs: 600_000, ...raw.forge.gerrit },
     },
   };
+  config.auth = authFrom(raw.auth, file, home);
   try {
     checkWindows(config.train.windows);
   } catch (err) {

@@ -98,11 +98,43 @@ const deployWindow = {
 };
 const hostPort = { type: 'string', minLength: 3, description: 'host:port, or a {{sandbox...}} template' };
 
+const principals = {
+  type: 'array',
+  minItems: 1,
+  items: { type: 'string', pattern: '^@?[A-Za-z0-9][A-Za-z0-9._@-]*$' },
+  description: 'principals as named in allowedSigners, or @group names from auth.groups; a role may not be empty',
+};
+
+const auth = {
+  description: 'who may steer: none (open mode: anyone, unverified; the sandbox uses it), or { allowedSigners, roles }',
+  oneOf: [
+    { const: 'none' },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['allowedSigners', 'roles'],
+      properties: {
+        allowedSigners: { type: 'string', minLength: 1, description: 'a file in OpenSSH allowed_signers format mapping principals to their SSH keys (see ssh-keygen(1), ALLOWED SIGNERS)' },
+        roles: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['deployers', 'approvers', 'admins'],
+          description: 'deployers may pause, roll back and ack; approvers may approve, resume and deploy; admins may abort and change schedules',
+          properties: { deployers: principals, approvers: principals, admins: principals },
+        },
+        groups: { type: 'object', additionalProperties: principals, description: 'named lists of principals, used in roles as @name' },
+        maxAgeSeconds: { type: 'integer', minimum: 10, maximum: 3600, description: 'how long a signature is good for (10 to 3600 s; default 300)' },
+      },
+    },
+  ],
+};
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['services'],
+  required: ['services', 'auth'],
   properties: {
+    auth,
     temporal: {
       type: 'object',
       additionalProperties: false,

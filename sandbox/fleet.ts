@@ -1,5 +1,5 @@
 // Bringing the sandbox fleet up and down: host folders, bare repositories, the first deploy, the server process.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -101,11 +101,29 @@ export async function createFleet(home: string, hostCount: number, trafficPerSec
   };
   seedRoadmap(dir, initialRoadmap([{ wmf: Number(SANDBOX_START_VERSION.split('wmf.')[1]), date: new Date().toISOString().slice(0, 10), group: '2' }]));
   const fleet: SandboxFleetFile = { hosts, controlUrl, reposDir, stagingDir, trafficPerSecond, records };
+  makeDemoPeople(home);
   fs.writeFileSync(fleetFile(home), `${JSON.stringify(fleet, null, 2)}\n`);
   return fleet;
 }
 
 const pidFile = (home: string) => path.join(sandboxDir(home), 'server.pid');
+
+/** Two demo people with their own SSH keys, and an allowed_signers file naming them, for trying signed actions. */
+export const DEMO_PEOPLE = ['alice', 'bob'] as const;
+export const demoKey = (home: string, person: string) => path.join(sandboxDir(home), 'people', person, 'id_ed25519');
+export const demoAllowedSigners = (home: string) => path.join(sandboxDir(home), 'allowed_signers');
+
+function makeDemoPeople(home: string): void {
+  const lines: string[] = [];
+  for (const person of DEMO_PEOPLE) {
+    const key = demoKey(home, person);
+    fs.mkdirSync(path.dirname(key), { recursive: true });
+    if (!fs.existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${person}@sandbox`, '-f', key]);
+    const [type, base64] = fs.readFileSync(`${key}.pub`, 'utf8').trim().split(/\s+/);
+    lines.push(`${person} namespaces="signalbox-action" ${type} ${base64}`);
+  }
+  fs.writeFileSync(demoAllowedSigners(home), `${lines.join('\n')}\n`);
+}
 
 export function serverPid(home: string): number | null {
   try {

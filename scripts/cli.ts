@@ -17,6 +17,7 @@ import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/clien
 import { ApplicationFailure } from '@temporalio/common';
 import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
 import { runDemo } from './demo';
+import { principal, steering } from './sign';
 import { describeHolder, runningLeaseHolder } from '../activities/lease';
 import { trainReport } from './report';
 import { runWorker } from '../workers/worker';
@@ -25,7 +26,6 @@ import { devServerPid, startDevServer, stopDevServer } from './temporal-runtime'
 import { createFleet, readFleet, serverPid, startFleetServer, stopFleetServer } from '../sandbox/fleet';
 import { faultsFile, serveFleet, type FaultFile } from '../sandbox/server';
 
-const who = () => process.env.SIGNALBOX_USER ?? process.env.USER ?? 'signalbox';
 
 // Option parsers: commander would hand over Number("abc"), which is NaN and passes every later `<` check.
 function wholeNumber(min: number, max: number) {
@@ -229,7 +229,7 @@ export function buildCli(): Command {
       const input = trainInputFrom(cfg, resolved, {
         fromVersion: opts.from,
         autoApprove: Boolean(opts.autoApprove) || cfg.train.autoApprove,
-        by: who(),
+        by: principal(),
         ...(opts.watchMs !== undefined ? { watchMs: opts.watchMs } : {}),
       });
       const handle = await startTrain(client, cfg, input);
@@ -244,9 +244,11 @@ export function buildCli(): Command {
     .option('--as <name>', 'approve as this person (default: $USER)')
     .action(async (version, opts, cmd) => {
       const cfg = config(cmd);
-      const station = opts.station === undefined ? undefined : checkStation(opts.station);
       const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
-      const status = await update(() => handle.executeUpdate(approveStation, { args: [{ by: opts.as ?? who(), comment: opts.comment, station }] }));
+      // The approval names its station, so a stale one can never move the train twice.
+      const station = opts.station === undefined ? ((await update(() => handle.query(trainStatusQuery))).nextStation ?? undefined) : checkStation(opts.station);
+      const request = { ...(await steering(cfg, 'approve', handle.workflowId, station, opts.as)), comment: opts.comment, station };
+      const status = await update(() => handle.executeUpdate(approveStation, { args: [request] }));
       console.log(`approved: ${renderTrain(status)}`);
     });
   train
@@ -258,7 +260,8 @@ export function buildCli(): Command {
     .action(async (version, opts, cmd) => {
       const cfg = config(cmd);
       const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
-      const status = await update(() => handle.executeUpdate(rollbackTrain, { args: [{ by: opts.as ?? who(), reason: opts.reason, toStation: opts.to }] }));
+      const request = { ...(await steering(cfg, 'rollback', handle.workflowId, opts.to, opts.as)), reason: opts.reason, toStation: opts.to };
+      const status = await update(() => handle.executeUpdate(rollbackTrain, { args: [request] }));
       console.log(renderTrain(status));
     });
   train
@@ -267,8 +270,10 @@ export function buildCli(): Command {
     .requiredOption('--reason <text>', 'why it is known, such as the task that tracks it')
     .option('--as <name>')
     .action(async (version, signature, opts, cmd) => {
-      const handle = (await connectClient(config(cmd))).workflow.getHandle(trainWorkflowId(version));
-      const status = await update(() => handle.executeUpdate(acknowledgeError, { args: [{ by: opts.as ?? who(), signature, reason: opts.reason }] }));
+      const cfg = config(cmd);
+      const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
+      const request = { ...(await steering(cfg, 'ack', handle.workflowId, signature, opts.as)), signature, reason: opts.reason };
+      const status = await update(() => handle.executeUpdate(acknowledgeError, { args: [request] }));
       console.log(`acknowledged; known errors: ${status.acknowledged.map((a) => JSON.stringify(a.signature)).join(', ')}`);
     });
   train
@@ -282,19 +287,24 @@ export function buildCli(): Command {
         console.log(`wrote ${opts.out}`);
       } else process.stdout.write(text);
     });
-  for (const [name, signalOrUpdate] of [['pause', pauseTrain], ['resume', resumeTrain]] as const) {
-    train.command(`${name} <version>`).action(async (version, _o, cmd) => {
-      const handle = (await connectClient(config(cmd))).workflow.getHandle(trainWorkflowId(version));
-      await handle.signal(signalOrUpdate, { by: who() });
-      console.log(`${name}d ${handle.workflowId}`);
+  for (const [name, definition] of [['pause', pauseTrain], ['resume', resumeTrain]] as const) {
+    train.command(`${name} <version>`).option('--as <name>').action(async (version, opts, cmd) => {
+      const cfg = config(cmd);
+      const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
+      const request = await steering(cfg, name, handle.workflowId, undefined, opts.as);
+      const status = await update(() => handle.executeUpdate(definition, { args: [request] }));
+      console.log(`${name}d ${handle.workflowId}: ${status.state}`);
     });
   }
   train
     .command('abort <version>')
     .option('--reason <text>')
+    .option('--as <name>')
     .action(async (version, opts, cmd) => {
-      const handle = (await connectClient(config(cmd))).workflow.getHandle(trainWorkflowId(version));
-      const status = await update(() => handle.executeUpdate(abortTrain, { args: [{ by: who(), reason: opts.reason }] }));
+      const cfg = config(cmd);
+      const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
+      const request = { ...(await steering(cfg, 'abort', handle.workflowId, undefined, opts.as)), reason: opts.reason };
+      const status = await update(() => handle.executeUpdate(abortTrain, { args: [request] }));
       console.log(`abort requested: ${status.state}`);
     });
   train
@@ -378,7 +388,8 @@ export function buildCli(): Command {
       if (holder) throw new UserError(`refused: ${describeHolder(service, holder)}`);
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && !opts.yes);
       const workflowId = `deploy-${service}`;
-      const handle = await startRollout(client, cfg, { service, release, selector, strategy, by: who(), pauseAfterCanary: interactive }, workflowId);
+      const { by, signed } = await steering(cfg, 'deploy', workflowId, release.id);
+      const handle = await startRollout(client, cfg, { service, release, selector, strategy, by, signed, pauseAfterCanary: interactive }, workflowId);
       console.log(`started ${workflowId}`);
       let last = '';
       for (;;) {
@@ -390,8 +401,8 @@ export function buildCli(): Command {
           last = line;
           if (status.paused && interactive) {
             console.log(status.pauseReason ?? 'paused');
-            if (await ask('continue?')) await update(() => handle.executeUpdate(resumeRollout, { args: [{ by: who() }] }));
-            else await update(() => handle.executeUpdate(rollbackRollout, { args: [{ by: who(), reason: 'operator answered no' }] }));
+            if (await ask('continue?')) await update(async () => handle.executeUpdate(resumeRollout, { args: [await steering(cfg, 'resume', workflowId)] }));
+            else await update(async () => handle.executeUpdate(rollbackRollout, { args: [{ ...(await steering(cfg, 'rollback', workflowId)), reason: 'operator answered no' }] }));
           }
         }
         if (described.status.name !== 'RUNNING') {
@@ -420,7 +431,9 @@ export function buildCli(): Command {
   for (const [name, def] of [['pause', pauseRollout], ['resume', resumeRollout], ['abort', abortRollout], ['rollback', rollbackRollout]] as const) {
     rollout.command(`${name} <workflow-id>`).option('--reason <text>').action(async (id, opts, cmd) => {
       const handle = (await connectClient(config(cmd))).workflow.getHandle(id);
-      const status = await update(() => handle.executeUpdate(def, { args: [{ by: who(), reason: opts.reason }] }));
+      const cfg = config(cmd);
+      const request = { ...(await steering(cfg, name, id)), reason: opts.reason };
+      const status = await update(() => handle.executeUpdate(def, { args: [request] }));
       console.log(`${name}: ${status.phase}${status.pauseReason ? ` (${status.pauseReason})` : ''}`);
     });
   }

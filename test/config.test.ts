@@ -6,9 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, REPO_ROOT } from '../config/load';
 
+/** A config file with `text`; open mode unless the text says otherwise, since auth must be written out. */
 function configWith(text: string): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-config-')), 'signalbox.yml');
-  fs.writeFileSync(file, text);
+  fs.writeFileSync(file, /^auth:/m.test(text) || text.includes('# no auth') ? text : `${text}${text.endsWith("\n") ? "" : "\n"}auth: none\n`);
   return file;
 }
 
@@ -23,6 +24,17 @@ function problems(text: string): string {
 }
 
 describe('config', () => {
+  it('wants auth written out: none, or allowed signers with roles that are not empty', () => {
+    const services = 'services:\n  mediawiki:\n    link: php\n  mediawiki-config:\n    link: current\n';
+    expect(problems(`# no auth\n${services}`)).toMatch(/auth/);
+    const roles = (deployers: string) => `auth:\n  allowedSigners: signers\n  roles:\n    deployers: ${deployers}\n    approvers: [alice]\n    admins: [alice]\n${services}`;
+    expect(problems(roles('[]'))).toMatch(/auth/);
+    expect(problems(roles('["@oncall"]'))).toMatch(/auth\.roles\.deployers: @oncall is not a group under auth\.groups/);
+    const ok = loadConfig(configWith(`${roles('["@team", carol]')}`.replace('auth:\n', 'auth:\n  groups: { team: [alice, bob] }\n')));
+    expect(ok.auth).toMatchObject({ mode: 'signed', roles: { deployers: ['alice', 'bob', 'carol'], approvers: ['alice'], admins: ['alice'] }, maxAgeSeconds: 300 });
+    expect(loadConfig(configWith(services)).auth).toEqual({ mode: 'none' });
+  });
+
   it('accepts the shipped default', () => {
     const config = loadConfig(path.join(REPO_ROOT, 'signalbox.yml'));
     expect(config.services['mediawiki-config'].checks.length).toBeGreaterThan(0);

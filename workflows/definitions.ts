@@ -1,5 +1,5 @@
 // Messages, queries and search attributes, defined once and shared by workflows, the worker and the CLI.
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Station } from './names';
 
@@ -16,6 +16,64 @@ export const searchAttributes = {
 export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword'> = Object.fromEntries(
   Object.values(searchAttributes).map((key) => [key.name, 'Keyword' as const]),
 );
+
+// ---- who may do what ---------------------------------------------------------------------------------------
+
+/** Every steering action; each is signed by the person who asks for it (unless auth is `none`). */
+export const ACTIONS = ['approve', 'rollback', 'pause', 'resume', 'abort', 'ack', 'deploy', 'schedule'] as const;
+export type Action = (typeof ACTIONS)[number];
+export type Role = 'deployers' | 'approvers' | 'admins';
+
+/** Anyone on the team may stop the line; moving it forward takes an approver; ending it takes an admin. */
+export const ROLE_GRANTS: Record<Role, Action[]> = {
+  deployers: ['pause', 'rollback', 'ack'],
+  approvers: ['approve', 'resume', 'deploy'],
+  admins: ['abort', 'schedule'],
+};
+
+/** The signed words: what, on which workflow, for which station or release, by whom, once, and when. */
+export interface ActionStatement {
+  action: Action;
+  workflowId: string;
+  target?: string;
+  principal: string;
+  nonce: string;
+  at: string;
+}
+
+/** A statement as signed text and its SSHSIG signature (`ssh-keygen -Y sign -n signalbox-action`). */
+export interface SignedAction {
+  statement: string;
+  signature: string;
+}
+
+/** Who asked, as verified by the worker: the principal and the key's fingerprint (none in open mode). */
+export interface Identity {
+  principal: string;
+  fingerprint: string | null;
+}
+
+export const SIGNATURE_NAMESPACE = 'signalbox-action';
+
+/** How the records name a person: the key fingerprint when verified, "unverified" in open mode. */
+export function describeIdentity(identity: Identity): string {
+  return identity.fingerprint ? `${identity.principal} [${identity.fingerprint}]` : `${identity.principal} (unverified: auth none)`;
+}
+
+/** The statement inside a signed action, or an error saying what is wrong with it. Pure: validators use it. */
+export function readStatement(signed: SignedAction | undefined): ActionStatement {
+  if (!signed?.statement || !signed.signature) throw new Error('unsigned: this signalbox requires every action to be signed with your SSH key (see README, "Who may do what")');
+  let statement: ActionStatement;
+  try {
+    statement = JSON.parse(signed.statement);
+  } catch {
+    throw new Error('the signed statement is not JSON');
+  }
+  if (!ACTIONS.includes(statement.action) || !statement.workflowId || !statement.principal || !statement.nonce || !statement.at) {
+    throw new Error('the signed statement lacks its action, workflow, principal, nonce or time');
+  }
+  return statement;
+}
 
 // ---- rollout engine ----------------------------------------------------------------------------------------
 
@@ -65,6 +123,8 @@ export interface RolloutStatus {
 export interface ControlRequest {
   by: string;
   reason?: string;
+  /** The person's signed statement; required unless auth is `none`. */
+  signed?: SignedAction;
 }
 
 export const pauseRollout = defineUpdate<RolloutStatus, [ControlRequest]>('pause');
@@ -116,6 +176,7 @@ export interface TrainStatus {
 
 export interface ApproveRequest {
   by: string;
+  signed?: SignedAction;
   comment?: string;
   /** When given, the approval only counts for this station, so a stale approval cannot move the train twice. */
   station?: Station;
@@ -123,6 +184,7 @@ export interface ApproveRequest {
 
 export interface TrainRollbackRequest {
   by: string;
+  signed?: SignedAction;
   reason: string;
   /** The last station that keeps the new version; 'start' moves every group back. */
   toStation?: Station | 'start';
@@ -130,6 +192,7 @@ export interface TrainRollbackRequest {
 
 export interface AcknowledgeRequest {
   by: string;
+  signed?: SignedAction;
   signature: string;
   reason: string;
 }
@@ -137,8 +200,8 @@ export interface AcknowledgeRequest {
 export const approveStation = defineUpdate<TrainStatus, [ApproveRequest]>('approve');
 export const rollbackTrain = defineUpdate<TrainStatus, [TrainRollbackRequest]>('rollback');
 export const abortTrain = defineUpdate<TrainStatus, [ControlRequest]>('abort');
-export const pauseTrain = defineSignal<[ControlRequest]>('pause');
-export const resumeTrain = defineSignal<[ControlRequest]>('resume');
+export const pauseTrain = defineUpdate<TrainStatus, [ControlRequest]>('pause');
+export const resumeTrain = defineUpdate<TrainStatus, [ControlRequest]>('resume');
 export const acknowledgeError = defineUpdate<TrainStatus, [AcknowledgeRequest]>('acknowledge');
 export const trainStatusQuery = defineQuery<TrainStatus>('trainStatus');
 

@@ -23,10 +23,14 @@ import {
   rollbackRollout,
   rolloutStatusQuery,
   searchAttributes,
+  describeIdentity,
+  type Action,
   type ControlRequest,
   type HostResult,
+  type SignedAction,
   type RolloutStatus,
 } from './definitions';
+import { authorizer } from './authorize';
 import { chunk, planRollout, type RolloutPlan, type Strategy, type Wave } from './plan';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -58,6 +62,8 @@ export interface RolloutInput {
   by: string;
   /** Pause before each wave after the canaries until resumed (the "continue?" of an interactive deploy). */
   pauseAfterCanary?: boolean;
+  /** The person's signed deploy statement, for a rollout started from outside a train. */
+  signed?: SignedAction;
   /**
    * This rollout puts back an older release (a train rollback). A host that fails its checks then stays on it,
    * depooled for a person, instead of going back to the newer release it replaced.
@@ -163,18 +169,31 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     if (finished()) throw new Error(`rollout is already ${status.phase}`);
   };
 
+  const auth = authorizer(runId);
+  /** Checks the signature, then the rule again (other updates may have run meanwhile), then does `apply`. */
+  const steer = (action: Action, rule: (request: ControlRequest) => void, apply: (request: ControlRequest, who: string) => void) =>
+    [
+      async (request: ControlRequest) => {
+        const who = describeIdentity(await auth.verify(request, action));
+        try {
+          rule(request);
+        } catch (err) {
+          throw ApplicationFailure.nonRetryable((err as Error).message, 'Refused');
+        }
+        apply(request, who);
+        return status;
+      },
+      { validator: (request: ControlRequest) => (auth.check(request, action), rule(request)) },
+    ] as const;
+  const notPaused = () => {
+    refuseWhenFinished();
+    if (!status.paused) throw new Error('rollout is not paused');
+  };
   setHandler(rolloutStatusQuery, () => status);
-  setHandler(pauseRollout, (request) => ((status.paused = true), (status.pauseReason = `paused by ${request.by}${request.reason ? `: ${request.reason}` : ''}`), status), {
-    validator: refuseWhenFinished,
-  });
-  setHandler(resumeRollout, () => ((status.paused = false), (status.pauseReason = undefined), status), {
-    validator: (_request: ControlRequest) => {
-      refuseWhenFinished();
-      if (!status.paused) throw new Error('rollout is not paused');
-    },
-  });
-  setHandler(abortRollout, (request) => ((abortRequested = true), (status.pauseReason = `abort requested by ${request.by}`), status), { validator: refuseWhenFinished });
-  setHandler(rollbackRollout, (request) => ((rollbackRequested = true), (status.pauseReason = `rollback requested by ${request.by}`), status), { validator: refuseWhenFinished });
+  setHandler(pauseRollout, ...steer('pause', refuseWhenFinished, (request, who) => ((status.paused = true), (status.pauseReason = `paused by ${who}${request.reason ? `: ${request.reason}` : ''}`))));
+  setHandler(resumeRollout, ...steer('resume', notPaused, () => ((status.paused = false), (status.pauseReason = undefined))));
+  setHandler(abortRollout, ...steer('abort', refuseWhenFinished, (_request, who) => ((abortRequested = true), (status.pauseReason = `abort requested by ${who}`))));
+  setHandler(rollbackRollout, ...steer('rollback', refuseWhenFinished, (_request, who) => ((rollbackRequested = true), (status.pauseReason = `rollback requested by ${who}`))));
 
   const report = () =>
     setCurrentDetails(
@@ -211,6 +230,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     );
   };
 
+  // A deploy asked for from outside (not a train's own move) is an action of a person, signed like any other.
+  if (!workflowInfo().parent) {
+    const who = await auth.verify({ by: input.by, signed: input.signed }, 'deploy', input.release.id).catch((err: Error) => {
+      throw ApplicationFailure.nonRetryable(err.message, 'Unauthorized');
+    });
+    input = { ...input, by: describeIdentity(who) };
+  }
   // Before any host is touched: a change whose Depends-On is not live yet must not go out (refuses, never retried).
   if (patched('depends-on-check')) await hostActivities.checkDependsOn({ service: input.service, release: input.release, selector: input.selector });
   // One change at a time per service: refused at once, naming the holder, when another rollout is changing it.

@@ -27,7 +27,9 @@ import {
   rollbackTrain,
   searchAttributes,
   trainStatusQuery,
-  type ControlRequest,
+  describeIdentity,
+  type AcknowledgeRequest,
+  type ApproveRequest,
   type TrainRollbackRequest,
   type TrainStatus,
 } from './definitions';
@@ -38,6 +40,7 @@ import { renderStatusUpdate, renderTrain, type Blocker } from './render';
 import { delta, judge, newSignatures, signatureDelta, type Counts, type GroupCounts, type Signatures, type Thresholds } from './analysis';
 import { describeWindow, untilWindowOpens, type DeployWindows } from './windows';
 import { rolloutWorkflow } from './rollout';
+import { authorizer } from './authorize';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -215,73 +218,115 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   const refuseWhenFinished = () => {
     if (finished()) throw new Error(`the train is ${status.state}`);
   };
+  const auth = authorizer(trainId);
+  /** Runs the validator's rules again after the signature check: other updates may have run meanwhile. */
+  const stillValid = (validate: () => void) => {
+    try {
+      validate();
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable((err as Error).message, 'Refused');
+    }
+  };
   setHandler(trainStatusQuery, () => status);
+
+  const validateAck = (request: AcknowledgeRequest) => {
+    if (!request?.by || !request.signature?.trim() || !request.reason?.trim()) throw new Error('an acknowledgement needs who (by), the error signature and why it is known (reason)');
+    refuseWhenFinished();
+    if (status.acknowledged.some((a) => a.signature === request.signature)) throw new Error(`"${request.signature}" is already acknowledged`);
+  };
   setHandler(
     acknowledgeError,
-    (request) => {
-      status.acknowledged.push({ signature: request.signature, by: request.by, reason: request.reason });
-      note(`acknowledged known error "${request.signature}": ${request.reason}`, request.by);
+    async (request) => {
+      const who = describeIdentity(await auth.verify(request, 'ack', request.signature));
+      stillValid(() => validateAck(request));
+      status.acknowledged.push({ signature: request.signature, by: who, reason: request.reason });
+      note(`acknowledged known error "${request.signature}": ${request.reason}`, who);
       return status;
     },
-    {
-      validator: (request) => {
-        if (!request?.by || !request.signature?.trim() || !request.reason?.trim()) throw new Error('an acknowledgement needs who (by), the error signature and why it is known (reason)');
-        checkApprover(request.by);
-        refuseWhenFinished();
-        if (status.acknowledged.some((a) => a.signature === request.signature)) throw new Error(`"${request.signature}" is already acknowledged`);
-      },
-    },
+    { validator: (request) => (auth.check(request, 'ack'), validateAck(request)) },
   );
+
+  const validateApproval = (request: ApproveRequest) => {
+    if (!request?.by) throw new Error('an approval must say who approves (by)');
+    checkApprover(request.by);
+    refuseWhenFinished();
+    if (unfinishedRollback) throw new Error(`a rollback has not reached every host yet; \`signalbox train resume ${input.version}\` retries it before anything moves forward`);
+    if (status.nextStation === null) throw new Error('the train is already at group2; there is no station to approve');
+    if (request.station !== undefined && request.station !== status.nextStation) throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
+    if (approved) throw new Error(`${status.nextStation} is already approved`);
+  };
   setHandler(
     approveStation,
-    (request) => {
+    async (request) => {
+      const identity = await auth.verify(request, 'approve', request.station ?? status.nextStation ?? undefined);
+      stillValid(() => validateApproval({ ...request, by: identity.principal }));
       approved = true;
-      lastApprover = request.by;
-      note(`approved ${status.nextStation}${request.comment ? `: ${request.comment}` : ''}`, request.by);
+      lastApprover = describeIdentity(identity);
+      note(`approved ${status.nextStation}${request.comment ? `: ${request.comment}` : ''}`, lastApprover);
       return status;
     },
-    {
-      validator: (request) => {
-        if (!request?.by) throw new Error('an approval must say who approves (by)');
-        checkApprover(request.by);
-        refuseWhenFinished();
-        if (unfinishedRollback) throw new Error(`a rollback has not reached every host yet; \`signalbox train resume ${input.version}\` retries it before anything moves forward`);
-        if (status.nextStation === null) throw new Error('the train is already at group2; there is no station to approve');
-        if (request.station !== undefined && request.station !== status.nextStation) throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
-        if (approved) throw new Error(`${status.nextStation} is already approved`);
-      },
-    },
+    { validator: (request) => (auth.check(request, 'approve'), validateApproval(request)) },
   );
+
+  const validateRollback = (request: TrainRollbackRequest) => {
+    if (!request?.by || !request.reason?.trim()) throw new Error('a rollback needs who (by) and why (reason)');
+    refuseWhenFinished();
+    const to = request.toStation ?? 'start';
+    const index = to === 'start' ? -1 : STATIONS.indexOf(checkStation(to));
+    if (index >= status.station) throw new Error(`the train is at ${STATIONS[status.station] ?? 'start'}; rolling back to ${to} would not move any group back`);
+    if (pendingRollback) throw new Error('a rollback is already under way');
+  };
   setHandler(
     rollbackTrain,
     async (request) => {
-      pendingRollback = request;
+      const who = describeIdentity(await auth.verify(request, 'rollback', request.toStation ?? 'start'));
+      stillValid(() => validateRollback(request));
+      pendingRollback = { ...request, by: who };
       const ticket = rollbacksDone;
       await condition(() => rollbacksDone > ticket || abortRequested);
       return status;
     },
-    {
-      validator: (request) => {
-        if (!request?.by || !request.reason?.trim()) throw new Error('a rollback needs who (by) and why (reason)');
-        refuseWhenFinished();
-        const to = request.toStation ?? 'start';
-        const index = to === 'start' ? -1 : STATIONS.indexOf(checkStation(to));
-        if (index >= status.station) throw new Error(`the train is at ${STATIONS[status.station] ?? 'start'}; rolling back to ${to} would not move any group back`);
-        if (pendingRollback) throw new Error('a rollback is already under way');
-      },
-    },
+    { validator: (request) => (auth.check(request, 'rollback'), validateRollback(request)) },
   );
-  setHandler(abortTrain, (request) => {
-    abortRequested = true;
-    note(`abort requested${request.reason ? `: ${request.reason}` : ''}`, request.by);
-    return status;
-  }, { validator: (_request: ControlRequest) => refuseWhenFinished() });
-  setHandler(pauseTrain, (request) => { paused = true; note('paused', request.by); });
-  setHandler(resumeTrain, (request) => {
-    paused = false;
-    resumes++;
-    note('resumed', request.by);
-  });
+  setHandler(
+    abortTrain,
+    async (request) => {
+      const who = describeIdentity(await auth.verify(request, 'abort'));
+      stillValid(refuseWhenFinished);
+      abortRequested = true;
+      note(`abort requested${request.reason ? `: ${request.reason}` : ''}`, who);
+      return status;
+    },
+    { validator: (request) => (auth.check(request, 'abort'), refuseWhenFinished()) },
+  );
+  const validatePause = () => {
+    refuseWhenFinished();
+    if (paused) throw new Error('the train is already paused');
+  };
+  setHandler(
+    pauseTrain,
+    async (request) => {
+      const who = describeIdentity(await auth.verify(request, 'pause'));
+      stillValid(validatePause);
+      paused = true;
+      note('paused', who);
+      record('paused', who);
+      return status;
+    },
+    { validator: (request) => (auth.check(request, 'pause'), validatePause()) },
+  );
+  setHandler(
+    resumeTrain,
+    async (request) => {
+      const who = describeIdentity(await auth.verify(request, 'resume'));
+      stillValid(refuseWhenFinished);
+      paused = false;
+      resumes++;
+      note('resumed', who);
+      return status;
+    },
+    { validator: (request) => (auth.check(request, 'resume'), refuseWhenFinished()) },
+  );
 
   upsertSearchAttributes([
     { key: searchAttributes.kind, value: 'train' },

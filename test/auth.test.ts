@@ -1,0 +1,123 @@
+// Who may do what: every steering action signed with the person's own SSH key (real ssh-keygen signatures of
+// the sandbox's demo people), verified by the worker against allowed_signers and roles. Refusals change nothing.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { abortTrain, acknowledgeError, approveStation, pauseTrain, resumeTrain, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type Action, type TrainStatus } from '../workflows/definitions';
+import { startTrain, trainInputFrom } from '../scripts/client';
+import { signStatement } from '../scripts/sign';
+import { demoKey } from '../sandbox/fleet';
+import { cli, configLinks, configMoving, NEW, refusal, rollout, startSandbox, waitFor, type Sandbox } from './helpers';
+
+let sandbox: Sandbox | undefined;
+
+afterEach(async () => {
+  await sandbox?.stop();
+  sandbox = undefined;
+});
+
+const signedAuth = (c: any) => {
+  c.auth = { allowedSigners: 'sandbox/allowed_signers', roles: { deployers: ['alice', 'bob'], approvers: ['alice'], admins: ['alice'] } };
+};
+
+/** A signed request as the CLI makes it, with knobs to make it wrong in each way a test needs. */
+async function request(key: string, principal: string, action: Action, workflowId: string, target?: string, at = new Date()) {
+  const statement = { action, workflowId, target, principal, nonce: randomBytes(18).toString('base64url'), at: at.toISOString() };
+  return { by: principal, signed: await signStatement(statement, key) };
+}
+
+describe('signed actions', () => {
+  it('refuses every train action unsigned, from an unknown key, without the role, replayed or stale, and changes nothing', async () => {
+    sandbox = await startSandbox({ configure: signedAuth });
+    const s = sandbox;
+    const mallory = path.join(s.home, 'mallory_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', mallory]);
+    const [alice, bob] = [demoKey(s.home, 'alice'), demoKey(s.home, 'bob')];
+    const handle = await startTrain(s.client, s.config, trainInputFrom(s.config, NEW, { autoApprove: false }));
+    const id = handle.workflowId;
+    await waitFor('awaiting approval', async () => (await handle.query(trainStatusQuery)).state === 'awaiting-approval');
+    const snapshot = async () => JSON.stringify(await handle.query(trainStatusQuery));
+    const before = await snapshot();
+    const linksBefore = await configLinks(s);
+
+    const approve = (r: object) => handle.executeUpdate(approveStation, { args: [{ ...(r as any), station: 'testwikis' }] });
+    expect(await refusal(approve({ by: 'alice' }))).toMatch(/^unsigned: this signalbox requires every action to be signed/);
+    expect(await refusal(approve(await request(mallory, 'alice', 'approve', id, 'testwikis')))).toMatch(/the signature is not from a key allowed for alice/);
+    expect(await refusal(approve(await request(bob, 'bob', 'approve', id, 'testwikis')))).toMatch(/bob may not approve: that takes the approvers role in auth\.roles/);
+    expect(await refusal(approve(await request(alice, 'alice', 'approve', id, 'testwikis', new Date(Date.now() - 600_000))))).toMatch(/the signature is 600 s old; signatures are good for 300 s/);
+    expect(await refusal(approve(await request(alice, 'alice', 'approve', 'train-1.41.0-wmf.99', 'testwikis')))).toMatch(/the signature is for approve on train-1\.41\.0-wmf\.99/);
+    expect(await refusal(approve(await request(alice, 'alice', 'pause', id)))).toMatch(/the signature is for pause on/);
+    // Other actions, each refused for the role it lacks.
+    expect(await refusal(handle.executeUpdate(abortTrain, { args: [await request(bob, 'bob', 'abort', id)] }))).toMatch(/bob may not abort: that takes the admins role/);
+    expect(await refusal(handle.executeUpdate(resumeTrain, { args: [await request(bob, 'bob', 'resume', id)] }))).toMatch(/bob may not resume/);
+    expect(await refusal(handle.executeUpdate(pauseTrain, { args: [{ by: 'mallory' }] }))).toMatch(/^unsigned/);
+    expect(await refusal(handle.executeUpdate(acknowledgeError, { args: [{ ...(await request(mallory, 'bob', 'ack', id, 'Some error')), signature: 'Some error', reason: 'T1' }] }))).toMatch(/not from a key allowed for bob/);
+    expect(await refusal(handle.executeUpdate(rollbackTrain, { args: [{ by: 'bob', reason: 'x' }] }))).toMatch(/^unsigned|would not move any group back/);
+    expect(await snapshot()).toBe(before);
+    expect(await configLinks(s)).toEqual(linksBefore);
+    const sal = fs.readFileSync(s.config.notify.salFile, 'utf8');
+    expect(sal).toMatch(/refused approve of train-1\.41\.0-wmf\.26 \(testwikis\) asked by bob: bob may not approve/);
+
+    // The right key and role: accepted, and the principal and fingerprint go on the record.
+    const good = await request(alice, 'alice', 'approve', id, 'testwikis');
+    const approved: TrainStatus = await approve(good);
+    expect(approved.events.at(-1)?.by).toMatch(/^alice \[SHA256:[A-Za-z0-9+/]+\]$/);
+    expect(await refusal(approve(good))).toMatch(/replayed|already approved/);
+    await waitFor('testwikis live', async () => {
+      const status = await handle.query(trainStatusQuery);
+      return status.station === 0 && status.state === 'awaiting-approval';
+    }, 90_000);
+    expect((await handle.executeUpdate(pauseTrain, { args: [await request(bob, 'bob', 'pause', id)] })).events.at(-1)?.by).toMatch(/^bob \[SHA256:/);
+    await handle.executeUpdate(acknowledgeError, { args: [{ ...(await request(bob, 'bob', 'ack', id, 'Some error')), signature: 'Some error', reason: 'T1' }] });
+    await handle.executeUpdate(resumeTrain, { args: [await request(alice, 'alice', 'resume', id)] });
+    expect(fs.readFileSync(s.config.notify.salFile, 'utf8')).toMatch(/alice \[SHA256:[^\]]+\]: 1\.41\.0-wmf\.26: move testwikis/);
+
+    // Through the real CLI, with the person's key from SIGNALBOX_SIGNING_KEY.
+    const asAlice = { ...s.env, SIGNALBOX_USER: 'alice', SIGNALBOX_SIGNING_KEY: alice };
+    const asBob = { ...s.env, SIGNALBOX_USER: 'bob', SIGNALBOX_SIGNING_KEY: bob };
+    const byCli = await cli({ ...s, env: asBob }, ['train', 'abort', NEW]);
+    expect(byCli.code).toBe(2);
+    expect(byCli.stderr).toMatch(/refused: bob may not abort/);
+    const spoof = await cli({ ...s, env: asBob }, ['train', 'approve', NEW, '--as', 'alice']);
+    expect(spoof.code).toBe(2);
+    expect(spoof.stderr).toMatch(/--as names someone else, which only open mode/);
+    expect((await cli({ ...s, env: asAlice }, ['train', 'abort', NEW])).code).toBe(0);
+    expect((await handle.result()).state).toBe('aborted');
+  });
+
+  it('refuses an unsigned or unauthorised deploy before it touches a host, and runs a signed one', async () => {
+    sandbox = await startSandbox({ configure: signedAuth });
+    const s = sandbox;
+    const release = await configMoving(s, ['testwikis']);
+    const before = await configLinks(s);
+    const strategy = { canary: null, batch: '100%', maxFail: '0', fetchConcurrency: 80 };
+    const unsigned = await rollout(s, release, strategy, { id: 'deploy-unsigned' });
+    expect(await unsigned.result().then(() => '', (err) => String(err.cause?.message))).toMatch(/^unsigned/);
+    const asBob = { ...s.env, SIGNALBOX_USER: 'bob', SIGNALBOX_SIGNING_KEY: demoKey(s.home, 'bob') };
+    const bobDeploys = await cli({ ...s, env: asBob }, ['deploy', release.id, '--service', 'mediawiki-config', '--yes']);
+    expect(bobDeploys.code).toBe(2);
+    expect(bobDeploys.stderr).toMatch(/bob may not deploy: that takes the approvers role/);
+    expect(await configLinks(s)).toEqual(before);
+    const asAlice = { ...s.env, SIGNALBOX_USER: 'alice', SIGNALBOX_SIGNING_KEY: demoKey(s.home, 'alice') };
+    const aliceDeploys = await cli({ ...s, env: asAlice }, ['deploy', release.id, '--service', 'mediawiki-config', '--yes']);
+    expect(aliceDeploys.stderr).toBe('');
+    expect(aliceDeploys.code).toBe(0);
+    expect(new Set(Object.values(await configLinks(s)))).toEqual(new Set([release.id]));
+    const status = await s.client.workflow.getHandle('deploy-mediawiki-config').query(rolloutStatusQuery);
+    expect(status.phase).toBe('done');
+  });
+
+  it('says so when it runs in open mode', async () => {
+    sandbox = await startSandbox();
+    const s = sandbox;
+    const handle = await startTrain(s.client, s.config, trainInputFrom(s.config, NEW, { autoApprove: false }));
+    await waitFor('awaiting approval', async () => (await handle.query(trainStatusQuery)).state === 'awaiting-approval');
+    const paused = await cli(s, ['train', 'pause', NEW, '--as', 'carol']);
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toMatch(/auth is none in .*signalbox\.yml \(open mode\): this pause is not signed, and who asks is not verified/);
+    expect((await handle.query(trainStatusQuery)).events.at(-1)?.by).toBe('carol (unverified: auth none)');
+    expect((await cli(s, ['train', 'abort', NEW])).code).toBe(0);
+  });
+});
