@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Client, Connection, ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
+import { connectError, temporalConnection, transportFailure } from '../config/temporal-connection';
 import { trainsInMotion } from '../activities/lease';
 import { searchAttributes } from '../workflows/definitions';
 import { isVersion, trainWorkflowId } from '../workflows/names';
@@ -10,10 +11,11 @@ import type { TrainInput } from '../workflows/train';
 import type { RolloutInput } from '../workflows/rollout';
 
 export async function connectClient(config: SignalboxConfig): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: 10_000 }).catch((err) => {
-    throw new Error(`cannot reach Temporal at ${config.temporal.address} (${(err as Error).message}); start it with \`signalbox dev\``);
+  const temporal = temporalConnection(config);
+  const connection = await Connection.connect({ ...temporal.options, connectTimeout: 10_000 }).catch(async (err) => {
+    throw connectError(temporal, err, await transportFailure(temporal));
   });
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({ connection, namespace: temporal.namespace });
 }
 
 export class UserError extends Error {}
