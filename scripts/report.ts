@@ -37,6 +37,13 @@ export function describeEvent(event: HistoryEvent, scheduled: Map<string, string
     if (name === 'openBlockers') return 'checked blockers';
     return null;
   }
+  if (event.activityTaskCompletedEventAttributes) {
+    // The identity the worker verified for a steering action, with its key, as the record of who did it.
+    const a = event.activityTaskCompletedEventAttributes;
+    if (scheduled.get(String(a.scheduledEventId)) !== 'verifyAction') return null;
+    const [identity] = decode(a.result);
+    return `verified ${identity?.principal}${identity?.fingerprint ? ` [${identity.fingerprint}]` : ' (unverified: auth none)'}`;
+  }
   if (event.activityTaskFailedEventAttributes) {
     const a = event.activityTaskFailedEventAttributes;
     return `${scheduled.get(String(a.scheduledEventId)) ?? 'activity'} failed: ${a.failure?.message}`;

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { abortTrain, acknowledgeError, approveStation, pauseTrain, resumeTrain, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type Action, type TrainStatus } from '../workflows/definitions';
 import { startTrain, trainInputFrom } from '../scripts/client';
 import { signStatement } from '../scripts/sign';
+import { trainReport } from '../scripts/report';
 import { demoKey } from '../sandbox/fleet';
 import { cli, configLinks, configMoving, NEW, refusal, rollout, startSandbox, waitFor, type Sandbox } from './helpers';
 
@@ -85,6 +86,9 @@ describe('signed actions', () => {
     expect(spoof.stderr).toMatch(/--as names someone else, which only open mode/);
     expect((await cli({ ...s, env: asAlice }, ['train', 'abort', NEW])).code).toBe(0);
     expect((await handle.result()).state).toBe('aborted');
+    const report = await trainReport(s.client, id);
+    expect(report).toMatch(/verified alice \[SHA256:[^\]]+\]/);
+    expect(report).toMatch(/SAL: alice \[SHA256:[^\]]+\]: 1\.41\.0-wmf\.26: move testwikis/);
   });
 
   it('refuses an unsigned or unauthorised deploy before it touches a host, and runs a signed one', async () => {

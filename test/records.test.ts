@@ -122,7 +122,7 @@ describe('train records', () => {
     const sal = fs.readFileSync(path.join(sandbox.home, 'sal.log'), 'utf8').trim().split('\n');
     expect(sal[0]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+: ${NEW.replace(/\./g, '\\.')}: branch cut and staged ${NEW.replace(/\./g, '\\.')}-[0-9a-f]{12} with 1 security patch\\(es\\) \\(wmf/1\\.41\\.0-wmf\\.25\\.\\.[0-9a-f]{12}\\)`));
     expect(sal.some((l) => /signalbox \(group1 deploy window\): .*move group1 to .*: done and verified \([0-9a-f]{12}\.\.[0-9a-f]{12}\)/.test(l))).toBe(true);
-    expect(sal.some((l) => /alice: .*move group2 to .*done and verified/.test(l))).toBe(true);
+    expect(sal.some((l) => /alice \(unverified: auth none\): .*move group2 to .*done and verified/.test(l))).toBe(true);
     await waitFor('the IRC log lines', async () => listener!.said.filter((m) => m.startsWith('!log ')).length >= sal.length - 1 && true, 15_000);
     expect(listener.said).toContain(`[Train] ${NEW} is on all wikis`);
     const completion = mails(sandbox).find((m) => m.includes(`Subject: [Train] ${NEW} is on all wikis`));

@@ -131,7 +131,7 @@ describe('train', () => {
     await handle.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group1' }] });
     const result: TrainStatus = await handle.result();
     expect(result.state).toBe('complete');
-    expect(result.acknowledged).toEqual([{ signature, by: 'alice', reason: 'T1234: known, harmless' }]);
+    expect(result.acknowledged).toEqual([{ signature, by: 'alice (unverified: auth none)', reason: 'T1234: known, harmless' }]);
   });
 
   it('refuses to start the same train twice, with a clear message', async () => {
