@@ -1,0 +1,186 @@
+// The analysis run's rules, each on a stream made to break exactly that rule (or to tempt it falsely).
+import { describe as group, expect, it } from 'vitest';
+import { assess, describe, increase, sideIncrease, type AnalysisSpec, type Counters, type MetricReading, type Sample, type SideReading } from '../workflows/analysis/index';
+import { Draw, simulate } from '../scripts/bench/judge-trials';
+
+const MINUTE = 60_000;
+
+interface SideShape {
+  /** Requests per host per minute. */
+  perHost: number;
+  hosts: number;
+  /** Error rate in minute m (1-based). */
+  rate: (minute: number) => number;
+  /** Hosts that restart (counters back to 0) at the start of minute m. */
+  restartsAt?: (minute: number) => number[];
+  signatures?: (minute: number) => Record<string, number>;
+  p99?: (minute: number) => number;
+}
+
+/** Cumulative per-host counters, exact to the rate given (no noise): each test then isolates one rule. */
+function stream(minutes: number, shapes: { subject: SideShape; baseline: SideShape }, readFails: (minute: number) => boolean = () => false): Sample[] {
+  const state = {
+    subject: Array.from({ length: shapes.subject.hosts }, () => ({ requests: 50_000, errors: 150 })),
+    baseline: Array.from({ length: shapes.baseline.hosts }, () => ({ requests: 50_000, errors: 150 })),
+  };
+  const signatures = { subject: {} as Record<string, number>, baseline: {} as Record<string, number> };
+  const samples: Sample[] = [];
+  for (let m = 0; m <= minutes; m++) {
+    const read = (which: 'subject' | 'baseline'): SideReading => {
+      const shape = shapes[which];
+      if (m > 0) {
+        for (const h of shape.restartsAt?.(m) ?? []) state[which][h] = { requests: 0, errors: 0 };
+        for (const host of state[which]) {
+          host.requests += shape.perHost;
+          host.errors += Math.round(shape.perHost * shape.rate(m));
+        }
+        for (const [s, n] of Object.entries(shape.signatures?.(m) ?? {})) signatures[which][s] = (signatures[which][s] ?? 0) + n;
+      }
+      const series: Record<string, Counters> = {};
+      state[which].forEach((c, i) => (series[`${which}${i}`] = { ...c }));
+      return {
+        requests: state[which].reduce((s, c) => s + c.requests, 0),
+        errors: state[which].reduce((s, c) => s + c.errors, 0),
+        series,
+        hosts: shape.hosts,
+        signatures: { ...signatures[which] },
+        latency: m > 0 && shape.p99 ? { p99: shape.p99(m) } : undefined,
+      };
+    };
+    const metrics: Record<string, MetricReading> = { group1: { subject: read('subject'), baseline: read('baseline') } };
+    samples.push(m > 0 && readFails(m) ? { at: m * MINUTE, error: 'Prometheus answered HTTP 503' } : { at: m * MINUTE, metrics });
+  }
+  return samples;
+}
+
+const steady = (rate: number) => () => rate;
+const healthy = { subject: { perHost: 1000, hosts: 4, rate: steady(0.003) }, baseline: { perHost: 1000, hosts: 30, rate: steady(0.003) } };
+const window = { windowSamples: 60 };
+
+group('counters', () => {
+  it('takes a drop for a restart from 0, as Prometheus increase() does', () => {
+    expect(increase(100, 130)).toBe(30);
+    expect(increase(100, 30)).toBe(30);
+  });
+  it('resets only the series that restarted, and both its counters together', () => {
+    const before: SideReading = { requests: 2000, errors: 20, series: { a: { requests: 1000, errors: 10 }, b: { requests: 1000, errors: 10 } } };
+    // a restarted and has already climbed back above its old error count: taken alone, its errors would look like +2.
+    const after: SideReading = { requests: 1650, errors: 23, series: { a: { requests: 500, errors: 12 }, b: { requests: 1150, errors: 11 } } };
+    expect(sideIncrease(before, after)).toEqual({ requests: 650, errors: 13 });
+  });
+});
+
+group('assess', () => {
+  it('passes a healthy noisy stream, and only once the whole window is in', () => {
+    const draw = new Draw(7);
+    const spec: Partial<AnalysisSpec> = { latency: { maxP99Ratio: 1.25 } };
+    for (let i = 0; i < 20; i++) {
+      const { samples } = simulate(draw);
+      expect(assess(samples.slice(0, 60), spec, window).phase).toBe('running');
+      const status = assess(samples, spec, window);
+      expect(status.phase, describe(status)).toBe('pass');
+    }
+  });
+
+  it('fails +2 points over a 0.3% baseline within a few samples, and says why in one line', () => {
+    const samples = stream(60, { ...healthy, subject: { ...healthy.subject, rate: steady(0.023) } });
+    const status = assess(samples, {}, { ...window, baselineName: 'before the move' });
+    expect(status.phase).toBe('fail');
+    expect(status.evidence[0]).toMatchObject({ metric: 'group1', test: 'mixture-SPRT' });
+    expect(status.evidence[0].crossedAt).toBeLessThanOrEqual(3);
+    expect(describe(status)).toMatch(/^group1: errors 2\.30% of [\d,]+ vs 0\.30% of [\d,]+ before the move; mixture SPRT log-LR \d+\.\d > bound \d+\.\d \(alpha [\d.]+\) at sample [1-3]$/);
+  });
+
+  it('rides out one noisy interval that today\'s fixed judge fails on', () => {
+    const spike = { ...healthy, subject: { ...healthy.subject, hosts: 1, rate: (m: number) => (m === 20 ? 0.02 : 0.003) } };
+    expect(assess(stream(60, spike), { judge: 'fixed' }, window).phase).toBe('fail');
+    expect(assess(stream(60, spike), {}, window).phase).toBe('pass');
+  });
+
+  it('judges against a reference window when there is no concurrent baseline', () => {
+    const before = { requests: 1_000_000, errors: 3000, durationMs: 60 * MINUTE };
+    const watch = (rate: number) => stream(60, { ...healthy, subject: { perHost: 1000, hosts: 50, rate: steady(rate) } }).map((s) => ('metrics' in s ? { ...s, metrics: { group1: { subject: (s.metrics.group1 as MetricReading).subject } } } : s));
+    expect(assess(watch(0.003), {}, { ...window, reference: { group1: before } }).phase).toBe('pass');
+    const bad = assess(watch(0.023), {}, { ...window, reference: { group1: before } });
+    expect(bad.phase).toBe('fail');
+    expect(bad.evidence[0].test).toBe('mixture-SPRT');
+  });
+
+  it('holds for a person after too many unreadable measurements in a row, and never passes or fails on them', () => {
+    // Four in a row are ridden out (Argo's default limit); the fifth makes the run inconclusive.
+    const four = stream(60, healthy, (m) => m >= 10 && m < 14);
+    expect(assess(four, {}, window).phase).toBe('pass');
+    const five = stream(60, healthy, (m) => m >= 10 && m < 15);
+    const status = assess(five, {}, window);
+    expect(status.phase).toBe('inconclusive');
+    expect(status.consecutiveErrors).toBe(5);
+    expect(describe(status)).toMatch(/could not be read 5 times in a row \(limit 4\): Prometheus answered HTTP 503/);
+    // A failing release behind failed reads is not judged on them: the run holds, it does not fail.
+    const hidden = stream(60, { ...healthy, subject: { ...healthy.subject, rate: steady(0.05) } }, (m) => m >= 1);
+    expect(assess(hidden, {}, window).phase).toBe('inconclusive');
+    // Reads failing at the end of the window do not let the run pass.
+    expect(assess(stream(60, healthy, (m) => m > 55), {}, window).phase).toBe('inconclusive');
+  });
+
+  it('counts a read that fails for one metric, and reads that fail before any metric is known', () => {
+    const oneMetric = stream(60, healthy).map((s, m) => (m >= 10 && m < 15 && 'metrics' in s ? { ...s, metrics: { group1: { error: 'no series for group1' } } } : s));
+    const status = assess(oneMetric, {}, window);
+    expect(status.phase).toBe('inconclusive');
+    expect(status.metrics[0]).toMatchObject({ metric: 'group1', errors: 5, consecutiveErrors: 5 });
+    const fromTheStart = stream(60, healthy, (m) => m < 5).map((s, m) => (m === 0 ? { at: 0, error: 'Prometheus answered HTTP 503' } : s));
+    expect(assess(fromTheStart, {}, window).phase).toBe('inconclusive');
+  });
+
+  it('counts a restarted host from 0, so a counter reset is neither a verdict nor lost traffic', () => {
+    const restarts = { ...healthy, subject: { ...healthy.subject, restartsAt: (m: number) => (m === 30 ? [0] : []) } };
+    const status = assess(stream(60, restarts), {}, window);
+    expect(status.phase).toBe('pass');
+    const served = 60 * 1000 * 4;
+    expect(status.evidence.find((e) => e.test === 'mixture-SPRT')!.subject.requests).toBe(served);
+  });
+
+  it('fails a subject that serves nothing (a crash loop) on the traffic floor, but not one restart', () => {
+    const crashLoop = { ...healthy, subject: { ...healthy.subject, perHost: 0, restartsAt: () => [0, 1, 2, 3] } };
+    const status = assess(stream(60, crashLoop), {}, window);
+    expect(status.phase).toBe('fail');
+    expect(status.evidence[0]).toMatchObject({ test: 'traffic-floor', crossedAt: 2 });
+    expect(describe(status)).toMatch(/^group1: 0 requests vs [\d,]+ on the baseline; traffic floor: served 0% of the traffic per host seen on the baseline, 2 intervals in a row \(floor 20%\) at sample 2$/);
+    const oneSlowMinute = { ...healthy, subject: { ...healthy.subject, hosts: 1, restartsAt: (m: number) => (m === 30 ? [0] : []) } };
+    expect(assess(stream(60, oneSlowMinute).map((s, i) => (i === 30 && 'metrics' in s ? slowMinute(s) : s)), {}, window).phase).toBe('pass');
+  });
+
+  it('fails a signature the baseline never showed once seen often enough, unless acknowledged', () => {
+    const newError = {
+      subject: { ...healthy.subject, signatures: (m: number) => ({ 'Notice: known': 1, ...(m >= 10 ? { 'Fatal: Call to undefined method Foo::bar()': 1 } : {}) }) },
+      baseline: { ...healthy.baseline, signatures: () => ({ 'Notice: known': 3 }) },
+    };
+    const status = assess(stream(60, newError), {}, window);
+    expect(status.phase).toBe('fail');
+    expect(status.evidence[0]).toMatchObject({ test: 'new-signature', detail: 'Fatal: Call to undefined method Foo::bar()', crossedAt: 14 });
+    expect(assess(stream(60, newError), {}, { ...window, acknowledged: ['Fatal: Call to undefined method Foo::bar()'] }).phase).toBe('pass');
+  });
+
+  it('fails a subject whose p99 stays above its limit, and not one whose p99 only wanders', () => {
+    const slow = { subject: { ...healthy.subject, p99: () => 700 }, baseline: { ...healthy.baseline, p99: () => 400 } };
+    const status = assess(stream(60, slow), { latency: { maxP99Ratio: 1.25 } }, window);
+    expect(status.phase).toBe('fail');
+    expect(status.evidence[0].test).toBe('latency');
+    // Above the limit every third minute: noise, not a regression.
+    const wandering = { subject: { ...healthy.subject, p99: (m: number) => (m % 3 === 0 ? 700 : 380) }, baseline: { ...healthy.baseline, p99: () => 400 } };
+    expect(assess(stream(60, wandering), { latency: { maxP99Ratio: 1.25 } }, window).phase).toBe('pass');
+  });
+
+  it('cannot pass on too little traffic', () => {
+    const quiet = { ...healthy, subject: { ...healthy.subject, perHost: 0 } };
+    const status = assess(stream(60, quiet), { trafficFloor: undefined }, window);
+    expect(status.phase).toBe('inconclusive');
+    expect(status.message).toMatch(/too little traffic to pass: 0 requests/);
+  });
+});
+
+/** The reading at minute 30 with the restarted host having served a tenth of a minute. */
+function slowMinute(sample: Extract<Sample, { metrics: unknown }>): Sample {
+  const reading = sample.metrics.group1 as MetricReading;
+  const series = { ...reading.subject.series!, subject0: { requests: 100, errors: 0 } };
+  return { ...sample, metrics: { group1: { ...reading, subject: { ...reading.subject, series, requests: 100, errors: 0 } } } };
+}

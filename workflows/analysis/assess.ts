@@ -1,0 +1,272 @@
+// assess: where an analysis run stands after the samples so far. Pure and deterministic, so a workflow can call
+// it after every measurement and a replay decides the same.
+import { judge } from '../analysis';
+import { sideIncrease, signatureIncrease } from './counters';
+import type { AnalysisContext, AnalysisSpec, AnalysisStatus, Counters, Evidence, MetricReading, MetricResult, Rate, Reference, Sample, TestKind } from './model';
+import { withDefaults } from './model';
+import { mixtureLogLR, observeOneSample, observeSign, observeTwoSample, ratioMixture, signMixture, startTest, upperRate, type SequentialTest } from './sequential';
+
+/**
+ * With a minimum effect in points, the prior's centre needs the baseline's rate; it is fixed from the pooled
+ * rate of both sides once they have shown this many errors. The pooled counts are what the two-sample test
+ * conditions on, so choosing the prior from them leaves the test valid.
+ */
+const ERRORS_TO_FIX_PRIOR = 10;
+
+interface MetricState {
+  result: MetricResult;
+  last?: { reading: MetricReading; at: number };
+  subject: Counters;
+  baseline: Counters;
+  subjectSignatures: Record<string, number>;
+  knownSignatures: Set<string>;
+  /** Intervals judged before the comparison's prior could be fixed, replayed into it once it is. */
+  waiting: { subject: Counters; baseline: Counters }[];
+  comparison?: SequentialTest;
+  /** The reference path compares with an upper bound on the reference's rate, not with the rate itself. */
+  referenceBound?: number;
+  ceiling?: SequentialTest;
+  latency?: SequentialTest;
+  latencyAbove: number;
+  latencyObserved: number;
+  belowFloor: number;
+  /** The interval a per-interval test failed on, for its evidence. */
+  decided?: Evidence;
+}
+
+const rateOf = (c: Counters): Rate => ({ requests: c.requests, errors: c.errors, rate: c.requests > 0 ? c.errors / c.requests : 0 });
+const isError = (r: MetricReading | { error: string } | undefined): r is { error: string } => !!r && 'error' in r;
+
+/** The effect ratio the prior centres on, given the rate it is measured against. */
+function priorCentre(spec: AnalysisSpec, rate: number, against = rate): number {
+  if ('ratio' in spec.minEffect) return (spec.minEffect.ratio * rate) / against;
+  return (rate + spec.minEffect.points) / Math.max(against, Number.MIN_VALUE);
+}
+
+export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>, context: AnalysisContext): AnalysisStatus {
+  const spec = withDefaults(specIn);
+  const baselineName = context.baselineName ?? 'on the baseline';
+  const sequential = spec.judge === 'sequential';
+  const firstReadable = samples.find((s): s is Extract<Sample, { metrics: unknown }> => 'metrics' in s);
+  const testsPerMetric = 1 + (spec.maxErrorRate !== undefined ? 1 : 0) + (spec.latency ? 1 : 0);
+  // Bonferroni over every sequential test of every metric keeps the whole run within alpha.
+  const alphaEach = spec.alpha / (testsPerMetric * Math.max(1, Object.keys(firstReadable?.metrics ?? {}).length));
+  const bound = Math.log(1 / alphaEach);
+  const states = new Map<string, MetricState>();
+  const stateOf = (metric: string): MetricState => {
+    let state = states.get(metric);
+    if (!state) {
+      const reference = context.reference?.[metric];
+      state = {
+        result: { metric, measured: 0, failed: 0, inconclusive: 0, errors: 0, consecutiveErrors: 0 },
+        subject: { requests: 0, errors: 0 },
+        baseline: reference ? { requests: reference.requests, errors: reference.errors } : { requests: 0, errors: 0 },
+        subjectSignatures: {},
+        knownSignatures: new Set([...(context.acknowledged ?? []), ...Object.keys(reference?.signatures ?? {}).filter((s) => reference!.signatures![s] > 0)]),
+        waiting: [],
+        latencyAbove: 0,
+        latencyObserved: 0,
+        belowFloor: 0,
+      };
+      if (sequential && spec.maxErrorRate !== undefined) {
+        state.ceiling = startTest(ratioMixture(priorCentre(spec, spec.maxErrorRate), 1 / spec.maxErrorRate));
+      }
+      if (sequential && spec.latency) state.latency = startTest(signMixture());
+      if (sequential && reference) {
+        // Half the test's alpha bounds the chance the reference's rate is underestimated, half the test itself.
+        const referenceRate = rateOf(reference).rate;
+        state.referenceBound = upperRate(reference.errors, reference.requests, alphaEach / 2);
+        state.comparison = startTest(ratioMixture(priorCentre(spec, referenceRate, state.referenceBound), 1 / state.referenceBound));
+      }
+      states.set(metric, state);
+    }
+    return state;
+  };
+
+  let phase: AnalysisStatus['phase'] = 'running';
+  let message: string | undefined;
+  const crossed: Evidence[] = [];
+  const last = Math.min(samples.length - 1, context.windowSamples);
+  let judgedThrough = -1;
+  let unreadableInARow = 0;
+
+  for (let index = 0; index <= last && phase === 'running'; index++) {
+    const sample = samples[index];
+    judgedThrough = index;
+    if ('error' in sample) {
+      // Counted for the run too, so reads that fail from the very start, before any metric is known, still stop it.
+      if (++unreadableInARow > spec.consecutiveErrorLimit) {
+        phase = 'inconclusive';
+        message = `metrics could not be read ${unreadableInARow} times in a row (limit ${spec.consecutiveErrorLimit}): ${sample.error}`;
+      } else message = sample.error;
+    } else unreadableInARow = 0;
+    const metricNames = new Set([...states.keys(), ...('metrics' in sample ? Object.keys(sample.metrics) : [])]);
+    for (const metric of [...metricNames].sort()) {
+      const state = stateOf(metric);
+      const reading = 'metrics' in sample ? sample.metrics[metric] : { error: sample.error };
+      if (!reading || isError(reading)) {
+        // Not a measurement: the next good reading spans the gap, and too many in a row need a person.
+        const why = reading ? reading.error : `no reading for ${metric}`;
+        state.result.errors++;
+        if (++state.result.consecutiveErrors > spec.consecutiveErrorLimit && phase === 'running') {
+          phase = 'inconclusive';
+          message = `${metric}: metrics could not be read ${state.result.consecutiveErrors} times in a row (limit ${spec.consecutiveErrorLimit}): ${why}`;
+        } else if (phase === 'running') message = `${metric}: ${why}`;
+        continue;
+      }
+      state.result.consecutiveErrors = 0;
+      const previous = state.last;
+      state.last = { reading, at: sample.at };
+      for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {})) if (count > 0) state.knownSignatures.add(signature);
+      if (!previous) continue;
+      state.result.measured++;
+      const reference = context.reference?.[metric];
+      const subject = sideIncrease(previous.reading.subject, reading.subject);
+      const baseline = reading.baseline && previous.reading.baseline ? sideIncrease(previous.reading.baseline, reading.baseline) : undefined;
+      state.subject = add(state.subject, subject);
+      if (baseline) state.baseline = add(state.baseline, baseline);
+      for (const [signature, count] of Object.entries(signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures))) {
+        state.subjectSignatures[signature] = (state.subjectSignatures[signature] ?? 0) + count;
+      }
+      const failNow = (test: TestKind, statistic: number, testBound: number, extra: Partial<Evidence> = {}) => {
+        crossed.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), statistic, bound: testBound, crossedAt: index, ...extra });
+      };
+      const failedMeasurement = (evidence: Omit<Evidence, 'metric' | 'crossedAt'>) => {
+        if (++state.result.failed > spec.failureLimit) crossed.push({ metric, ...evidence, crossedAt: index });
+      };
+      const baselineLatency = reading.baseline?.latency?.p99 ?? reference?.latency?.p99;
+      const latencyAbove = latencyBreached(spec, reading.subject.latency?.p99, baselineLatency);
+      if (latencyAbove !== undefined) {
+        state.latencyObserved++;
+        if (latencyAbove) state.latencyAbove++;
+      }
+
+      if (sequential) {
+        if (reference) observeOneSample(state.comparison!, subject, state.referenceBound!);
+        else if (baseline) {
+          state.waiting.push({ subject, baseline });
+          const pooled = add(state.subject, state.baseline);
+          if (!state.comparison && pooled.errors >= ERRORS_TO_FIX_PRIOR) state.comparison = startTest(ratioMixture(priorCentre(spec, rateOf(pooled).rate)));
+          if (state.comparison) for (const interval of state.waiting.splice(0)) observeTwoSample(state.comparison, interval.subject, interval.baseline);
+        }
+        if (state.comparison && mixtureLogLR(state.comparison) >= bound) failNow('mixture-SPRT', mixtureLogLR(state.comparison), bound, { alpha: alphaEach });
+        if (state.ceiling) {
+          observeOneSample(state.ceiling, subject, spec.maxErrorRate!);
+          if (mixtureLogLR(state.ceiling) >= bound) failNow('ceiling', mixtureLogLR(state.ceiling), bound, { alpha: alphaEach, detail: `ceiling ${percent(spec.maxErrorRate!)}` });
+        }
+        if (state.latency && latencyAbove !== undefined) {
+          observeSign(state.latency, latencyAbove);
+          if (mixtureLogLR(state.latency) >= bound) {
+            failNow('latency', mixtureLogLR(state.latency), bound, { alpha: alphaEach, detail: latencyDetail(spec, state, reading.subject.latency?.p99, baselineLatency) });
+          }
+        }
+      } else {
+        const measured = judge(spec.fixed, subject, baseline ?? reference ?? { requests: 0, errors: 0 });
+        const baselineRate = rateOf(baseline ?? reference ?? { requests: 0, errors: 0 });
+        const interval = { subject: rateOf(subject), baseline: baselineRate };
+        if (measured.verdict === 'fail') {
+          failedMeasurement({ test: 'fixed', ...interval, statistic: interval.subject.rate, bound: Math.max(spec.fixed.maxErrorRate, spec.fixed.maxRatioToBaseline * baselineRate.rate) });
+        } else if (measured.verdict === 'inconclusive' && ++state.result.inconclusive > spec.inconclusiveLimit) {
+          phase = 'inconclusive';
+          message = `${metric}: ${state.result.inconclusive} intervals had too little traffic (limit ${spec.inconclusiveLimit}): ${measured.why}`;
+        }
+        if (latencyAbove) {
+          failedMeasurement({ test: 'latency', ...interval, statistic: reading.subject.latency!.p99!, bound: latencyLimitMs(spec, baselineLatency), detail: latencyDetail(spec, state, reading.subject.latency?.p99, baselineLatency) });
+        }
+      }
+
+      const share = trafficShare(subject, baseline, reading, previous.at, sample.at, reference);
+      if (spec.trafficFloor && share !== undefined) {
+        state.belowFloor = share < spec.trafficFloor.minShareOfBaseline ? state.belowFloor + 1 : 0;
+        if (state.belowFloor >= spec.trafficFloor.intervals) {
+          crossed.push({
+            metric,
+            test: 'traffic-floor',
+            subject: rateOf(subject),
+            baseline: rateOf(baseline ?? reference!),
+            statistic: share,
+            bound: spec.trafficFloor.minShareOfBaseline,
+            crossedAt: index,
+            detail: `served ${Math.round(share * 100)}% of the ${reference ? 'traffic per ms' : 'traffic per host'} seen ${baselineName}, ${state.belowFloor} intervals in a row`,
+          });
+        }
+      }
+      if (spec.newSignatures) {
+        const unknown = Object.entries(state.subjectSignatures)
+          .filter(([signature, count]) => count >= spec.newSignatures!.minCount && !state.knownSignatures.has(signature))
+          .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
+        if (unknown.length) failNow('new-signature', unknown[0][1], spec.newSignatures.minCount, { detail: unknown[0][0] });
+      }
+    }
+    if (crossed.length) phase = 'fail';
+  }
+  if (phase === 'running' && judgedThrough === context.windowSamples) {
+    const short = [...states.entries()].find(([, s]) => s.subject.requests < spec.minRequests || s.baseline.requests < spec.minRequests);
+    if (short) {
+      phase = 'inconclusive';
+      message = `${short[0]}: too little traffic to pass: ${Math.round(short[1].subject.requests)} requests vs ${Math.round(short[1].baseline.requests)} ${baselineName} (at least ${spec.minRequests} each)`;
+    } else phase = 'pass';
+  }
+
+  const evidence: Evidence[] = [...crossed];
+  for (const [metric, state] of [...states.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (!sequential) continue;
+    const standing = (test: TestKind, statistic: number, detail?: string) => {
+      if (evidence.some((e) => e.metric === metric && e.test === test)) return;
+      evidence.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), statistic, bound, alpha: alphaEach, detail });
+    };
+    const pooledErrors = state.subject.errors + (context.reference?.[metric] ? 0 : state.baseline.errors);
+    standing('mixture-SPRT', state.comparison ? mixtureLogLR(state.comparison) : 0, state.comparison ? undefined : `waiting for ${ERRORS_TO_FIX_PRIOR} errors on both sides together (${pooledErrors} so far)`);
+    if (state.ceiling) standing('ceiling', mixtureLogLR(state.ceiling), `ceiling ${percent(spec.maxErrorRate!)}`);
+    if (state.latency) standing('latency', mixtureLogLR(state.latency), state.latencyObserved ? latencyDetail(spec, state) : undefined);
+  }
+  const metrics = [...states.values()].map((s) => s.result).sort((a, b) => (a.metric < b.metric ? -1 : 1));
+  return {
+    phase,
+    evidence,
+    metrics,
+    consecutiveErrors: Math.max(unreadableInARow, ...metrics.map((m) => m.consecutiveErrors)),
+    judgedThrough,
+    windowSamples: context.windowSamples,
+    message,
+    baselineName,
+  };
+}
+
+const add = (a: Counters, b: Counters): Counters => ({ requests: a.requests + b.requests, errors: a.errors + b.errors });
+
+export const percent = (rate: number) => `${(rate * 100).toFixed(2)}%`;
+
+function latencyLimitMs(spec: AnalysisSpec, baselineP99: number | undefined): number {
+  const limits = [spec.latency?.maxP99Ms, spec.latency?.maxP99Ratio !== undefined && baselineP99 !== undefined ? spec.latency.maxP99Ratio * baselineP99 : undefined];
+  return Math.min(...limits.filter((l): l is number => l !== undefined));
+}
+
+/** Whether the subject's p99 broke a latency limit in this interval; undefined when it cannot be told. */
+function latencyBreached(spec: AnalysisSpec, subjectP99: number | undefined, baselineP99: number | undefined): boolean | undefined {
+  if (!spec.latency || subjectP99 === undefined) return undefined;
+  const limit = latencyLimitMs(spec, baselineP99);
+  return Number.isFinite(limit) ? subjectP99 > limit : undefined;
+}
+
+function latencyDetail(spec: AnalysisSpec, state: MetricState, subjectP99?: number, baselineP99?: number): string {
+  const limits = [spec.latency?.maxP99Ratio !== undefined ? `${spec.latency.maxP99Ratio}x the baseline's` : '', spec.latency?.maxP99Ms !== undefined ? `${spec.latency.maxP99Ms} ms` : '']
+    .filter(Boolean)
+    .join(' or ');
+  const now = subjectP99 !== undefined ? `; p99 ${Math.round(subjectP99)} ms${baselineP99 !== undefined ? ` vs ${Math.round(baselineP99)} ms` : ''} in the last interval` : '';
+  return `p99 above ${limits} in ${state.latencyAbove} of ${state.latencyObserved} intervals${now}`;
+}
+
+/**
+ * The subject's traffic in one interval as a share of what its baseline served: per host against a concurrent
+ * baseline, per ms against a reference window. Undefined when the baseline served nothing to compare with.
+ */
+function trafficShare(subject: Counters, baseline: Counters | undefined, reading: MetricReading, from: number, to: number, reference?: Reference): number | undefined {
+  if (reference) {
+    const referencePerMs = reference.durationMs > 0 ? reference.requests / reference.durationMs : 0;
+    return referencePerMs > 0 && to > from ? subject.requests / (to - from) / referencePerMs : undefined;
+  }
+  if (!baseline) return undefined;
+  const baselinePerHost = baseline.requests / (reading.baseline?.hosts ?? 1);
+  return baselinePerHost > 0 ? subject.requests / (reading.subject.hosts ?? 1) / baselinePerHost : undefined;
+}

@@ -1,0 +1,54 @@
+// One line that says where an analysis run stands, worded the same in the CLI, the UI and reports.
+import type { AnalysisStatus, Evidence, Rate } from './model';
+import { percent } from './assess';
+
+/** 48000 -> "48,000", without Intl, whose data may differ between the workers that replay a workflow. */
+export function thousands(n: number): string {
+  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+const oneDecimal = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
+const errorsOf = (r: Rate) => `${percent(r.rate)} of ${thousands(r.requests)}`;
+
+function rates(e: Evidence, baselineName: string): string {
+  if (e.test === 'traffic-floor') return `${thousands(e.subject.requests)} requests vs ${thousands(e.baseline.requests)} ${baselineName}`;
+  return `errors ${errorsOf(e.subject)} vs ${errorsOf(e.baseline)} ${baselineName}`;
+}
+
+function sequentialTest(e: Evidence, relation: string): string {
+  return `mixture SPRT log-LR ${oneDecimal(e.statistic)} ${relation} bound ${oneDecimal(e.bound)} (alpha ${e.alpha !== undefined ? Number(e.alpha.toPrecision(2)) : '?'})`;
+}
+
+function verdict(e: Evidence, baselineName: string): string {
+  switch (e.test) {
+    case 'mixture-SPRT':
+      return sequentialTest(e, '>');
+    case 'ceiling':
+      return `above the ${e.detail ?? 'ceiling'}: ${sequentialTest(e, '>')}`;
+    case 'latency':
+      return `${e.detail}; ${sequentialTest(e, '>')}`;
+    case 'traffic-floor':
+      return `traffic floor: ${e.detail} (floor ${Math.round(e.bound * 100)}%)`;
+    case 'new-signature':
+      return `new error "${e.detail}" seen ${e.statistic} times, never ${baselineName} (${e.bound} fail)`;
+    case 'fixed':
+      return `fixed judge: ${percent(e.statistic)} above ${percent(e.bound)} in one interval`;
+  }
+}
+
+/** The test closest to failing, by how much of its bound it has used. */
+const closest = (evidence: Evidence[]) => [...evidence].sort((a, b) => b.statistic / b.bound - a.statistic / a.bound)[0];
+
+export function describe(status: AnalysisStatus): string {
+  const name = status.baselineName;
+  const progress = `sample ${Math.max(0, status.judgedThrough)} of ${status.windowSamples}`;
+  if (status.phase === 'fail') {
+    const e = status.evidence.find((x) => x.crossedAt !== undefined)!;
+    return `${e.metric}: ${rates(e, name)}; ${verdict(e, name)} at sample ${e.crossedAt}`;
+  }
+  if (status.phase === 'inconclusive') return `inconclusive at ${progress}: ${status.message}`;
+  const e = closest(status.evidence);
+  const standing = e ? `${e.metric}: ${rates(e, name)}; closest: ${e.test === 'mixture-SPRT' ? '' : `${e.test} `}${sequentialTest(e, 'of')}` : 'nothing measured yet';
+  const reading = status.phase === 'running' && status.consecutiveErrors > 0 ? `; last ${status.consecutiveErrors} reads failed: ${status.message}` : '';
+  return `${status.phase === 'pass' ? 'pass after' : 'running,'} ${progress}; ${standing}${reading}`;
+}

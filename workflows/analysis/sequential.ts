@@ -1,0 +1,177 @@
+// Sequential tests that may be looked at after every sample, for as long as the run lasts, without inflating
+// false alarms: mixture likelihood ratios (the mixture SPRT of Robbins, as used for always-valid inference by
+// Johari, Koomen, Pekelis and Walsh, "Always Valid Inference", Operations Research 2022; for counts in
+// deployments by Lindon, Sanden and Shirikian, "Rapid Regression Detection in Software Deployments through
+// Sequential Testing", KDD 2022). Under the null hypothesis each mixture is a nonnegative supermartingale that
+// starts at 1, so by Ville's inequality it ever reaches 1/alpha with probability at most alpha.
+//
+// The mixing distribution is a normal prior on the log of the effect, discretized on a grid and truncated to
+// "worse than baseline": the tests are one-sided, a subject better than its baseline never fails. A grid rather
+// than the conjugate closed form, because the conjugate Beta-binomial needs a fixed traffic split and ours moves
+// every minute; each grid point's likelihood ratio stays exact, so no normal approximation is needed for small counts.
+//
+// Errors come in clumps (one host's bad minute, a burst that hits some hosts harder), which a binomial null
+// would read as evidence. So the null is composite: any beta-binomial with concentration at least
+// CLUMPING_CONCENTRATION, the binomial included, and each interval's likelihood is divided by the null's best
+// fit over that family. For every member of the null this ratio still has expectation at most 1 (the
+// universal-inference argument of Wasserman, Ramdas and Balakrishnan, PNAS 2020), so the bound holds whatever
+// the clumping, up to that limit.
+
+/**
+ * A prior over effect ratios θ > 1 and how clumped the regression's errors are: log θ on a grid, each point twice
+ * (binomial, and clumped like the null may be), with log weights summing (in probability) to 1.
+ */
+export interface Mixture {
+  readonly logRatios: readonly number[];
+  readonly concentrations: readonly number[];
+  readonly logWeights: readonly number[];
+}
+
+/** Grid step on log θ: ratios 35% apart; finer steps bought no detection in the trials and cost time. */
+const LOG_STEP = 0.3;
+/** Prior spread on log θ around the minimum effect: effects from a third to three times it keep most weight. */
+export const PRIOR_SD = 1;
+/**
+ * The most clumping a healthy subject may show: its share of an interval's errors (or its error rate) may
+ * vary between intervals like a Beta distribution of this concentration, about ±30% of a share of one half.
+ */
+export const CLUMPING_CONCENTRATION = 10;
+/** Concentrations the null may take, from the binomial (none) down to the limit, a factor 2 apart. */
+const NULL_CONCENTRATIONS = [Infinity, ...[64, 32, 16, 8, 4, 2, 1].map((m) => m * CLUMPING_CONCENTRATION)];
+
+/**
+ * A normal prior on log θ centred on log(centre), truncated to θ > 1 and below `maxRatio`, on a grid.
+ * Weights are normalized so the mixture starts at 1.
+ */
+export function ratioMixture(centre: number, maxRatio = Infinity, sd = PRIOR_SD): Mixture {
+  const mean = Math.log(Math.max(centre, Math.exp(LOG_STEP)));
+  const top = Math.min(mean + 3 * sd, Math.log(maxRatio));
+  const logRatios: number[] = [];
+  const concentrations: number[] = [];
+  const raw: number[] = [];
+  for (let x = LOG_STEP; x < top; x += LOG_STEP) {
+    // A regression on a few hosts is as clumped as their noise: a binomial alternative alone would lose all its
+    // evidence in one burst that shifts the ratio, and a clumped one alone would learn slowly from clean data.
+    for (const concentration of [Infinity, CLUMPING_CONCENTRATION]) {
+      logRatios.push(x);
+      concentrations.push(concentration);
+      raw.push(-((x - mean) ** 2) / (2 * sd * sd));
+    }
+  }
+  const norm = logSumExp(raw);
+  return { logRatios, concentrations, logWeights: raw.map((w) => w - norm) };
+}
+
+/** Probabilities above 1/2 for the sign test, equally weighted; logRatios hold their log odds. */
+export function signMixture(): Mixture {
+  const logRatios = [0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95].map((q) => Math.log(q / (1 - q)));
+  return { logRatios, concentrations: logRatios.map(() => Infinity), logWeights: logRatios.map(() => -Math.log(logRatios.length)) };
+}
+
+export function logSumExp(xs: readonly number[]): number {
+  let max = -Infinity;
+  for (const x of xs) if (x > max) max = x;
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (const x of xs) sum += Math.exp(x - max);
+  return max + Math.log(sum);
+}
+
+const LANCZOS = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+
+/** log Γ(x) for x > 0 (Lanczos, g = 7), about 15 significant digits. */
+export function logGamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
+  const z = x - 1;
+  let a = LANCZOS[0];
+  for (let i = 1; i < LANCZOS.length; i++) a += LANCZOS[i] / (z + i);
+  const t = z + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/** log P(hits of trials | share p, concentration κ), without the binomial coefficient, which every ratio cancels. */
+function shareLogLikelihood(hits: number, trials: number, p: number, concentration: number): number {
+  const misses = trials - hits;
+  if (concentration === Infinity) return (hits > 0 ? hits * Math.log(p) : 0) + (misses > 0 ? misses * Math.log1p(-p) : 0);
+  const a = p * concentration;
+  const b = concentration - a;
+  return logGamma(hits + a) - logGamma(a) + logGamma(misses + b) - logGamma(b) - logGamma(trials + concentration) + logGamma(concentration);
+}
+
+/** The null's best fit to one interval: the largest likelihood of `hits` over every concentration it allows. */
+function nullLogLikelihood(hits: number, trials: number, p: number): number {
+  let best = -Infinity;
+  for (const c of NULL_CONCENTRATIONS) best = Math.max(best, shareLogLikelihood(hits, trials, p, c));
+  return best;
+}
+
+/** The running log likelihood ratio of each grid point; the test's statistic is their mixture. */
+export interface SequentialTest {
+  readonly mixture: Mixture;
+  readonly logLR: number[];
+}
+
+export const startTest = (mixture: Mixture): SequentialTest => ({ mixture, logLR: mixture.logRatios.map(() => 0) });
+
+/** log of the mixture likelihood ratio: the statistic compared with log(1/alpha). */
+export function mixtureLogLR(test: SequentialTest): number {
+  const terms = new Array<number>(test.logLR.length);
+  for (let k = 0; k < terms.length; k++) terms[k] = test.logLR[k] + test.mixture.logWeights[k];
+  return logSumExp(terms);
+}
+
+/**
+ * One interval of a share test: `hits` of `trials` where the null expects share `p0` and grid point k expects
+ * `shares[k]`. Kept free of closures: the trials call it millions of times.
+ */
+function observeShare(test: SequentialTest, hits: number, trials: number, p0: number, shares: readonly number[]): void {
+  if (trials <= 0) return;
+  const denominator = nullLogLikelihood(hits, trials, p0);
+  const { concentrations } = test.mixture;
+  for (let k = 0; k < shares.length; k++) test.logLR[k] += shareLogLikelihood(hits, trials, shares[k], concentrations[k]) - denominator;
+}
+
+/**
+ * Subject against a concurrent baseline. Errors arrive at a rate per request that may move from minute to minute
+ * (a burst that hits both sides alike) but is θ times higher on the subject. Given how many errors both sides had
+ * together in an interval, the subject's share is θ·n_s/(θ·n_s + n_b), which does not depend on the shared
+ * rate: the burst cancels. Null: θ ≤ 1.
+ */
+export function observeTwoSample(test: SequentialTest, subject: { requests: number; errors: number }, baseline: { requests: number; errors: number }): void {
+  if (subject.requests <= 0 || baseline.requests <= 0) return;
+  const shares = test.mixture.logRatios.map((x) => (Math.exp(x) * subject.requests) / (Math.exp(x) * subject.requests + baseline.requests));
+  observeShare(test, subject.errors, subject.errors + baseline.errors, subject.requests / (subject.requests + baseline.requests), shares);
+}
+
+/** Subject errors out of its requests against a fixed rate `rate`. Null: the subject's rate ≤ rate. */
+export function observeOneSample(test: SequentialTest, subject: { requests: number; errors: number }, rate: number): void {
+  observeShare(test, subject.errors, subject.requests, rate, test.mixture.logRatios.map((x) => Math.exp(x) * rate));
+}
+
+/** One yes/no per interval (the subject's p99 above its limit). Null: yes at most half the time. */
+export function observeSign(test: SequentialTest, above: boolean): void {
+  test.mixture.logRatios.forEach((x, k) => {
+    const q = 1 / (1 + Math.exp(-x));
+    test.logLR[k] += Math.log(2 * (above ? q : 1 - q));
+  });
+}
+
+/**
+ * An upper confidence bound on an error rate from a finished window (errors of requests), wrong with
+ * probability at most `beta`: the Chernoff bound for a Poisson count, solved by bisection.
+ */
+export function upperRate(errors: number, requests: number, beta: number): number {
+  if (requests <= 0) return 1;
+  const target = Math.log(1 / beta);
+  // P(X <= errors) <= exp(-(mean - errors - errors·ln(mean/errors))) for mean >= errors.
+  const exponent = (mean: number) => mean - errors - (errors > 0 ? errors * Math.log(mean / errors) : 0);
+  let low = errors;
+  let high = errors + target + 2 * Math.sqrt(errors * target) + 1;
+  while (exponent(high) < target) high *= 2;
+  for (let i = 0; i < 60; i++) {
+    const mid = (low + high) / 2;
+    if (exponent(mid) < target) low = mid;
+    else high = mid;
+  }
+  return Math.min(1, high / requests);
+}
