@@ -1,11 +1,14 @@
 // Gerrit through its REST API (axios, /a/ paths with HTTP basic auth, the ")]}'" guard stripped). A change is
 // created with its Change-Id footer, edited, published, given Code-Review +2 and submitted by signalbox itself,
-// then awaited until MERGED. Reading history (log, ancestry, trees) uses a local mirror fetched over Gerrit's git
-// HTTP endpoint, since the REST API has no log.
+// then awaited until MERGED. Before it approves anything, signalbox checks that it made the change itself (its own
+// account owns it and uploaded the patch set) and that the patch set holds exactly the files it asked for, so
+// nobody can plant a change under a Change-Id signalbox will use. Reading history (log, ancestry, trees) uses a
+// local mirror fetched over Gerrit's git HTTP endpoint, since the REST API has no log.
 import crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ApplicationFailure } from '@temporalio/common';
 import axios, { type AxiosInstance } from 'axios';
 import { commitMessage, LocalGitForge, type ChangeRequest, type CommitInfo, type Forge, type LandedChange } from './forge';
 
@@ -20,14 +23,27 @@ export interface GerritSpec {
   mergeTimeoutMs: number;
 }
 
+interface AccountInfo {
+  _account_id: number;
+  username?: string;
+  name?: string;
+}
+
 interface ChangeInfo {
   id: string;
   _number: number;
   change_id: string;
   status: 'NEW' | 'MERGED' | 'ABANDONED';
+  /** With o=DETAILED_ACCOUNTS, the owner's username and name too. */
+  owner: AccountInfo;
   current_revision?: string;
-  revisions?: Record<string, { commit?: { parents: { commit: string }[] } }>;
+  revisions?: Record<string, { _number: number; uploader?: AccountInfo; commit?: { parents: { commit: string }[] } }>;
 }
+
+/** What every change read asks for: the current patch set with its uploader, and who people are. */
+const CHANGE_DETAIL = 'o=CURRENT_REVISION&o=DETAILED_ACCOUNTS';
+
+const accountName = (a: AccountInfo | undefined) => (a ? `${a.username ?? a.name ?? 'account'} (account ${a._account_id})` : 'an unknown account');
 
 /** Gerrit wants "I" and 40 hex digits; signalbox's own keys (branch-cut-1.41.0-wmf.26) are hashed into that form. */
 export function gerritChangeId(changeId: string): string {
@@ -36,9 +52,26 @@ export function gerritChangeId(changeId: string): string {
 
 export class GerritError extends Error {}
 
+/**
+ * The environment a git child needs to authenticate to Gerrit: the basic auth header as config given through
+ * GIT_CONFIG_COUNT/KEY/VALUE (after any the caller already set), scoped to Gerrit's URL so no other host gets it.
+ */
+export function gitCredentialEnv(gerritUrl: string, user: string, password: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const index = Number(env.GIT_CONFIG_COUNT ?? 0) || 0;
+  const header = `Authorization: Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  return {
+    ...env,
+    GIT_CONFIG_COUNT: String(index + 1),
+    [`GIT_CONFIG_KEY_${index}`]: `http.${gerritUrl.replace(/\/$/, '')}/.extraHeader`,
+    [`GIT_CONFIG_VALUE_${index}`]: header,
+    GIT_TERMINAL_PROMPT: '0', // a refused password fails at once instead of waiting for a person to type one
+  };
+}
+
 export class GerritForge implements Forge {
   private readonly http: AxiosInstance;
   private readonly mirror: LocalGitForge;
+  private selfAccount?: Promise<AccountInfo>;
 
   constructor(readonly spec: GerritSpec, mirrorDir: string) {
     const password = process.env[spec.passwordEnv];
@@ -71,8 +104,52 @@ export class GerritForge implements Forge {
 
   private async changeFor(repo: string, branch: string, changeId: string): Promise<ChangeInfo | undefined> {
     const query = encodeURIComponent(`change:${gerritChangeId(changeId)} project:${this.project(repo)} branch:${branch}`);
-    const found = await this.call<ChangeInfo[]>('GET', `changes/?q=${query}&o=CURRENT_REVISION&o=CURRENT_COMMIT`);
+    const found = await this.call<ChangeInfo[]>('GET', `changes/?q=${query}&${CHANGE_DETAIL}`);
     return found?.[0];
+  }
+
+  private async change(id: string): Promise<ChangeInfo> {
+    const found = await this.call<ChangeInfo>('GET', `changes/${encodeURIComponent(id)}?${CHANGE_DETAIL}`);
+    if (!found) throw new GerritError(`Gerrit change ${id} is gone`);
+    return found;
+  }
+
+  /** The account signalbox signs in as. */
+  private self(): Promise<AccountInfo> {
+    this.selfAccount ??= this.call<AccountInfo>('GET', 'accounts/self').then((a) => {
+      if (!a) throw new GerritError(`Gerrit has no account for user ${this.spec.user}`);
+      return a;
+    });
+    this.selfAccount.catch(() => (this.selfAccount = undefined)); // asked again after a failure
+    return this.selfAccount;
+  }
+
+  private async planted(change: ChangeInfo, what: string): Promise<ApplicationFailure> {
+    const self = await this.self();
+    return ApplicationFailure.nonRetryable(
+      `Gerrit change ${change._number} (Change-Id ${change.change_id}, owner ${accountName(change.owner)}) ${what}; signalbox (${accountName(self)}) did not make it, so it will neither approve nor submit it. Find out who uploaded it; the Change-Id stays taken on this branch`,
+      'ChangePlanted',
+    );
+  }
+
+  /** Throws ChangePlanted unless signalbox's own account owns the change and uploaded its current patch set. */
+  private async assertMadeBySignalbox(change: ChangeInfo): Promise<void> {
+    const self = await this.self();
+    if (change.owner._account_id !== self._account_id) throw await this.planted(change, `is owned by ${accountName(change.owner)}`);
+    const revision = change.current_revision ? change.revisions?.[change.current_revision] : undefined;
+    if (revision?.uploader?._account_id !== self._account_id) throw await this.planted(change, `has patch set ${revision?._number ?? '?'} uploaded by ${accountName(revision?.uploader)}`);
+  }
+
+  /** Throws ChangePlanted unless the patch set changes only the requested files and holds each as requested. */
+  private async assertHoldsExactly(change: ChangeInfo, revision: string, files: Record<string, string>): Promise<void> {
+    const listed = (await this.call<Record<string, unknown>>('GET', `changes/${encodeURIComponent(change.id)}/revisions/${revision}/files`)) ?? {};
+    const extra = Object.keys(listed).filter((f) => !f.startsWith('/') && !(f in files)); // "/COMMIT_MSG" and the like are not files
+    const differing: string[] = [];
+    for (const [file, content] of Object.entries(files)) if ((await this.fileInChange(change, file, revision)) !== content) differing.push(file);
+    if (extra.length || differing.length) {
+      const parts = [extra.length ? `also changes ${extra.join(', ')}` : '', differing.length ? `holds ${differing.join(', ')} other than signalbox asked` : ''];
+      throw await this.planted(change, `has patch set ${change.revisions?.[revision]?._number ?? revision.slice(0, 12)} that ${parts.filter(Boolean).join(' and ')}`);
+    }
   }
 
   async branches(repo: string): Promise<string[]> {
@@ -111,9 +188,9 @@ export class GerritForge implements Forge {
     return revision;
   }
 
-  /** The file as the change's current patch set has it, or null when absent. */
-  private async fileInChange(change: ChangeInfo, file: string): Promise<string | null> {
-    const res = await this.http.get(`changes/${encodeURIComponent(change.id)}/revisions/current/files/${encodeURIComponent(file)}/content`);
+  /** The file as a patch set of the change (the current one unless named) has it, or null when absent. */
+  private async fileInChange(change: ChangeInfo, file: string, revision = 'current'): Promise<string | null> {
+    const res = await this.http.get(`changes/${encodeURIComponent(change.id)}/revisions/${revision}/files/${encodeURIComponent(file)}/content`);
     if (res.status === 404 || res.status === 204) return null;
     if (res.status >= 300) throw new GerritError(`Gerrit could not read ${file} of change ${change._number}: ${res.status}`);
     return Buffer.from(String(res.data), 'base64').toString('utf8');
@@ -122,7 +199,7 @@ export class GerritForge implements Forge {
   private async waitForMerged(change: ChangeInfo): Promise<ChangeInfo> {
     const deadline = Date.now() + this.spec.mergeTimeoutMs;
     for (;;) {
-      const now = await this.call<ChangeInfo>('GET', `changes/${encodeURIComponent(change.id)}?o=CURRENT_REVISION`);
+      const now = await this.call<ChangeInfo>('GET', `changes/${encodeURIComponent(change.id)}?${CHANGE_DETAIL}`);
       if (now?.status === 'MERGED') return now;
       if (now?.status === 'ABANDONED') throw new GerritError(`change ${change._number} was abandoned`);
       if (Date.now() > deadline) throw new GerritError(`change ${change._number} is not MERGED after ${this.spec.mergeTimeoutMs} ms (status ${now?.status})`);
@@ -130,22 +207,31 @@ export class GerritForge implements Forge {
     }
   }
 
-  /** Review and submit; each step is safe to repeat after a crash. */
-  private async approveAndSubmit(change: ChangeInfo): Promise<string> {
+  /**
+   * Review and submit; each step is safe to repeat after a crash. The +2 goes on the patch set that was checked,
+   * not on "current": a patch set uploaded after the check has no +2, so Gerrit will not submit it.
+   */
+  private async approveAndSubmit(change: ChangeInfo, revision: string): Promise<string> {
     const id = encodeURIComponent(change.id);
-    await this.call('POST', `changes/${id}/revisions/current/review`, { labels: { 'Code-Review': 2 }, message: 'signalbox: approved for the train' });
+    await this.call('POST', `changes/${id}/revisions/${revision}/review`, { labels: { 'Code-Review': 2 }, message: 'signalbox: approved for the train' });
     try {
       await this.call('POST', `changes/${id}/submit`, {});
     } catch (err) {
       if (!/merged/i.test((err as Error).message)) throw err; // an earlier attempt's submit that did land
     }
-    return (await this.waitForMerged(change)).current_revision!;
+    const merged = await this.waitForMerged(change);
+    await this.assertMadeBySignalbox(merged);
+    return merged.current_revision!;
   }
 
   async land(change: ChangeRequest): Promise<LandedChange> {
     const { repo, branch, files, subject, changeId, dependsOn = [] } = change;
     let existing = await this.changeFor(repo, branch, changeId);
-    if (existing?.status === 'MERGED') return { sha: existing.current_revision!, changeId, alreadyLanded: true };
+    if (existing) await this.assertMadeBySignalbox(existing);
+    if (existing?.status === 'MERGED') {
+      await this.assertHoldsExactly(existing, existing.current_revision!, files);
+      return { sha: existing.current_revision!, changeId, alreadyLanded: true };
+    }
     if (!existing) {
       const message = commitMessage(subject, gerritChangeId(changeId), dependsOn);
       existing = await this.call<ChangeInfo>('POST', 'changes/', { project: this.project(repo), branch, subject: message });
@@ -161,30 +247,49 @@ export class GerritForge implements Forge {
       }
       await this.call('POST', `changes/${id}/edit:publish`, { notify: 'NONE' });
     }
-    return { sha: await this.approveAndSubmit(existing), changeId, alreadyLanded: false };
+    const checked = await this.change(existing.id);
+    await this.assertMadeBySignalbox(checked);
+    await this.assertHoldsExactly(checked, checked.current_revision!, files);
+    return { sha: await this.approveAndSubmit(checked, checked.current_revision!), changeId, alreadyLanded: false };
   }
 
-  /** Reverts through Gerrit's own revert, so the review links the two; a repeat finds the revert it made. */
+  /**
+   * Reverts through Gerrit's own revert, so the review links the two; a repeat finds the revert it made. Reverts
+   * someone else made are theirs to land; the one signalbox approves must be its own, patch set and all.
+   */
   async revert(repo: string, branch: string, sha: string, changeId: string, _author: string, reason: string): Promise<LandedChange> {
     const found = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`commit:${sha} project:${this.project(repo)}`)}`);
     const original = found?.[0];
     if (!original) throw new GerritError(`${sha} is not a change in Gerrit project ${repo}; nothing to revert`);
-    const reverts = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`revertof:${original._number} branch:${branch}`)}&o=CURRENT_REVISION`);
-    let revert = reverts?.[0];
+    const reverts = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`revertof:${original._number} branch:${branch}`)}&${CHANGE_DETAIL}`);
+    const self = await this.self();
+    let revert = reverts?.find((r) => r.owner._account_id === self._account_id);
+    if (revert) await this.assertMadeBySignalbox(revert);
     if (revert?.status === 'MERGED') return { sha: revert.current_revision!, changeId, alreadyLanded: true };
     revert ??= await this.call<ChangeInfo>('POST', `changes/${encodeURIComponent(original.id)}/revert`, { message: `Revert "${sha.slice(0, 10)}"\n\n${reason}\n\nThis reverts commit ${sha}.\n\nChange-Id: ${gerritChangeId(changeId)}\n`, notify: 'NONE' });
     if (!revert) throw new GerritError(`Gerrit did not revert change ${original._number}`);
-    return { sha: await this.approveAndSubmit(revert), changeId, alreadyLanded: false };
+    const checked = await this.change(revert.id);
+    await this.assertMadeBySignalbox(checked);
+    return { sha: await this.approveAndSubmit(checked, checked.current_revision!), changeId, alreadyLanded: false };
   }
 
-  /** Brings the local mirror's branches up to date with Gerrit's, over git's HTTP protocol. */
+  /**
+   * Brings the local mirror's branches up to date with Gerrit's, over git's HTTP protocol. The credentials reach git
+   * through its environment (GIT_CONFIG_*), never its argv, which any user on the machine can read in ps.
+   */
   private async sync(repo: string): Promise<void> {
     await this.mirror.init(this.project(repo));
-    const auth = Buffer.from(`${this.spec.user}:${process.env[this.spec.passwordEnv]}`).toString('base64');
-    await run('git', ['-c', `http.extraHeader=Authorization: Basic ${auth}`, 'fetch', '--quiet', '--prune', `${this.spec.url.replace(/\/$/, '')}/a/${repo}`, '+refs/heads/*:refs/heads/*'], {
-      cwd: path.join(this.mirror.reposDir, `${repo}.git`),
-      timeout: 600_000,
-    });
+    const base = this.spec.url.replace(/\/$/, '');
+    try {
+      await run('git', ['fetch', '--quiet', '--prune', `${base}/a/${repo}`, '+refs/heads/*:refs/heads/*'], {
+        cwd: path.join(this.mirror.reposDir, `${repo}.git`),
+        env: gitCredentialEnv(base, this.spec.user, process.env[this.spec.passwordEnv] ?? ''),
+        timeout: 600_000,
+      });
+    } catch (err) {
+      const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+      throw new GerritError(`git fetch of ${repo} from ${base} failed: ${stderr || (err as Error).message}`);
+    }
   }
 
   async readFile(repo: string, ref: string, file: string): Promise<string> {

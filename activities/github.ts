@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Octokit } from '@octokit/rest';
+import { ApplicationFailure } from '@temporalio/common';
 import type { GitHubSpec, SignalboxConfig } from '../config/load';
 import type { Blocker } from '../workflows/render';
 import { checkVersion } from '../workflows/names';
@@ -31,7 +32,9 @@ export const changeBranch = (changeId: string) => `signalbox/${changeId}`;
 
 /**
  * Changes land as pull requests that signalbox squash-merges itself, with the Change-Id and Depends-On trailers in
- * the merge commit. Every step first looks for what an earlier attempt already did.
+ * the merge commit. Every step first looks for what an earlier attempt already did. Before merging (or taking an
+ * earlier merge as its own), signalbox checks that the pull request changes only the files it asked for, each as
+ * asked, and merges only the head it checked, so nobody can plant a change on its branch.
  */
 export class GitHubForge implements Forge {
   private readonly octokit: Octokit;
@@ -102,13 +105,32 @@ export class GitHubForge implements Forge {
     await this.octokit.rest.repos.createOrUpdateFileContents({ ...this.at(repo), path: file, branch, message, content: Buffer.from(content).toString('base64'), sha });
   }
 
+  /** Throws ChangePlanted unless the pull request's diff holds only requested files, each with the requested content. */
+  private async assertPullHoldsExactly(repo: string, pull: { number: number; html_url: string; user?: { login: string } | null }, files: Record<string, string>): Promise<void> {
+    const listed = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, { ...this.at(repo), pull_number: pull.number, per_page: 100 });
+    const wrong = listed.flatMap((f) => {
+      const moved = f.previous_filename && f.previous_filename !== f.filename ? [f.previous_filename] : [];
+      const asked = f.filename in files && f.status !== 'removed' && f.sha === gitBlobId(files[f.filename]);
+      return [...moved, ...(asked ? [] : [f.filename])];
+    });
+    if (wrong.length) {
+      throw ApplicationFailure.nonRetryable(
+        `pull request ${pull.html_url} (#${pull.number}, opened by ${pull.user?.login ?? 'unknown'}) changes ${wrong.join(', ')} other than signalbox asked; signalbox did not make that change, so it will not merge it or take it as landed. Find out who pushed it`,
+        'ChangePlanted',
+      );
+    }
+  }
+
   async land(change: ChangeRequest): Promise<LandedChange> {
     const { repo, branch, files, subject, changeId, dependsOn = [] } = change;
     const at = this.at(repo);
     const head = changeBranch(changeId);
     const earlier = (await this.octokit.rest.pulls.list({ ...at, state: 'all', head: `${this.spec.owner}:${head}`, base: branch, per_page: 10 })).data;
     const merged = earlier.find((p) => p.merged_at && p.merge_commit_sha);
-    if (merged) return { sha: merged.merge_commit_sha!, changeId, alreadyLanded: true };
+    if (merged) {
+      await this.assertPullHoldsExactly(repo, merged, files);
+      return { sha: merged.merge_commit_sha!, changeId, alreadyLanded: true };
+    }
     const message = commitMessage(subject, changeId, dependsOn);
     const [title, ...body] = message.split('\n');
     let pull = earlier.find((p) => p.state === 'open');
@@ -117,8 +139,10 @@ export class GitHubForge implements Forge {
       for (const [file, content] of Object.entries(files)) await this.putFile(repo, head, file, content, title);
       pull = (await this.octokit.rest.pulls.create({ ...at, head, base: branch, title, body: body.join('\n').trim() })).data as (typeof earlier)[number];
     }
+    await this.assertPullHoldsExactly(repo, pull, files);
     try {
-      const { data } = await this.octokit.rest.pulls.merge({ ...at, pull_number: pull.number, merge_method: 'squash', commit_title: title, commit_message: body.join('\n').trim() });
+      // Only the head that was checked: a push after the check makes GitHub refuse the merge.
+      const { data } = await this.octokit.rest.pulls.merge({ ...at, pull_number: pull.number, sha: pull.head.sha, merge_method: 'squash', commit_title: title, commit_message: body.join('\n').trim() });
       await this.octokit.rest.git.deleteRef({ ...at, ref: `heads/${head}` }).catch(() => undefined); // tidy only
       return { sha: data.sha, changeId, alreadyLanded: false };
     } catch (err) {

@@ -1,12 +1,14 @@
 // Records and notifications: the Server Admin Log (a line per action: who, what, the commit range), and messages
 // to IRC, a Slack webhook and email. Every message carries an id; a channel that already took it is not sent it
-// again, so an activity retried after a crash half way through the channels repeats nothing.
+// again, so an activity retried after a crash half way through the channels repeats nothing. Everything written or
+// sent goes through the redaction pass first: a secret in an error that reached a blocker stops here.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import type { NotifyConfig, SignalboxConfig } from '../config/load';
 import { fill, loadInventory } from './inventory';
+import { redact, redactDeep, registerSecrets } from './redact';
 
 export interface SalEntry {
   /** Unique per action, such as train-1.41.0-wmf.26#12. */
@@ -119,6 +121,7 @@ function salTail(file: string, bytes = 256 * 1024): string {
 
 export function createNotifyActivities(config: SignalboxConfig) {
   const sentDir = path.join(config.home, 'notify-sent');
+  registerSecrets(config);
   const sentMarker = (id: string, channel: string) => path.join(sentDir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.${channel}`);
 
   /** Runs `send` once per message id and channel, even across retries. */
@@ -132,7 +135,8 @@ export function createNotifyActivities(config: SignalboxConfig) {
   }
 
   /** Appends the action to the SAL file, once per id, and logs it to IRC as `!log` does. */
-  async function logAction(entry: SalEntry): Promise<string> {
+  async function logAction(given: SalEntry): Promise<string> {
+    const entry = redactDeep(given);
     const notify = resolveTargets(config);
     const line = salLine(entry);
     await once(entry.id, 'sal', async () => {
@@ -146,7 +150,8 @@ export function createNotifyActivities(config: SignalboxConfig) {
   }
 
   /** Sends a message to every configured channel; returns the channels it reached this time. */
-  async function sendNotification(message: Message): Promise<Channel[]> {
+  async function sendNotification(given: Message): Promise<Channel[]> {
+    const message = redactDeep(given);
     const notify = resolveTargets(config);
     const reached: Channel[] = [];
     const problems: string[] = [];
@@ -154,7 +159,7 @@ export function createNotifyActivities(config: SignalboxConfig) {
       try {
         if (await once(message.id, channel, send)) reached.push(channel);
       } catch (err) {
-        problems.push(`${channel}: ${(err as Error).message}`);
+        problems.push(`${channel}: ${redact((err as Error).message)}`); // a server may echo what it was sent
       }
     };
     if (notify.irc) await attempt('irc', () => sendIrc(notify.irc!, [message.subject]));

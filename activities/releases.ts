@@ -78,10 +78,23 @@ export class BuildFailed extends StageBlocked {
   }
 }
 
-/** Runs the service's build in the tree, with the release name in the environment. */
+/**
+ * What a build sees of the worker's environment: enough to find tools and write files, nothing that may hold a
+ * credential (tokens, passwords, proxy URLs with userinfo). A build is code from the branch: it gets no secrets.
+ */
+const BUILD_ENV_ALLOWED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'TERM'];
+
+export function buildEnvironment(releaseName: string, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of BUILD_ENV_ALLOWED) if (from[name] !== undefined) env[name] = from[name];
+  env.SIGNALBOX_RELEASE = releaseName;
+  return env;
+}
+
+/** Runs the service's build in the tree, with the release name and an allowlisted environment. */
 async function runBuild(dir: string, command: string[], name: string): Promise<void> {
   try {
-    await run(command[0], command.slice(1), { cwd: dir, env: { ...process.env, SIGNALBOX_RELEASE: name }, timeout: 60 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    await run(command[0], command.slice(1), { cwd: dir, env: buildEnvironment(name), timeout: 60 * 60_000, maxBuffer: 64 * 1024 * 1024 });
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string };
     throw new BuildFailed(command, e.code ?? null, `${e.stdout ?? ''}${e.stderr ?? ''}`);

@@ -1,14 +1,16 @@
 // The Gerrit forge against a real Gerrit (the release war from Maven Central, a dev-mode site made for this run):
 // branch cut, a change created with its Change-Id, edited, +2'd, submitted and awaited until MERGED, retries that
-// find their own work, Gerrit's revert, and the history reads that Depends-On uses. Then a whole train whose
-// branch cut and station moves all go through that Gerrit.
+// find their own work, Gerrit's revert, and the history reads that Depends-On uses; changes planted by another
+// account under signalbox's Change-Id are refused. Then a whole train whose branch cut and station moves all go
+// through that Gerrit.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GerritForge, gerritChangeId } from '../activities/gerrit';
+import { ApplicationFailure } from '@temporalio/common';
+import { GerritForge, gerritChangeId, gitCredentialEnv } from '../activities/gerrit';
 import { freePort } from '../sandbox/fleet';
 import { startGerrit, type RunningGerrit } from '../scripts/gerrit-runtime';
 import { startTrain, trainInputFrom } from '../scripts/client';
@@ -21,10 +23,10 @@ let gerrit: RunningGerrit;
 let forge: GerritForge;
 let work: string;
 
-async function rest(method: string, url: string, body?: unknown): Promise<any> {
+async function rest(method: string, url: string, body?: unknown, as = { user: gerrit.user, password: gerrit.password }): Promise<any> {
   const res = await fetch(`${gerrit.url}a/${url}`, {
     method,
-    headers: { authorization: `Basic ${Buffer.from(`${gerrit.user}:${gerrit.password}`).toString('base64')}`, 'content-type': 'application/json' },
+    headers: { authorization: `Basic ${Buffer.from(`${as.user}:${as.password}`).toString('base64')}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -101,6 +103,69 @@ describe('Gerrit forge', () => {
   });
 });
 
+describe('changes signalbox did not make', () => {
+  const mallory = { user: 'mallory', password: 'mallory-http-password' };
+  beforeAll(async () => {
+    // Anyone who may upload: a second account, made by the admin as a dev-mode site allows.
+    await rest('PUT', `accounts/${mallory.user}`, { name: 'Mallory', email: 'mallory@example.com', http_password: mallory.password });
+  });
+
+  /** A change made (or a patch set added) by `as` through the REST API: the file edited and the edit published. */
+  async function upload(as: typeof mallory, change: { id?: string; changeId?: string; subject?: string }, files: Record<string, string>): Promise<{ id: string; _number: number }> {
+    const made = change.id ? { id: change.id } : await rest('POST', 'changes/', { project: 'ops-config', branch: 'main', subject: `${change.subject}\n\nChange-Id: ${change.changeId}\n` }, as);
+    for (const [file, content] of Object.entries(files)) {
+      await rest('PUT', `changes/${encodeURIComponent(made.id)}/edit/${encodeURIComponent(file)}`, { binary_content: `data:text/plain;base64,${Buffer.from(content).toString('base64')}` }, as);
+    }
+    await rest('POST', `changes/${encodeURIComponent(made.id)}/edit:publish`, { notify: 'NONE' }, as);
+    return rest('GET', `changes/${encodeURIComponent(made.id)}`);
+  }
+
+  async function plantedFailure(landing: Promise<unknown>): Promise<ApplicationFailure> {
+    const err = await landing.then(() => undefined, (e: unknown) => e);
+    expect(err, 'land should have refused').toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('ChangePlanted');
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    return err as ApplicationFailure;
+  }
+
+  async function expectUntouched(change: { id: string }, mainBefore: string) {
+    const now = await rest('GET', `changes/${encodeURIComponent(change.id)}?o=DETAILED_LABELS`);
+    expect(now.status).toBe('NEW');
+    expect(now.labels['Code-Review'].all?.some((v: { value?: number }) => v.value === 2) ?? false).toBe(false);
+    expect(await forge.resolve('ops-config', 'refs/heads/main')).toBe(mainBefore);
+  }
+
+  it('will not approve or submit a change another account uploaded under the Change-Id signalbox uses next', async () => {
+    const changeId = 'train-1.41.0-wmf.27-group1'; // the id the next land will carry, known to whoever planted this
+    const planted = await upload(mallory, { changeId: gerritChangeId(changeId), subject: 'group1 to 1.41.0-wmf.27' }, { 'wikiversions.json': '{"enwiki": "php-evil"}\n', 'evil.php': '<?php system($_GET["c"]);\n' });
+    const mainBefore = await forge.resolve('ops-config', 'refs/heads/main');
+    const err = await plantedFailure(forge.land({ repo: 'ops-config', branch: 'main', files: { 'wikiversions.json': '{"enwiki": "php-1.41.0-wmf.27"}\n' }, subject: 'group1 to 1.41.0-wmf.27', changeId, author: 'alice' }));
+    expect(err.message).toContain(`Gerrit change ${planted._number} `);
+    expect(err.message).toMatch(/is owned by mallory \(account \d+\)/);
+    await expectUntouched(planted, mainBefore);
+  });
+
+  it('will not approve its own change once another account has uploaded a patch set to it', async () => {
+    const changeId = 'train-taken-over';
+    const ours = await upload({ user: gerrit.user, password: gerrit.password }, { changeId: gerritChangeId(changeId), subject: 'an earlier attempt' }, { 'taken.txt': 'as signalbox wrote it\n' });
+    await upload(mallory, { id: ours.id }, { 'evil.php': '<?php system($_GET["c"]);\n' });
+    const mainBefore = await forge.resolve('ops-config', 'refs/heads/main');
+    const err = await plantedFailure(forge.land({ repo: 'ops-config', branch: 'main', files: { 'taken.txt': 'as signalbox wrote it\n' }, subject: 'an earlier attempt', changeId, author: 'alice' }));
+    expect(err.message).toContain(`Gerrit change ${ours._number} `);
+    expect(err.message).toMatch(/has patch set 3 uploaded by mallory \(account \d+\)/);
+    await expectUntouched(ours, mainBefore);
+  });
+
+  it('will not approve its own change when the patch set holds files it did not ask for', async () => {
+    const changeId = 'train-extra-file';
+    const ours = await upload({ user: gerrit.user, password: gerrit.password }, { changeId: gerritChangeId(changeId), subject: 'one file only' }, { 'one.txt': 'one\n', 'extra.txt': 'not asked for\n' });
+    const mainBefore = await forge.resolve('ops-config', 'refs/heads/main');
+    const err = await plantedFailure(forge.land({ repo: 'ops-config', branch: 'main', files: { 'one.txt': 'one\n' }, subject: 'one file only', changeId, author: 'alice' }));
+    expect(err.message).toMatch(new RegExp(`Gerrit change ${ours._number} .*also changes extra\\.txt`));
+    await expectUntouched(ours, mainBefore);
+  });
+});
+
 describe('a train through Gerrit', () => {
   let sandbox: Sandbox | undefined;
   afterEach(async () => {
@@ -111,10 +176,10 @@ describe('a train through Gerrit', () => {
   it('cuts its branches and moves every station as a change reviewed and submitted in Gerrit', async () => {
     sandbox = await startSandbox({ worker: false });
     // The sandbox's repositories move to Gerrit, history and all, as a site would import them.
-    const auth = `http.extraHeader=Authorization: Basic ${Buffer.from(`${gerrit.user}:${gerrit.password}`).toString('base64')}`;
+    const env = gitCredentialEnv(gerrit.url, gerrit.user, gerrit.password);
     for (const repo of ['mediawiki', 'mediawiki-config']) {
       await rest('PUT', `projects/${repo}`, {});
-      await run('git', ['-c', auth, 'push', '--quiet', `${gerrit.url}a/${repo}`, '+refs/heads/*:refs/heads/*'], { cwd: path.join(sandbox.forge.reposDir, `${repo}.git`) });
+      await run('git', ['push', '--quiet', `${gerrit.url}a/${repo}`, '+refs/heads/*:refs/heads/*'], { cwd: path.join(sandbox.forge.reposDir, `${repo}.git`), env });
     }
     sandbox.reconfigure((raw) => (raw.forge = { gerrit: { url: gerrit.url, user: gerrit.user, passwordEnv: 'SIGNALBOX_TEST_GERRIT_PASSWORD', mergeTimeoutMs: 60_000 } }));
     await sandbox.startWorker();

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { changeBranch, createGitHubActivities, GitHubForge, gitBlobId } from '../activities/github';
 import type { SignalboxConfig } from '../config/load';
@@ -19,6 +20,27 @@ const REPO = `/repos/${OWNER}/mediawiki-config`;
 const forgeAt = (url: string, owner = OWNER) => new GitHubForge({ owner, apiUrl: url, tokenEnv: 'SIGNALBOX_TEST_GITHUB_TOKEN' });
 const mainRef = () => ({ ...fixture('git-refs', 0), body: (fixture('git-refs', 0).body as unknown[])[0] });
 
+/**
+ * A pull request's changed files, shaped as GitHub documents "List pull requests files" (no recording of that
+ * endpoint exists): each file's blob id, which is what the forge compares with what it asked for.
+ */
+function pullFiles(files: Record<string, string>, status = 'modified') {
+  return {
+    status: 200,
+    body: Object.entries(files).map(([filename, content]) => ({
+      sha: gitBlobId(content),
+      filename,
+      status,
+      additions: content.split('\n').length,
+      deletions: 0,
+      changes: content.split('\n').length,
+      blob_url: `https://github.com/${OWNER}/mediawiki-config/blob/${gitBlobId(content)}/${filename}`,
+      raw_url: `https://github.com/${OWNER}/mediawiki-config/raw/${gitBlobId(content)}/${filename}`,
+      contents_url: `https://api.github.com/repos/${OWNER}/mediawiki-config/contents/${filename}`,
+    })),
+  };
+}
+
 async function serve(script: Exchange[]): Promise<Replay> {
   server = await replay(script);
   return server;
@@ -32,6 +54,7 @@ function expectScriptDone(s: Replay) {
 describe('GitHub forge', () => {
   it('lands a change as a squash-merged pull request carrying its trailers, and a retry finds it merged', async () => {
     const head = changeBranch('I-move-group1');
+    const wikiversions = '{"enwiki": "php-1.41.0-wmf.26"}\n';
     const existingFile = (fixture('get-content', 0).body as { sha: string }[])[0];
     const s = await serve([
       { method: 'GET', path: `${REPO}/pulls`, respond: { status: 200, body: [] } },
@@ -41,11 +64,11 @@ describe('GitHub forge', () => {
       { method: 'GET', path: `${REPO}/contents/wikiversions.json`, respond: { status: 200, body: existingFile } },
       { method: 'PUT', path: `${REPO}/contents/wikiversions.json`, respond: fixture('create-file', 0) },
       { method: 'POST', path: `${REPO}/pulls`, respond: example('pulls-create') },
+      { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'wikiversions.json': wikiversions }) },
       { method: 'PUT', path: `${REPO}/pulls/1347/merge`, respond: example('pulls-merge') },
       { method: 'DELETE', path: `${REPO}/git/refs/heads/${head}`, respond: fixture('git-refs', 4) },
     ]);
     process.env.SIGNALBOX_TEST_GITHUB_TOKEN = 'test-token';
-    const wikiversions = '{"enwiki": "php-1.41.0-wmf.26"}\n';
     const landed = await forgeAt(s.url).land({
       repo: 'mediawiki-config',
       branch: 'main',
@@ -58,7 +81,7 @@ describe('GitHub forge', () => {
     expectScriptDone(s);
     expect(landed).toEqual({ sha: '6dcb09b5b57875f334f61aebed695e2e4193db5e', changeId: 'I-move-group1', alreadyLanded: false });
 
-    const [list, , , createRef, getFile, putFile, createPull, merge] = s.seen;
+    const [list, , , createRef, getFile, putFile, createPull, , merge] = s.seen;
     expect(list.headers.authorization).toBe('token test-token');
     expect(Object.fromEntries(list.query)).toMatchObject({ state: 'all', head: `${OWNER}:${head}`, base: 'main' });
     expect(createRef.body).toEqual({ ref: `refs/heads/${head}`, sha: '0000000000000000000000000000000000000001' });
@@ -66,12 +89,17 @@ describe('GitHub forge', () => {
     expect(putFile.body).toMatchObject({ branch: head, sha: existingFile.sha, message: 'group1 wikis to 1.41.0-wmf.26' });
     expect(Buffer.from(putFile.body.content, 'base64').toString('utf8')).toBe(wikiversions);
     expect(createPull.body).toEqual({ head, base: 'main', title: 'group1 wikis to 1.41.0-wmf.26', body: 'Depends-On: I-code-fix\nChange-Id: I-move-group1' });
-    expect(merge.body).toEqual({ merge_method: 'squash', commit_title: 'group1 wikis to 1.41.0-wmf.26', commit_message: 'Depends-On: I-code-fix\nChange-Id: I-move-group1' });
+    // Only the head whose files were checked may be merged.
+    const createdHead = (example('pulls-create').body as { head: { sha: string } }).head.sha;
+    expect(merge.body).toEqual({ sha: createdHead, merge_method: 'squash', commit_title: 'group1 wikis to 1.41.0-wmf.26', commit_message: 'Depends-On: I-code-fix\nChange-Id: I-move-group1' });
     await s.close();
 
     // The activity is retried after a crash that came after the merge: it finds the merged pull request and writes nothing.
     const merged = example('pulls-list');
-    const again = await serve([{ method: 'GET', path: `${REPO}/pulls`, respond: merged }]);
+    const again = await serve([
+      { method: 'GET', path: `${REPO}/pulls`, respond: merged },
+      { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'wikiversions.json': wikiversions }) },
+    ]);
     const retried = await forgeAt(again.url).land({ repo: 'mediawiki-config', branch: 'main', files: { 'wikiversions.json': wikiversions }, subject: 'group1 wikis to 1.41.0-wmf.26', changeId: 'I-move-group1', author: 'alice' });
     expectScriptDone(again);
     expect(retried).toEqual({ sha: (merged.body as { merge_commit_sha: string }[])[0].merge_commit_sha, changeId: 'I-move-group1', alreadyLanded: true });
@@ -84,6 +112,7 @@ describe('GitHub forge', () => {
       { method: 'GET', path: `${REPO}/git/ref/heads/${changeBranch('I-same')}`, respond: mainRef() },
       { method: 'GET', path: `${REPO}/contents/README.md`, respond: { status: 200, body: { ...(fixture('get-content', 0).body as object[])[0], sha: gitBlobId(content) } } },
       { method: 'POST', path: `${REPO}/pulls`, respond: example('pulls-create') },
+      { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'README.md': content }) },
       { method: 'PUT', path: `${REPO}/pulls/1347/merge`, respond: example('pulls-merge') },
       { method: 'DELETE', path: `${REPO}/git/refs/heads/${changeBranch('I-same')}`, respond: fixture('git-refs', 4) },
     ]);
@@ -105,6 +134,7 @@ describe('GitHub forge', () => {
       { method: 'GET', path: `${REPO}/contents/file1.txt`, respond: fixture('branch-protection', 0) },
       { method: 'PUT', path: `${REPO}/contents/file1.txt`, respond: fixture('create-file', 0) },
       { method: 'POST', path: `${REPO}/pulls`, respond: example('pulls-create') },
+      { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'file1.txt': '# hello-world' }, 'added') },
       { method: 'PUT', path: `${REPO}/pulls/1347/merge`, respond: example('pulls-merge') },
       { method: 'DELETE', path: `${REPO}/git/refs/heads/${head}`, respond: fixture('git-refs', 4) },
     ]);
@@ -116,7 +146,28 @@ describe('GitHub forge', () => {
     expect(put.body.sha).toBeUndefined(); // the file was not on the branch yet: created, not updated
     expect(Buffer.from(put.body.content, 'base64').toString('utf8')).toBe('# hello-world');
     expect(s.seen[8].body.title).toBe('Revert "Fix all the bugs"');
-    expect(s.seen[9].body.commit_message).toBe(`errors rose on group1\n\nThis reverts commit ${sha}.\n\nChange-Id: I-revert-bad`);
+    expect(s.seen[10].body.commit_message).toBe(`errors rose on group1\n\nThis reverts commit ${sha}.\n\nChange-Id: I-revert-bad`);
+  });
+
+  it('will not merge, or take as landed, a pull request on its branch that changes what it did not ask for', async () => {
+    const asked = { 'wikiversions.json': '{"enwiki": "php-1.41.0-wmf.27"}\n' };
+    // Someone who may push to the repository opened the pull request signalbox's retry looks for, with more in it.
+    const planted = { ...asked, 'evil.php': '<?php system($_GET["c"]);\n' };
+    const open = { ...example('pulls-list'), body: (example('pulls-list').body as object[]).map((p) => ({ ...p, merged_at: null, merge_commit_sha: null })) };
+    const mergedAlready = example('pulls-list');
+    for (const [pulls, what] of [[open, 'open'], [mergedAlready, 'merged']] as const) {
+      const s = await serve([
+        { method: 'GET', path: `${REPO}/pulls`, respond: pulls },
+        { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles(planted) },
+      ]);
+      const err = await forgeAt(s.url).land({ repo: 'mediawiki-config', branch: 'main', files: asked, subject: 'group1 to 1.41.0-wmf.27', changeId: 'I-planted', author: 'alice' }).then(() => undefined, (e: unknown) => e);
+      expect(err, `an ${what} pull request`).toBeInstanceOf(ApplicationFailure);
+      expect((err as ApplicationFailure).type).toBe('ChangePlanted');
+      expect((err as ApplicationFailure).message).toMatch(/pull request https:\/\/github\.com\/octocat\/Hello-World\/pull\/1347 \(#1347, opened by octocat\) changes evil\.php other than signalbox asked/);
+      expectScriptDone(s); // and no merge was asked for
+      await s.close();
+      server = undefined;
+    }
   });
 
   it('reads a file raw, exports a tree from the tarball redirect, and tells ancestry from a comparison', async () => {
