@@ -1,23 +1,52 @@
 // The signalbox worker: runs the workflows and activities on the task queue. The SDK stops it gracefully on
 // SIGINT and SIGTERM: it stops polling, lets running activities finish within the grace time, then exits.
+// Every activity error, failure and payload it sends to the server is redacted first, so no secret reaches a
+// workflow history or the worker's log.
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { SignalboxConfig } from '../config/load';
 import { createActivities } from '../activities';
 import { closeTransports } from '../activities/inventory';
+import { RedactingFailureConverter, redactError, redactingCodec, registerSecrets } from '../activities/redact';
 
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
+/** The failure converter's path (a plain JS hand-over, see the file); clients need none, they decode as by default. */
+export const FAILURE_CONVERTER_PATH = path.join(__dirname, 'failure-converter.js');
+
+/** Failures and payloads redacted on their way to the server; what they decode to is unchanged. */
+function redactingDataConverter(): NonNullable<WorkerOptions['dataConverter']> {
+  (globalThis as unknown as Record<symbol, unknown>)[Symbol.for('signalbox.failureConverter')] ??= new RedactingFailureConverter();
+  return { failureConverterPath: FAILURE_CONVERTER_PATH, payloadCodecs: [redactingCodec] };
+}
 
 export async function createWorker(config: SignalboxConfig, connection?: NativeConnection): Promise<Worker> {
   const conn = connection ?? (await NativeConnection.connect({ address: config.temporal.address }));
   // Tests and benchmarks bundle the workflow code once and hand it over; otherwise the worker bundles at start.
   const bundlePath = process.env.SIGNALBOX_WORKFLOW_BUNDLE;
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH };
+  registerSecrets(config);
   return Worker.create({
     connection: conn,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     activities: createActivities(config),
+    dataConverter: redactingDataConverter(),
+    // Every activity's error redacted where it leaves the activity, before the SDK logs it or converts it.
+    interceptors: {
+      activity: [
+        () => ({
+          inbound: {
+            async execute(input, next) {
+              try {
+                return await next(input);
+              } catch (err) {
+                throw redactError(err);
+              }
+            },
+          },
+        }),
+      ],
+    },
     ...workflows,
     shutdownGraceTime: '10 seconds',
     maxConcurrentActivityTaskExecutions: 200,
