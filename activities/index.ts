@@ -7,6 +7,7 @@ import { createHostActivities } from './hosts';
 import { createLeaseActivities } from './lease';
 import { createNotifyActivities } from './notify';
 import { createMetricsActivities } from './metrics';
+import { withRedactedErrors } from './redact';
 import { createTrainActivities } from './train';
 import { createWikiActivities } from './wiki';
 
@@ -39,7 +40,7 @@ function heartbeating<T extends Record<string, (...args: any[]) => Promise<any>>
 }
 
 export function createActivities(config: SignalboxConfig) {
-  return heartbeating({
+  return withRedactedErrors(config, heartbeating({
     ...createAuthActivities(config),
     ...createHostActivities(config),
     ...createLeaseActivities(config),
@@ -48,5 +49,5 @@ export function createActivities(config: SignalboxConfig) {
     ...createWikiActivities(config),
     ...createNotifyActivities(config),
     ...createGitHubActivities(config),
-  });
+  }));
 }

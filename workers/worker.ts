@@ -8,6 +8,7 @@ import type { SignalboxConfig } from '../config/load';
 import { createActivities } from '../activities';
 import { closeTransports } from '../activities/inventory';
 import { RedactingFailureConverter, redactError, redactingCodec, registerSecrets } from '../activities/redact';
+import { connectError, temporalConnection, type TemporalConnection } from '../config/temporal-connection';
 
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
 /** The failure converter's path (a plain JS hand-over, see the file); clients need none, they decode as by default. */
@@ -19,15 +20,23 @@ function redactingDataConverter(): NonNullable<WorkerOptions['dataConverter']> {
   return { failureConverterPath: FAILURE_CONVERTER_PATH, payloadCodecs: [redactingCodec] };
 }
 
+/** Secured like the CLI's connection: an envconfig profile and TEMPORAL_* variables over signalbox.yml. */
+function connectNative(temporal: TemporalConnection): Promise<NativeConnection> {
+  return NativeConnection.connect(temporal.options).catch((err) => {
+    throw connectError(temporal, err);
+  });
+}
+
 export async function createWorker(config: SignalboxConfig, connection?: NativeConnection): Promise<Worker> {
-  const conn = connection ?? (await NativeConnection.connect({ address: config.temporal.address }));
+  const temporal = temporalConnection(config);
+  const conn = connection ?? (await connectNative(temporal));
   // Tests and benchmarks bundle the workflow code once and hand it over; otherwise the worker bundles at start.
   const bundlePath = process.env.SIGNALBOX_WORKFLOW_BUNDLE;
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH };
   registerSecrets(config);
   return Worker.create({
     connection: conn,
-    namespace: config.temporal.namespace,
+    namespace: temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     activities: createActivities(config),
     dataConverter: redactingDataConverter(),
@@ -54,9 +63,10 @@ export async function createWorker(config: SignalboxConfig, connection?: NativeC
 }
 
 export async function runWorker(config: SignalboxConfig, say: (line: string) => void = console.log): Promise<void> {
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const temporal = temporalConnection(config);
+  const connection = await connectNative(temporal);
   const worker = await createWorker(config, connection);
-  say(`worker: polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address} (namespace ${config.temporal.namespace})`);
+  say(`worker: polling task queue "${config.temporal.taskQueue}" on ${temporal.summary} (namespace ${temporal.namespace})`);
   try {
     await worker.run();
   } finally {

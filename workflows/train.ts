@@ -52,7 +52,7 @@ const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   scheduleToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'StageBlocked', 'LeaseTaken', 'DependencyNotLive', 'TrainInMotion'] },
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'StageBlocked', 'LeaseTaken', 'DependencyNotLive', 'TrainInMotion', 'ChangePlanted'] },
 });
 
 /** Records and notifications never hold up a deploy or a rollback: they run in order in the background, retried for a while. */
