@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
+import { ApplicationFailure } from '@temporalio/common';
 import type { NotifyConfig, SignalboxConfig } from '../config/load';
 import { fill, loadInventory } from './inventory';
 import { redact, redactDeep, registerSecrets } from './redact';
@@ -170,5 +171,28 @@ export function createNotifyActivities(config: SignalboxConfig) {
     return reached;
   }
 
-  return { logAction, sendNotification };
+  /**
+   * Embargoed news (a security patch that does not apply) goes only to the private destinations: the private
+   * list through notify.email's server, and/or a private IRC channel. Never Slack, the public lists or channel.
+   */
+  async function sendPrivately(given: Message): Promise<Channel[]> {
+    const message = redactDeep(given);
+    const notify = resolveTargets(config);
+    const destinations = config.notify.private;
+    if (!destinations) throw ApplicationFailure.nonRetryable('embargoed news has no private destination: set notify.private (email or ircChannel); it stays in the workflow history only', 'NoPrivateDestination');
+    const reached: Channel[] = [];
+    if (destinations.email) {
+      if (!notify.email) throw ApplicationFailure.nonRetryable('notify.private.email needs notify.email for its mail server', 'NoPrivateDestination');
+      const target = { ...notify.email, to: destinations.email };
+      if (await once(message.id, 'private-email', () => sendEmail(target, message.subject, message.body))) reached.push('email');
+    }
+    if (destinations.ircChannel) {
+      if (!notify.irc) throw ApplicationFailure.nonRetryable('notify.private.ircChannel needs notify.irc for its server', 'NoPrivateDestination');
+      const target = { ...notify.irc, channel: destinations.ircChannel };
+      if (await once(message.id, 'private-irc', () => sendIrc(target, [message.subject, ...message.body.split('\n').filter(Boolean).slice(0, 10)]))) reached.push('irc');
+    }
+    return reached;
+  }
+
+  return { logAction, sendNotification, sendPrivately };
 }

@@ -40,7 +40,14 @@ export async function stageVersion(config: SignalboxConfig, f: Forge, version: s
     return { ...release, patches: patches.map((p) => path.basename(p)) };
   } catch (err) {
     if (err instanceof PatchFailed) {
-      throw ApplicationFailure.nonRetryable(`${err.message}. Ask the patch's author for a rebase onto wmf/${version}, replace ${path.join(patchDir, err.patch)}, then run \`signalbox train resume ${version}\``, 'StageBlocked');
+      // Embargoed: which patch and why goes to the private destinations only; the public text says no more.
+      const embargoed = `${err.message}. Ask the patch's author for a rebase onto wmf/${version}, replace ${path.join(patchDir, err.patch)}, then run \`signalbox train resume ${version}\``;
+      throw ApplicationFailure.create({
+        message: `a security patch does not apply to wmf/${version}; the security team has the details`,
+        type: 'StageBlocked',
+        nonRetryable: true,
+        details: [{ embargoed }],
+      });
     }
     if (err instanceof StageBlocked) throw ApplicationFailure.nonRetryable(`${err.message}. Fix the build on wmf/${version}, then run \`signalbox train resume ${version}\``, 'StageBlocked');
     throw err;

@@ -115,6 +115,8 @@ export interface NotifyConfig {
   irc?: { server: string; channel: string; nick: string };
   slack?: { webhookUrl: string };
   email?: { smtp: string; from: string; to: string[] };
+  /** Embargoed news only: never IRC's public channel, Slack or the public lists. */
+  private?: { email?: string[]; ircChannel?: string };
 }
 
 export class ConfigError extends Error {
@@ -291,6 +293,7 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       irc: raw.notify?.irc && { nick: 'signalbox', ...raw.notify.irc },
       slack: raw.notify?.slack,
       email: raw.notify?.email,
+      private: raw.notify?.private,
     },
     roadmap: raw.roadmap,
     forge: raw.forge && {

@@ -253,6 +253,16 @@ export const configSchema = {
           required: ['smtp', 'from', 'to'],
           properties: { smtp: hostPort, from: { type: 'string' }, to: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'a list of addresses' } },
         },
+        private: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          description: 'where embargoed news goes (a security patch that does not apply): email (a list of addresses, sent through notify.email\'s server) and/or ircChannel (a private channel on notify.irc\'s server)',
+          properties: {
+            email: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'private addresses, such as the security team\'s list' },
+            ircChannel: { type: 'string', pattern: '^#', description: 'a private channel such as "#mediawiki-security" (quoted)' },
+          },
+        },
       },
     },
     forge: {

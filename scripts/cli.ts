@@ -79,7 +79,8 @@ async function resolveRelease(cfg: SignalboxConfig, service: string, spec: strin
   if (service === cfg.train.codeService) {
     const version = checkVersion(spec);
     return stageVersion(cfg, forgeFor(cfg, inventory), version).catch((err) => {
-      throw new UserError((err as Error).message);
+      // The operator at this terminal may see an embargoed failure's details; public channels never do.
+      throw new UserError((err as { details?: { embargoed?: string }[] }).details?.[0]?.embargoed ?? (err as Error).message);
     });
   }
   if (service === cfg.train.configService) {

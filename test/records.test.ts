@@ -147,11 +147,22 @@ describe('train records', () => {
       const s = await handle.query(trainStatusQuery);
       return s.state === 'blocked' && s;
     }, 60_000);
-    expect(blocked.blocker).toMatch(/^stage of 1\.41\.0-wmf\.26: security patch 0001-escape-skin-name\.patch does not apply \(git am: .*\)\. Ask the patch's author for a rebase/);
+    // Embargoed: the public blocker, SAL, IRC, Slack and lists say a patch does not apply, and nothing more.
+    expect(blocked.blocker).toBe(`stage of ${NEW}: a security patch does not apply to wmf/${NEW}; the security team has the details`);
     expect(blocked.station).toBe(-1);
     for (const host of await serviceOnEveryHost(sandbox, 'mediawiki')) expect(host.links[`php-${NEW}`]).toBeUndefined();
     const update = await waitFor('the status update mail', async () => mails(sandbox!).find((m) => m.includes(`Subject: [Train] ${NEW} status update`)), 15_000);
-    expect(update).toContain('0001-escape-skin-name.patch');
+    expect(update).toContain('a security patch does not apply');
+    const embargoed = await waitFor('the private mail', async () => mails(sandbox!).find((m) => m.includes('blocked by a security patch (embargoed)')), 15_000);
+    expect(embargoed).toMatch(/To: security@lists\.sandbox\.local\r?\n/);
+    expect(embargoed).toMatch(/security patch 0001-escape-skin-name\.patch does not apply \(git am: /);
+    const everythingPublic = [
+      fs.readFileSync(path.join(sandbox.home, 'sal.log'), 'utf8'),
+      fs.existsSync(slackFile(path.join(sandbox.home, 'sandbox'))) ? fs.readFileSync(slackFile(path.join(sandbox.home, 'sandbox')), 'utf8') : '',
+      ...mails(sandbox).filter((m) => !m.includes('(embargoed)')),
+    ].join('\n');
+    expect(everythingPublic).not.toContain('0001-escape-skin-name');
+    expect(everythingPublic).not.toContain('git am');
 
     await makePatch(sandbox, '0001-escape-skin-name.patch', addFix);
     expect((await cli(sandbox, ['train', 'resume', NEW])).code).toBe(0);

@@ -101,6 +101,12 @@ const failureType = (err: unknown) => {
   const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? err.cause : undefined;
   return cause instanceof ApplicationFailure ? cause.type : undefined;
 };
+/** What a failure carries for private destinations only (a security patch's name and git am's words). */
+const embargoedDetails = (err: unknown): string | undefined => {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { embargoed?: string } | undefined) : undefined;
+  return details?.embargoed;
+};
 const causeOf = (err: unknown): string => {
   const cause = (err as { cause?: Error }).cause;
   return cause ? causeOf(cause) : (err as Error).message;
@@ -451,6 +457,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     } catch (err) {
       // The runbook's "git am failed" row, a failed build, or a sync that did not finish: nothing serves the new
       // code yet, and nothing ships until a person has looked; `train resume` tries again.
+      const embargoed = embargoedDetails(err);
+      if (embargoed) {
+        const message = { id: `${trainId}-embargo${++recordSeq}`, subject: `[Train] ${input.version} blocked by a security patch (embargoed)`, body: `${embargoed}\n-- signalbox\n\n${input.link ?? trainId}` };
+        inBackground(() => records.sendPrivately(message), 'embargoed details not sent privately');
+      }
       if (failureType(err) === 'StageBlocked') block([{ title: `stage of ${input.version}: ${causeOf(err)}` }]);
       else await blockAfterFailure(`stage of ${input.version} did not finish: ${causeOf(err)}; \`signalbox train resume ${input.version}\` tries again`);
       await condition(() => resumes > resumesBefore || abortRequested);
