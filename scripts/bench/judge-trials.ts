@@ -7,6 +7,8 @@ import { judge, delta, type Counts } from '../../workflows/analysis';
 import { assess, type AnalysisSpec, type Sample, type SideReading } from '../../workflows/analysis/index';
 
 const SAMPLES = 60;
+/** Where the trials judge each stream so far: early enough that a caught fault stops its simulation. */
+const CHECKPOINTS = [4, 16, SAMPLES];
 const FIXED_WATCH = { maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 };
 
 /** The sequential judge as the trials run it: the defaults, with latency judged since the simulation has it. */
@@ -63,6 +65,7 @@ export class Draw {
   }
   /** Mean 1, coefficient of variation 1/sqrt(shape): Marsaglia and Tsang's method. */
   gammaMeanOne(shape: number): number {
+    if (shape === 1) return -Math.log(this.uniform());
     if (shape < 1) return (this.gammaMeanOne(shape + 1) * (shape + 1) * this.uniform() ** (1 / shape)) / shape;
     const d = shape - 1 / 3;
     const c = 1 / Math.sqrt(9 * d);
@@ -182,7 +185,15 @@ interface Stream {
   sums: ({ subject: Counts; baseline: Counts } | null)[];
 }
 
+/** The whole hour. */
 export function simulate(draw: Draw, fault: Fault = {}): Stream {
+  const watch = startWatch(draw, fault);
+  watch.advanceTo(SAMPLES);
+  return watch.stream;
+}
+
+/** A watch simulated minute by minute, so a trial stops simulating once both judges have decided. */
+export function startWatch(draw: Draw, fault: Fault = {}): { stream: Stream; advanceTo: (minute: number) => void } {
   const n = { subject: draw.int(NOISE.subjectHosts[0], NOISE.subjectHosts[1]), baseline: draw.int(NOISE.baselineHosts[0], NOISE.baselineHosts[1]) };
   const hosts = Array.from({ length: n.subject + n.baseline }, (_, i) => ({
     name: `mw${1000 + i}`,
@@ -231,7 +242,7 @@ export function simulate(draw: Draw, fault: Fault = {}): Stream {
     h.errors = Math.round(h.requests * baseRate);
   }
   record(0);
-  for (let minute = 1; minute <= SAMPLES; minute++) {
+  const step = (minute: number) => {
     const traffic = (1 + (drift * minute) / SAMPLES) * draw.gammaMeanOne(1 / NOISE.trafficJitter ** 2);
     if (burst.minutesLeft > 0) burst.minutesLeft--;
     else burst = draw.chance(NOISE.burstPerMinute) ? { factor: draw.between(NOISE.burstFactor[0], NOISE.burstFactor[1]), minutesLeft: draw.int(NOISE.burstMinutes[0], NOISE.burstMinutes[1]) - 1 } : { factor: 1, minutesLeft: 0 };
@@ -265,8 +276,13 @@ export function simulate(draw: Draw, fault: Fault = {}): Stream {
     const common = p99 * Math.exp(NOISE.p99Jitter * draw.normal()) * (burst.factor > 1 ? 1.2 : 1);
     const p99Of = (requests: number, factor = 1) => (requests > 0 ? common * factor * Math.exp((2.2 / Math.sqrt(requests)) * draw.normal()) : undefined);
     record(minute, { subject: p99Of(served.subject, fault.latencyFactor), baseline: p99Of(served.baseline)! });
-  }
-  return stream;
+  };
+  return {
+    stream,
+    advanceTo: (minute: number) => {
+      while (stream.samples.length <= minute) step(stream.samples.length);
+    },
+  };
 }
 
 // ---- the two judges ----
@@ -328,12 +344,19 @@ function main() {
     const fixed: Tally = { failed: [], inconclusive: 0 };
     const seq: Tally = { failed: [], inconclusive: 0 };
     for (let i = 0; i < streams; i++) {
-      const stream = simulate(draw, scenario.fault);
-      const f = fixedJudge(stream);
-      if (f !== undefined) fixed.failed.push(f);
-      const q = sequentialJudge(stream);
-      if (q.failedAt !== undefined) seq.failed.push(q.failedAt);
-      if (q.phase === 'inconclusive') seq.inconclusive++;
+      const watch = startWatch(draw, scenario.fault);
+      let fixedAt: number | undefined;
+      let sequential: ReturnType<typeof sequentialJudge> = { phase: 'running' };
+      // Neither judge looks ahead, so judging a prefix decides what the whole hour would, up to the prefix's end.
+      for (const minute of CHECKPOINTS) {
+        watch.advanceTo(minute);
+        fixedAt ??= fixedJudge(watch.stream);
+        if (sequential.phase === 'running') sequential = sequentialJudge(watch.stream);
+        if (fixedAt !== undefined && sequential.phase !== 'running') break;
+      }
+      if (fixedAt !== undefined) fixed.failed.push(fixedAt);
+      if (sequential.failedAt !== undefined) seq.failed.push(sequential.failedAt);
+      if (sequential.phase === 'inconclusive') seq.inconclusive++;
     }
     const a = row(fixed, streams);
     const b = row(seq, streams);

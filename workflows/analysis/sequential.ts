@@ -79,8 +79,12 @@ export function logSumExp(xs: readonly number[]): number {
 
 const LANCZOS = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
 
-/** log Γ(x) for x > 0 (Lanczos, g = 7), about 15 significant digits. */
+/** log Γ(x) for x > 0: Stirling's series from 10 on (error below 1e-12), Lanczos (g = 7) below. */
 export function logGamma(x: number): number {
+  if (x >= 10) {
+    const inv2 = 1 / (x * x);
+    return (x - 0.5) * Math.log(x) - x + 0.9189385332046728 + (1 / x) * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)));
+  }
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
   const z = x - 1;
   let a = LANCZOS[0];
@@ -89,13 +93,20 @@ export function logGamma(x: number): number {
   return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
+/** log(Γ(x + n) / Γ(x)) for a count n: a short sum of logs for the small counts most intervals have. */
+function logRising(x: number, n: number): number {
+  if (n > 16) return logGamma(x + n) - logGamma(x);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.log(x + i);
+  return sum;
+}
+
 /** log P(hits of trials | share p, concentration κ), without the binomial coefficient, which every ratio cancels. */
 function shareLogLikelihood(hits: number, trials: number, p: number, concentration: number): number {
   const misses = trials - hits;
   if (concentration === Infinity) return (hits > 0 ? hits * Math.log(p) : 0) + (misses > 0 ? misses * Math.log1p(-p) : 0);
   const a = p * concentration;
-  const b = concentration - a;
-  return logGamma(hits + a) - logGamma(a) + logGamma(misses + b) - logGamma(b) - logGamma(trials + concentration) + logGamma(concentration);
+  return logRising(a, hits) + logRising(concentration - a, misses) - logRising(concentration, trials);
 }
 
 /** The null's best fit to one interval: the largest likelihood of `hits` over every concentration it allows. */
