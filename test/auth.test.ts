@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { abortTrain, acknowledgeError, approveStation, pauseTrain, resumeTrain, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type Action, type TrainStatus } from '../workflows/definitions';
-import { startTrain, trainInputFrom } from '../scripts/client';
+import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type Action, type TrainStatus } from '../workflows/definitions';
+import { startRollout, startTrain, trainInputFrom } from '../scripts/client';
 import { signStatement } from '../scripts/sign';
 import { trainReport } from '../scripts/report';
 import { demoKey } from '../sandbox/fleet';
@@ -56,6 +56,19 @@ describe('signed actions', () => {
     expect(await refusal(handle.executeUpdate(pauseTrain, { args: [{ by: 'mallory' }] }))).toMatch(/^unsigned/);
     expect(await refusal(handle.executeUpdate(acknowledgeError, { args: [{ ...(await request(mallory, 'bob', 'ack', id, 'Some error')), signature: 'Some error', reason: 'T1' }] }))).toMatch(/not from a key allowed for bob/);
     expect(await refusal(handle.executeUpdate(rollbackTrain, { args: [{ by: 'bob', reason: 'x' }] }))).toMatch(/^unsigned|would not move any group back/);
+    // Every other train action: unsigned, an unknown key, and a stale signature are refused the same way.
+    const others = [
+      [pauseTrain, 'pause', undefined, {}],
+      [resumeTrain, 'resume', undefined, {}],
+      [abortTrain, 'abort', undefined, {}],
+      [acknowledgeError, 'ack', 'Some error', { signature: 'Some error', reason: 'T1' }],
+    ] as const;
+    for (const [definition, action, target, extra] of others) {
+      const send = (r: object) => handle.executeUpdate(definition as typeof pauseTrain, { args: [{ ...(r as any), ...extra }] });
+      expect(await refusal(send({ by: 'alice' })), action).toMatch(/^unsigned/);
+      expect(await refusal(send(await request(mallory, 'alice', action, id, target))), action).toMatch(/not from a key allowed for alice/);
+      expect(await refusal(send(await request(alice, 'alice', action, id, target, new Date(Date.now() - 3_600_000)))), action).toMatch(/3600 s old/);
+    }
     expect(await snapshot()).toBe(before);
     expect(await configLinks(s)).toEqual(linksBefore);
     const sal = fs.readFileSync(s.config.notify.salFile, 'utf8');
@@ -70,7 +83,9 @@ describe('signed actions', () => {
       const status = await handle.query(trainStatusQuery);
       return status.station === 0 && status.state === 'awaiting-approval';
     }, 90_000);
-    expect((await handle.executeUpdate(pauseTrain, { args: [await request(bob, 'bob', 'pause', id)] })).events.at(-1)?.by).toMatch(/^bob \[SHA256:/);
+    const pause = await request(bob, 'bob', 'pause', id);
+    expect((await handle.executeUpdate(pauseTrain, { args: [pause] })).events.at(-1)?.by).toMatch(/^bob \[SHA256:/);
+    expect(await refusal(handle.executeUpdate(pauseTrain, { args: [pause] }))).toMatch(/^replayed/);
     await handle.executeUpdate(acknowledgeError, { args: [{ ...(await request(bob, 'bob', 'ack', id, 'Some error')), signature: 'Some error', reason: 'T1' }] });
     await handle.executeUpdate(resumeTrain, { args: [await request(alice, 'alice', 'resume', id)] });
     expect(fs.readFileSync(s.config.notify.salFile, 'utf8')).toMatch(/alice \[SHA256:[^\]]+\]: 1\.41\.0-wmf\.26: move testwikis/);
@@ -91,7 +106,7 @@ describe('signed actions', () => {
     expect(report).toMatch(/SAL: alice \[SHA256:[^\]]+\]: 1\.41\.0-wmf\.26: move testwikis/);
   });
 
-  it('refuses an unsigned or unauthorised deploy before it touches a host, and runs a signed one', async () => {
+  it('refuses an unsigned or unauthorised deploy before it touches a host, runs a signed one, and steers a rollout only with a signature and the role', async () => {
     sandbox = await startSandbox({ configure: signedAuth });
     const s = sandbox;
     const release = await configMoving(s, ['testwikis']);
@@ -111,6 +126,25 @@ describe('signed actions', () => {
     expect(new Set(Object.values(await configLinks(s)))).toEqual(new Set([release.id]));
     const status = await s.client.workflow.getHandle('deploy-mediawiki-config').query(rolloutStatusQuery);
     expect(status.phase).toBe('done');
+
+    // Steering a rollout: each action signed, each refused without the key or the role.
+    const next = await configMoving(s, ['testwikis', 'group0']);
+    const id = 'signed-rollout';
+    const alice = demoKey(s.home, 'alice');
+    const bob = demoKey(s.home, 'bob');
+    const paused = await startRollout(s.client, s.config, { service: 'mediawiki-config', release: next, selector: {}, strategy: { ...strategy, canary: '1' }, pauseAfterCanary: true, ...(await request(alice, 'alice', 'deploy', id, next.id)) }, id);
+    await waitFor('canaries live and paused', async () => (await paused.query(rolloutStatusQuery)).paused);
+    const linksPaused = await configLinks(s);
+    for (const [definition, action] of [[resumeRollout, 'resume'], [abortRollout, 'abort'], [rollbackRollout, 'rollback'], [pauseRollout, 'pause']] as const) {
+      expect(await refusal(paused.executeUpdate(definition, { args: [{ by: 'alice' }] })), action).toMatch(/^unsigned/);
+      expect(await refusal(paused.executeUpdate(definition, { args: [await request(alice, 'alice', action, id, undefined, new Date(Date.now() - 900_000))] })), action).toMatch(/900 s old/);
+    }
+    expect(await refusal(paused.executeUpdate(resumeRollout, { args: [await request(bob, 'bob', 'resume', id)] }))).toMatch(/bob may not resume/);
+    expect((await paused.query(rolloutStatusQuery)).paused).toBe(true);
+    expect(await configLinks(s)).toEqual(linksPaused);
+    await paused.executeUpdate(rollbackRollout, { args: [await request(bob, 'bob', 'rollback', id)] });
+    expect(await paused.result().then(() => '', (err) => String(err.cause?.message))).toMatch(/rollback requested by operator/);
+    expect(await configLinks(s)).toEqual(Object.fromEntries(Object.keys(linksPaused).map((h) => [h, release.id])));
   });
 
   it('says so when it runs in open mode', async () => {
