@@ -10,8 +10,9 @@ export function thousands(n: number): string {
 const oneDecimal = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
 const errorsOf = (r: Rate) => `${percent(r.rate)} of ${thousands(r.requests)}`;
 
-function rates(e: Evidence, baselineName: string): string {
+function measured(e: Evidence, baselineName: string): string {
   if (e.test === 'traffic-floor') return `${thousands(e.subject.requests)} requests vs ${thousands(e.baseline.requests)} ${baselineName}`;
+  if (e.test === 'latency') return e.detail ?? 'latency';
   return `errors ${errorsOf(e.subject)} vs ${errorsOf(e.baseline)} ${baselineName}`;
 }
 
@@ -26,7 +27,7 @@ function verdict(e: Evidence, baselineName: string): string {
     case 'ceiling':
       return `above the ${e.detail ?? 'ceiling'}: ${sequentialTest(e, '>')}`;
     case 'latency':
-      return `${e.detail}; ${sequentialTest(e, '>')}`;
+      return sequentialTest(e, '>');
     case 'traffic-floor':
       return `traffic floor: ${e.detail} (floor ${Math.round(e.bound * 100)}%)`;
     case 'new-signature':
@@ -36,19 +37,19 @@ function verdict(e: Evidence, baselineName: string): string {
   }
 }
 
-/** The test closest to failing, by how much of its bound it has used. */
-const closest = (evidence: Evidence[]) => [...evidence].sort((a, b) => b.statistic / b.bound - a.statistic / a.bound)[0];
+/** The error-rate comparison nearest its bound: what a person asks first about a run that has not failed. */
+const closest = (evidence: Evidence[]) => [...evidence].sort((a, b) => Number(b.test === 'mixture-SPRT') - Number(a.test === 'mixture-SPRT') || b.statistic - a.statistic)[0];
 
 export function describe(status: AnalysisStatus): string {
   const name = status.baselineName;
   const progress = `sample ${Math.max(0, status.judgedThrough)} of ${status.windowSamples}`;
   if (status.phase === 'fail') {
     const e = status.evidence.find((x) => x.crossedAt !== undefined)!;
-    return `${e.metric}: ${rates(e, name)}; ${verdict(e, name)} at sample ${e.crossedAt}`;
+    return `${e.metric}: ${measured(e, name)}; ${verdict(e, name)} at sample ${e.crossedAt}`;
   }
   if (status.phase === 'inconclusive') return `inconclusive at ${progress}: ${status.message}`;
   const e = closest(status.evidence);
-  const standing = e ? `${e.metric}: ${rates(e, name)}; closest: ${e.test === 'mixture-SPRT' ? '' : `${e.test} `}${sequentialTest(e, 'of')}` : 'nothing measured yet';
+  const standing = e ? `${e.metric}: ${measured(e, name)}; ${e.test === 'mixture-SPRT' ? '' : `${e.test} `}${sequentialTest(e, 'of')}` : 'nothing measured yet';
   const reading = status.phase === 'running' && status.consecutiveErrors > 0 ? `; last ${status.consecutiveErrors} reads failed: ${status.message}` : '';
   return `${status.phase === 'pass' ? 'pass after' : 'running,'} ${progress}; ${standing}${reading}`;
 }

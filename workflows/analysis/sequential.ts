@@ -6,7 +6,7 @@
 // starts at 1, so by Ville's inequality it ever reaches 1/alpha with probability at most alpha.
 //
 // The mixing distribution is a normal prior on the log of the effect, discretized on a grid and truncated to
-// "worse than baseline": the tests are one-sided, a subject better than its baseline never fails. A grid rather
+// "worse than baseline": the tests are one-sided, a subject better than its baseline counts as healthy. A grid rather
 // than the conjugate closed form, because the conjugate Beta-binomial needs a fixed traffic split and ours moves
 // every minute; each grid point's likelihood ratio stays exact, so no normal approximation is needed for small counts.
 //
@@ -27,7 +27,7 @@ export interface Mixture {
   readonly logWeights: readonly number[];
 }
 
-/** Grid step on log θ: ratios 35% apart; finer steps bought no detection in the trials and cost time. */
+/** Grid step on log θ: ratios 35% apart; half the step detected no more in the trials and cost time. */
 const LOG_STEP = 0.3;
 /** Prior spread on log θ around the minimum effect: effects from a third to three times it keep most weight. */
 export const PRIOR_SD = 1;
