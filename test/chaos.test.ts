@@ -10,22 +10,9 @@ import { runTrial, type Kind } from '../scripts/bench/chaos';
 import { startWorld, type World } from '../scripts/bench/harness';
 import { CONFIG_SERVICE, inspectHosts } from '../scripts/bench/invariants';
 import { setPooled } from '../activities/loadbalancer';
+import { claimNamespace } from './helpers';
 
-/** Takes the next unused namespace of the run (as test/helpers.ts does): each trial's lease workflow is its own. */
-function claimNamespace(): string {
-  const claims = path.join(inject('temporalHome'), 'namespace-claims');
-  fs.mkdirSync(claims, { recursive: true });
-  for (const namespace of inject('namespaces')) {
-    try {
-      fs.mkdirSync(path.join(claims, namespace));
-      return namespace;
-    } catch {
-      // taken
-    }
-  }
-  throw new Error('every test namespace is taken; raise the count in test/global-setup.ts');
-}
-
+// Each trial's lease workflow is its own: a namespace of its own.
 const temporal = () => ({ address: inject('temporalAddress'), namespace: claimNamespace() });
 
 describe('chaos trials', () => {

@@ -57,7 +57,7 @@ export interface SandboxOptions {
 }
 
 /** Takes the next unused namespace of the run; mkdir is atomic, so test files never share one. */
-function claimNamespace(): string {
+export function claimNamespace(): string {
   const claims = path.join(inject('temporalHome'), 'namespace-claims');
   fs.mkdirSync(claims, { recursive: true });
   for (const namespace of inject('namespaces')) {
