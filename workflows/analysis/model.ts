@@ -88,6 +88,7 @@ export interface AnalysisSpec {
   minEffect: MinEffect;
   /** Guardrail: a subject whose error rate is confidently above this fails whatever its baseline does. */
   maxErrorRate?: number;
+  /** Off unless the measurements carry latency: every sequential test configured takes a share of alpha. */
   latency?: LatencyLimits;
   /** Fewer subject (or baseline) requests than this over the whole window: the run cannot pass, it is inconclusive. */
   minRequests: number;
@@ -106,7 +107,6 @@ export const DEFAULT_SPEC: AnalysisSpec = {
   alpha: 0.005,
   minEffect: { points: 0.01 },
   maxErrorRate: 0.05,
-  latency: { maxP99Ratio: 1.25 },
   minRequests: 50,
   trafficFloor: { minShareOfBaseline: 0.2, intervals: 2 },
   newSignatures: { minCount: 5 },
