@@ -91,6 +91,15 @@ group('assess', () => {
     expect(describe(status)).toMatch(/^group1: errors 2\.30% of [\d,]+ vs 0\.30% of [\d,]+ before the move; mixture SPRT log-LR \d+\.\d > bound \d+\.\d \(alpha [\d.]+\) at sample [1-3]$/);
   });
 
+  it('catches a regression that starts late in the watch, counting from where it began', () => {
+    const late = { ...healthy, subject: { ...healthy.subject, rate: (m: number) => (m > 40 ? 0.023 : 0.003) } };
+    const status = assess(stream(60, late), {}, window);
+    expect(status.phase).toBe('fail');
+    expect(status.evidence[0]).toMatchObject({ test: 'mixture-SPRT', from: 41 });
+    expect(status.evidence[0].crossedAt).toBeLessThanOrEqual(45);
+    expect(describe(status)).toMatch(/at sample 4\d, counting from sample 41$/);
+  });
+
   it('rides out one noisy interval that today\'s fixed judge fails on', () => {
     const spike = { ...healthy, subject: { ...healthy.subject, hosts: 1, rate: (m: number) => (m === 20 ? 0.02 : 0.003) } };
     expect(assess(stream(60, spike), { judge: 'fixed' }, window).phase).toBe('fail');

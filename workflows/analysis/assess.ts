@@ -4,7 +4,7 @@ import { judge } from '../analysis';
 import { sideIncrease, signatureIncrease } from './counters';
 import type { AnalysisContext, AnalysisSpec, AnalysisStatus, Counters, Evidence, MetricReading, MetricResult, Rate, Reference, Sample, TestKind } from './model';
 import { withDefaults } from './model';
-import { mixtureLogLR, observeOneSample, observeSign, observeTwoSample, ratioMixture, signMixture, startTest, upperRate, type SequentialTest } from './sequential';
+import { mixtureLogLR, observeOneSample, observeSign, observeTwoSample, ratioMixture, recentLogLR, signMixture, startTest, upperRate, type SequentialTest } from './sequential';
 
 /**
  * With a minimum effect in points, the prior's centre needs the baseline's rate; it is fixed from the pooled
@@ -21,7 +21,7 @@ interface MetricState {
   subjectSignatures: Record<string, number>;
   knownSignatures: Set<string>;
   /** Intervals judged before the comparison's prior could be fixed, replayed into it once it is. */
-  waiting: { subject: Counters; baseline: Counters }[];
+  waiting: { subject: Counters; baseline: Counters; at: number }[];
   comparison?: SequentialTest;
   /** The reference path compares with an upper bound on the reference's rate, not with the rate itself. */
   referenceBound?: number;
@@ -51,7 +51,17 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
   const testsPerMetric = 1 + (spec.maxErrorRate !== undefined ? 1 : 0) + (spec.latency ? 1 : 0);
   // Bonferroni over every sequential test of every metric keeps the whole run within alpha.
   const alphaEach = spec.alpha / (testsPerMetric * Math.max(1, Object.keys(firstReadable?.metrics ?? {}).length));
-  const bound = Math.log(1 / alphaEach);
+  // Half of each test's share for the evidence since the start, half for the best recent run (any of the window's starts).
+  const bound = Math.log(2 / alphaEach);
+  const recentBound = Math.log((2 * context.windowSamples) / alphaEach);
+  /** Where a test crossed a bound, if it did: since the start first, since a recent start otherwise. */
+  const crossing = (test: SequentialTest): (Pick<Evidence, 'statistic' | 'bound'> & Partial<Evidence>) | undefined => {
+    const sinceStart = mixtureLogLR(test);
+    if (sinceStart >= bound) return { statistic: sinceStart, bound, alpha: alphaEach / 2 };
+    const recent = recentLogLR(test);
+    if (recent.statistic >= recentBound) return { statistic: recent.statistic, bound: recentBound, alpha: alphaEach / 2, from: recent.from };
+    return undefined;
+  };
   const states = new Map<string, MetricState>();
   const stateOf = (metric: string): MetricState => {
     let state = states.get(metric);
@@ -128,8 +138,8 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
       for (const [signature, count] of Object.entries(signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures))) {
         state.subjectSignatures[signature] = (state.subjectSignatures[signature] ?? 0) + count;
       }
-      const failNow = (test: TestKind, statistic: number, testBound: number, extra: Partial<Evidence> = {}) => {
-        crossed.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), statistic, bound: testBound, crossedAt: index, ...extra });
+      const failNow = (test: TestKind, evidence: Partial<Evidence> & Pick<Evidence, 'statistic' | 'bound'>) => {
+        crossed.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), crossedAt: index, ...evidence });
       };
       const failedMeasurement = (evidence: Omit<Evidence, 'metric' | 'crossedAt'>) => {
         if (++state.result.failed > spec.failureLimit) crossed.push({ metric, ...evidence, crossedAt: index });
@@ -142,23 +152,24 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
       }
 
       if (sequential) {
-        if (reference) observeOneSample(state.comparison!, subject, state.referenceBound!);
+        if (reference) observeOneSample(state.comparison!, subject, state.referenceBound!, index);
         else if (baseline) {
-          state.waiting.push({ subject, baseline });
+          state.waiting.push({ subject, baseline, at: index });
           const pooled = add(state.subject, state.baseline);
           if (!state.comparison && pooled.errors >= ERRORS_TO_FIX_PRIOR) state.comparison = startTest(ratioMixture(priorCentre(spec, rateOf(pooled).rate)));
-          if (state.comparison) for (const interval of state.waiting.splice(0)) observeTwoSample(state.comparison, interval.subject, interval.baseline);
+          if (state.comparison) for (const interval of state.waiting.splice(0)) observeTwoSample(state.comparison, interval.subject, interval.baseline, interval.at);
         }
-        if (state.comparison && mixtureLogLR(state.comparison) >= bound) failNow('mixture-SPRT', mixtureLogLR(state.comparison), bound, { alpha: alphaEach });
+        const compared = state.comparison && crossing(state.comparison);
+        if (compared) failNow('mixture-SPRT', compared);
         if (state.ceiling) {
-          observeOneSample(state.ceiling, subject, spec.maxErrorRate!);
-          if (mixtureLogLR(state.ceiling) >= bound) failNow('ceiling', mixtureLogLR(state.ceiling), bound, { alpha: alphaEach, detail: `ceiling ${percent(spec.maxErrorRate!)}` });
+          observeOneSample(state.ceiling, subject, spec.maxErrorRate!, index);
+          const above = crossing(state.ceiling);
+          if (above) failNow('ceiling', { ...above, detail: `ceiling ${percent(spec.maxErrorRate!)}` });
         }
         if (state.latency && latencyAbove !== undefined) {
-          observeSign(state.latency, latencyAbove);
-          if (mixtureLogLR(state.latency) >= bound) {
-            failNow('latency', mixtureLogLR(state.latency), bound, { alpha: alphaEach, detail: latencyDetail(spec, state, reading.subject.latency?.p99, baselineLatency) });
-          }
+          observeSign(state.latency, latencyAbove, index);
+          const slower = crossing(state.latency);
+          if (slower) failNow('latency', { ...slower, detail: latencyDetail(spec, state, reading.subject.latency?.p99, baselineLatency) });
         }
       } else {
         const measured = judge(spec.fixed, subject, baseline ?? reference ?? { requests: 0, errors: 0 });
@@ -195,7 +206,7 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
         const unknown = Object.entries(state.subjectSignatures)
           .filter(([signature, count]) => count >= spec.newSignatures!.minCount && !state.knownSignatures.has(signature))
           .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
-        if (unknown.length) failNow('new-signature', unknown[0][1], spec.newSignatures.minCount, { detail: unknown[0][0] });
+        if (unknown.length) failNow('new-signature', { statistic: unknown[0][1], bound: spec.newSignatures.minCount, detail: unknown[0][0] });
       }
     }
     if (crossed.length) phase = 'fail';
@@ -213,7 +224,7 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
     if (!sequential) continue;
     const standing = (test: TestKind, statistic: number, detail?: string) => {
       if (evidence.some((e) => e.metric === metric && e.test === test)) return;
-      evidence.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), statistic, bound, alpha: alphaEach, detail });
+      evidence.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), statistic, bound, alpha: alphaEach / 2, detail });
     };
     const pooledErrors = state.subject.errors + (context.reference?.[metric] ? 0 : state.baseline.errors);
     standing('mixture-SPRT', state.comparison ? mixtureLogLR(state.comparison) : 0, state.comparison ? undefined : `waiting for ${ERRORS_TO_FIX_PRIOR} errors on both sides together (${pooledErrors} so far)`);

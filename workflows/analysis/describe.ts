@@ -45,7 +45,7 @@ export function describe(status: AnalysisStatus): string {
   const progress = `sample ${Math.max(0, status.judgedThrough)} of ${status.windowSamples}`;
   if (status.phase === 'fail') {
     const e = status.evidence.find((x) => x.crossedAt !== undefined)!;
-    return `${e.metric}: ${measured(e, name)}; ${verdict(e, name)} at sample ${e.crossedAt}`;
+    return `${e.metric}: ${measured(e, name)}; ${verdict(e, name)} at sample ${e.crossedAt}${e.from !== undefined ? `, counting from sample ${e.from}` : ''}`;
   }
   if (status.phase === 'inconclusive') return `inconclusive at ${progress}: ${status.message}`;
   const e = closest(status.evidence);

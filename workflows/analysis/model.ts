@@ -157,6 +157,8 @@ export interface Evidence {
   alpha?: number;
   /** Sample index at which the test failed the run. */
   crossedAt?: number;
+  /** When the test failed on a recent run of intervals only (a regression that began mid-run): the sample it began at. */
+  from?: number;
   /** What the numbers alone do not say: the signature, the latencies, the traffic. */
   detail?: string;
 }

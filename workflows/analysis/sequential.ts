@@ -16,6 +16,11 @@
 // fit over that family. For every member of the null this ratio still has expectation at most 1 (the
 // universal-inference argument of Wasserman, Ramdas and Balakrishnan, PNAS 2020), so the bound holds whatever
 // the clumping, up to that limit.
+//
+// A regression may start mid-watch, after an hour's healthy intervals have driven the mixture far below 1. So each
+// test also keeps, per grid point, the best run of intervals ending now (CUSUM: Page 1954), which forgets a
+// healthy past. Over a window of T intervals a union bound over the T possible starts keeps it within alpha
+// against the bound T/alpha (the e-detector view of Shin, Ramdas and Rinaldo, 2023).
 
 /**
  * A prior over effect ratios θ > 1 and how clumped the regression's errors are: log θ on a grid, each point twice
@@ -116,30 +121,58 @@ function nullLogLikelihood(hits: number, trials: number, p: number): number {
   return best;
 }
 
-/** The running log likelihood ratio of each grid point; the test's statistic is their mixture. */
+/** Per grid point: the log likelihood ratio since the start, and over the best run of intervals ending now. */
 export interface SequentialTest {
   readonly mixture: Mixture;
   readonly logLR: number[];
+  readonly recentLogLR: number[];
+  /** The sample at which each grid point's best recent run began. */
+  readonly recentFrom: number[];
 }
 
-export const startTest = (mixture: Mixture): SequentialTest => ({ mixture, logLR: mixture.logRatios.map(() => 0) });
+export const startTest = (mixture: Mixture): SequentialTest => ({
+  mixture,
+  logLR: mixture.logRatios.map(() => 0),
+  recentLogLR: mixture.logRatios.map(() => 0),
+  recentFrom: mixture.logRatios.map(() => 0),
+});
 
-/** log of the mixture likelihood ratio: the statistic compared with log(1/alpha). */
+/** log of the mixture likelihood ratio since the start: the statistic compared with log(1/alpha). */
 export function mixtureLogLR(test: SequentialTest): number {
   const terms = new Array<number>(test.logLR.length);
   for (let k = 0; k < terms.length; k++) terms[k] = test.logLR[k] + test.mixture.logWeights[k];
   return logSumExp(terms);
 }
 
+/** The best weighted grid point over its best recent run, and the sample that run began at. */
+export function recentLogLR(test: SequentialTest): { statistic: number; from: number } {
+  let best = { statistic: -Infinity, from: 0 };
+  for (let k = 0; k < test.recentLogLR.length; k++) {
+    const statistic = test.recentLogLR[k] + test.mixture.logWeights[k];
+    if (statistic > best.statistic) best = { statistic, from: test.recentFrom[k] };
+  }
+  return best;
+}
+
+/** Adds the log likelihood ratio of the interval ending at sample `at`, at grid point k, to both statistics. */
+function add(test: SequentialTest, k: number, logLR: number, at: number): void {
+  test.logLR[k] += logLR;
+  if (test.recentLogLR[k] <= 0) {
+    test.recentLogLR[k] = 0;
+    test.recentFrom[k] = at;
+  }
+  test.recentLogLR[k] += logLR;
+}
+
 /**
  * One interval of a share test: `hits` of `trials` where the null expects share `p0` and grid point k expects
  * `shares[k]`. Kept free of closures: the trials call it millions of times.
  */
-function observeShare(test: SequentialTest, hits: number, trials: number, p0: number, shares: readonly number[]): void {
+function observeShare(test: SequentialTest, hits: number, trials: number, p0: number, shares: readonly number[], at: number): void {
   if (trials <= 0) return;
   const denominator = nullLogLikelihood(hits, trials, p0);
   const { concentrations } = test.mixture;
-  for (let k = 0; k < shares.length; k++) test.logLR[k] += shareLogLikelihood(hits, trials, shares[k], concentrations[k]) - denominator;
+  for (let k = 0; k < shares.length; k++) add(test, k, shareLogLikelihood(hits, trials, shares[k], concentrations[k]) - denominator, at);
 }
 
 /**
@@ -148,22 +181,22 @@ function observeShare(test: SequentialTest, hits: number, trials: number, p0: nu
  * together in an interval, the subject's share is θ·n_s/(θ·n_s + n_b), which does not depend on the shared
  * rate: the burst cancels. Null: θ ≤ 1.
  */
-export function observeTwoSample(test: SequentialTest, subject: { requests: number; errors: number }, baseline: { requests: number; errors: number }): void {
+export function observeTwoSample(test: SequentialTest, subject: { requests: number; errors: number }, baseline: { requests: number; errors: number }, at: number): void {
   if (subject.requests <= 0 || baseline.requests <= 0) return;
   const shares = test.mixture.logRatios.map((x) => (Math.exp(x) * subject.requests) / (Math.exp(x) * subject.requests + baseline.requests));
-  observeShare(test, subject.errors, subject.errors + baseline.errors, subject.requests / (subject.requests + baseline.requests), shares);
+  observeShare(test, subject.errors, subject.errors + baseline.errors, subject.requests / (subject.requests + baseline.requests), shares, at);
 }
 
 /** Subject errors out of its requests against a fixed rate `rate`. Null: the subject's rate ≤ rate. */
-export function observeOneSample(test: SequentialTest, subject: { requests: number; errors: number }, rate: number): void {
-  observeShare(test, subject.errors, subject.requests, rate, test.mixture.logRatios.map((x) => Math.exp(x) * rate));
+export function observeOneSample(test: SequentialTest, subject: { requests: number; errors: number }, rate: number, at: number): void {
+  observeShare(test, subject.errors, subject.requests, rate, test.mixture.logRatios.map((x) => Math.exp(x) * rate), at);
 }
 
 /** One yes/no per interval (the subject's p99 above its limit). Null: yes at most half the time. */
-export function observeSign(test: SequentialTest, above: boolean): void {
+export function observeSign(test: SequentialTest, above: boolean, at: number): void {
   test.mixture.logRatios.forEach((x, k) => {
     const q = 1 / (1 + Math.exp(-x));
-    test.logLR[k] += Math.log(2 * (above ? q : 1 - q));
+    add(test, k, Math.log(2 * (above ? q : 1 - q)), at);
   });
 }
 
