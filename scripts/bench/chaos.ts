@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { HostSpec } from '../../config/load';
+import { DEFAULT_CONFIG_FILE, loadConfig, type HostSpec } from '../../config/load';
 import type { Release } from '../../activities/releases';
 import { rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainState, type TrainStatus } from '../../workflows/definitions';
 import { STATIONS, trainWorkflowId, type Station } from '../../workflows/names';
@@ -59,6 +59,8 @@ export interface TrialOptions {
   /** A shared server and a namespace of this trial's own; without it the trial starts its own dev server. */
   temporal?: TemporalTarget;
   workflowBundle: string;
+  /** The signalbox.yml text to start from; the repository's default when absent. */
+  baseConfig?: string;
   /** How long faults go on at most. */
   faultWindowMs?: number;
   /** How long the workflow may take to come to rest once faults stop. */
@@ -109,6 +111,8 @@ interface Plan {
   endFaults?: () => Promise<void> | void;
   /** Waited for with the rest (a CLI command still running, such as `train rollback`). */
   pending?: Promise<unknown>[];
+  /** Why the scenario could not inject all its faults. */
+  stopped?: string;
 }
 
 interface Rest {
@@ -122,12 +126,10 @@ interface Rest {
 class Trial {
   readonly notes: string[] = [];
   readonly observed = new Map<string, Rest>();
-  readonly history: { at: number; id: string; state: string }[] = [];
   serverKills = 0;
   private observing = true;
   private readonly subjects: Subject[] = [];
   private observer?: Promise<void>;
-  faultsOver = false;
 
   constructor(
     readonly world: World,
@@ -189,7 +191,6 @@ class Trial {
           const before = this.observed.get(s.id);
           if (rest.state !== 'no answer' && rest.state !== 'unreachable') {
             if (before?.state !== rest.state) {
-              this.history.push({ at: Date.now(), id: s.id, state: rest.state });
               this.note(`${s.id}: ${rest.state}${rest.train ? ` (station ${STATIONS[rest.train.station] ?? 'start'})` : ''}`);
             }
             this.observed.set(s.id, rest);
@@ -224,10 +225,17 @@ class Trial {
   /** Waits until `done` holds for what the observer last saw, or throws naming what it waited for. */
   async until(what: string, done: () => boolean, timeoutMs = 240_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const seen = () => [...this.observed].map(([id, r]) => `${id} ${r.state}${r.train?.blocker ? ` (${r.train.blocker.slice(0, 300)})` : ''}`).join(', ') || 'nothing';
     while (!done()) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; last seen: ${[...this.observed].map(([id, r]) => `${id} ${r.state}`).join(', ') || 'nothing'}`);
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; last seen: ${seen()}`);
+      // Nothing will move any more: waiting longer would only hide what happened.
+      if (this.subjects.length && this.subjects.every((s) => this.atRest(s.id))) throw new Error(`came to rest before ${what}: ${seen()}`);
       await sleep(100);
     }
+  }
+
+  watched(): Subject[] {
+    return [...this.subjects];
   }
 
   /**
@@ -399,7 +407,9 @@ const SCENARIOS: Record<Kind, Scenario> = {
         down = sleep(downMs).then(endFaults);
       }
       t.note(`rollback with ${mode === 'down' ? '' : `the old version answering in ${latencyMs} ms`}${mode === 'both' ? ' and ' : ''}${mode === 'slow' ? '' : `${victim.name} unreachable`}`);
-      const rollback = t.cli(['train', 'rollback', NEW, '--reason', `chaos ${mode}`], 600_000);
+      const rollback = t.cli(['train', 'rollback', NEW, '--reason', `chaos ${mode}`], 600_000).then((r) => {
+        if (r.code !== 0) t.finding(`train rollback exited ${r.code}: ${r.stderr.slice(-300)}`);
+      });
       await down;
       return { subjects: [train], endFaults, pending: [rollback] };
     },
@@ -545,6 +555,7 @@ async function judge(t: Trial, plan: Plan, rests: Map<string, Rest>): Promise<{ 
     violations.push({ kind: 'config-split', detail: `hosts on ${releases.size} config releases: ${[...byRelease].map(([r, h]) => `${r} (${h.length}: ${h.slice(0, 4).join(', ')})`).join('; ')}` });
   }
   violations.push(...interleavings(executions));
+  if (plan.stopped) violations.push({ kind: 'outcome', detail: `the scenario could not go on: ${plan.stopped}` });
 
   for (const subject of plan.subjects) {
     const rest = rests.get(subject.id)!;
@@ -615,7 +626,7 @@ export async function runTrial(options: TrialOptions): Promise<TrialResult> {
   let watcher: LinkWatcher | undefined;
   let result: TrialResult;
   try {
-    world = await startWorld({ home, hosts: filled.hosts, temporal: options.temporal, workflowBundle: options.workflowBundle, taskQueue: `chaos-${options.kind}-${options.seed}`, configure: scenario.configure });
+    world = await startWorld({ home, hosts: filled.hosts, temporal: options.temporal, workflowBundle: options.workflowBundle, baseConfig: options.baseConfig, taskQueue: `chaos-${options.kind}-${options.seed}`, configure: scenario.configure });
     world.workers.start();
     watcher = new LinkWatcher(world.fleet.hosts);
     watcher.start();
@@ -623,10 +634,13 @@ export async function runTrial(options: TrialOptions): Promise<TrialResult> {
     trial = new Trial(world, rng, filled, logFile, initialConfig, watcher);
     trial.note(`trial ${options.kind} seed ${options.seed}: ${filled.hosts} hosts, Temporal ${options.temporal ? `${options.temporal.address} namespace ${options.temporal.namespace}` : 'of its own'}, folder ${home}`);
 
-    const plan = await scenario.run(trial);
+    // A scenario that cannot go on (the train came to rest early, say) still leaves a fleet to judge.
+    const plan: Plan = await scenario.run(trial).catch((err: Error) => {
+      if (!trial!.watched().length) throw err;
+      return { subjects: trial!.watched(), stopped: err.message };
+    });
     for (const s of plan.subjects) trial.watch(s);
     // Faults stop first; then a worker must run, and the workflows get a bounded time to come to rest.
-    trial.faultsOver = true;
     await plan.endFaults?.();
     if (world.workers.ensureRunning()) trial.note('no worker was running after the faults; started one');
     const deadline = Date.now() + filled.restTimeoutMs;
@@ -732,6 +746,18 @@ async function main(): Promise<void> {
     console.error(`chaos: ${(err as Error).message}`);
     process.exit(2);
   }
+  // Read once, and checked before anything starts: a signalbox.yml edited mid-run must not fail later trials.
+  const baseConfig = fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8');
+  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-chaos-config-'));
+  try {
+    fs.writeFileSync(path.join(probe, 'signalbox.yml'), baseConfig);
+    loadConfig(path.join(probe, 'signalbox.yml'), probe);
+  } catch (err) {
+    console.error(`chaos: the default ${DEFAULT_CONFIG_FILE} does not load, so no trial could start: ${(err as Error).message}`);
+    process.exit(2);
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
+  }
   console.log(`chaos: ${args.trials} trials, seed ${args.seed}, ${args.hosts} hosts, kinds ${args.kinds.join(', ')}`);
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { WORKFLOWS_PATH } = await import('../../workers/worker');
@@ -749,7 +775,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < args.trials && !interrupted; i++) {
       const kind = args.kinds[i % args.kinds.length];
       const seed = trialSeed(args.seed, i);
-      const r = await runTrial({ kind, seed, hosts: args.hosts, workflowBundle: bundle, keep: args.keep, restTimeoutMs: args.restTimeoutMs });
+      const r = await runTrial({ kind, seed, hosts: args.hosts, workflowBundle: bundle, baseConfig, keep: args.keep, restTimeoutMs: args.restTimeoutMs });
       results.push(r);
       console.log(trialLine(i, args.trials, r));
       for (const v of r.violations) console.log(`      ${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`);
@@ -768,7 +794,7 @@ async function main(): Promise<void> {
   console.log(`converged ${ran.filter((r) => r.converged).length}/${ran.length}${skipped.length ? ` (${skipped.length} skipped: ${[...new Set(skipped.map((r) => `${r.kind}: ${r.skipped}`))].join('; ')})` : ''}`);
   console.log(`hosts left depooled: ${sum((r) => r.depooled)}`);
   const approximate = ran.some((r) => !r.error && !r.journal);
-  console.log(`hosts on an unchecked release: ${sum((r) => r.unchecked)}${approximate ? ' (approximate: hosts keep no step journal yet, so "checked" means link = state.json and the app answers what its link says)' : ''}`);
+  console.log(`hosts on an unchecked release: ${sum((r) => r.unchecked)}${approximate ? ' (approximate: this engine keeps no host journal, so "checked" means link = state.json and the app answers what its link says)' : ''}`);
   console.log(`wrong-direction deploys: ${sum((r) => r.wrongDirection)}`);
   if (byKind.size) console.log(`violations: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   if (ran.some((r) => r.error)) console.log(`harness errors: ${ran.filter((r) => r.error).length}`);

@@ -122,6 +122,8 @@ export interface WorldOptions {
   /** Prebuilt workflow bundle for worker processes (bundling at every worker start would dominate the trial). */
   workflowBundle: string;
   taskQueue: string;
+  /** The signalbox.yml text the trial starts from (a run reads it once); the repository's default otherwise. */
+  baseConfig?: string;
   /** Changes to the parsed default signalbox.yml before it is written. */
   configure?: (raw: any) => void;
   /** Runs after the fleet's files exist and before the fleet serves (the disk-full host is made here). */
@@ -187,7 +189,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       };
     }
 
-    const raw = parse(fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8'));
+    const raw = parse(options.baseConfig ?? fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8'));
     raw.temporal = { ...raw.temporal, address, namespace, taskQueue: options.taskQueue };
     raw.fleet.sandbox = { hosts: options.hosts, trafficPerSecond: 200 };
     // An SSH host needs known_hosts; the down-host fault turns a host into an unreachable SSH host for a while.

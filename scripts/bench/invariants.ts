@@ -262,7 +262,7 @@ export interface HostsReport {
   /** db -> host -> version the app server answers (null when it did not answer). */
   live: Map<string, Map<string, string | null>>;
   configReleases: Map<string, string | null>;
-  /** Whether any host keeps a journal; without one, "checked" is approximated. */
+  /** Whether the engine keeps host journals (its reader returns one, or a host has one); else "checked" is approximated. */
   journal: boolean;
 }
 
@@ -300,7 +300,7 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
       // host-ops' own reader when it returns the journal; the file itself otherwise.
       const fromReader = (onHost as { journal?: JournalEntry | null }).journal;
       const entry = fromReader !== undefined ? fromReader : readJournal(host.root, service);
-      if (entry !== null) journal = true;
+      if (entry !== null || 'journal' in onHost) journal = true;
       const bootstrapped = onHost.state.runId === 'sandbox-bootstrap';
       if (entry === 'unreadable') {
         violations.push({ kind: 'unchecked', host: host.name, detail: `${service}: journal.json is not valid JSON` });
