@@ -2,7 +2,9 @@
 // concurrent baseline, healthy and faulty, judged by today's fixed rule (`judge` re-tested every interval, the
 // watch's thresholds) and by the sequential judge (`assess`). Seeded, so every run prints the same figures.
 //
-//   npm run trials:judge -- [--streams 10000] [--seed 12]
+//   npm run trials:judge -- [--streams 10000] [--seed 12] [--workers N]   (default: one thread per core)
+import { availableParallelism } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { judge, delta, type Counts } from '../../workflows/analysis';
 import { assess, type AnalysisSpec, type Sample, type SideReading } from '../../workflows/analysis/index';
 
@@ -323,57 +325,91 @@ interface Tally {
   inconclusive: number;
 }
 
-function row(t: Tally, streams: number) {
-  const sorted = [...t.failed].sort((a, b) => a - b);
-  return { rate: t.failed.length / streams, median: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), inconclusive: t.inconclusive / streams };
+/** Both judges on the same `streams` streams of one scenario; each scenario has its own seed, so workers agree. */
+export function runScenario(index: number, streams: number, seed: number): { fixed: Tally; seq: Tally } {
+  const scenario = SCENARIOS[index];
+  const draw = new Draw(seed * 1000 + index);
+  const fixed: Tally = { failed: [], early: [], inconclusive: 0 };
+  const seq: Tally = { failed: [], early: [], inconclusive: 0 };
+  for (let i = 0; i < streams; i++) {
+    const watch = startWatch(draw, scenario.fault);
+    let fixedAt: number | undefined;
+    let sequential: ReturnType<typeof sequentialJudge> = { phase: 'running' };
+    // Neither judge looks ahead, so judging a prefix decides what the whole hour would, up to the prefix's end.
+    for (const minute of CHECKPOINTS) {
+      watch.advanceTo(minute);
+      fixedAt ??= fixedJudge(watch.stream);
+      if (sequential.phase === 'running') sequential = sequentialJudge(watch.stream);
+      if (fixedAt !== undefined && sequential.phase !== 'running') break;
+    }
+    const onset = scenario.onset ?? 0;
+    if (fixedAt !== undefined) (fixedAt > onset ? fixed.failed : fixed.early).push(fixedAt - onset);
+    if (sequential.failedAt !== undefined) (sequential.failedAt > onset ? seq.failed : seq.early).push(sequential.failedAt - onset);
+    if (sequential.phase === 'inconclusive') seq.inconclusive++;
+  }
+  return { fixed, seq };
 }
 
-function main() {
+/** Scenarios handed out one at a time to worker threads, which load this file through tsx. */
+function inWorkers(workers: number, streams: number, seed: number): Promise<ReturnType<typeof runScenario>[]> {
+  const results: ReturnType<typeof runScenario>[] = [];
+  let next = 0;
+  return new Promise((resolve, reject) => {
+    let running = workers;
+    for (let w = 0; w < workers; w++) {
+      const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(__filename)});`, { eval: true, workerData: { judgeTrials: { streams, seed } } });
+      const hand = () => (next < SCENARIOS.length ? worker.postMessage(next++) : worker.terminate());
+      worker.on('message', ({ index, result }: { index: number; result: ReturnType<typeof runScenario> }) => {
+        results[index] = result;
+        hand();
+      });
+      worker.on('error', reject);
+      worker.on('exit', () => --running === 0 && resolve(results));
+      hand();
+    }
+  });
+}
+
+async function main() {
   const arg = (name: string, fallback: number) => {
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? Number(process.argv[i + 1]) : fallback;
   };
   const streams = arg('streams', 10_000);
   const seed = arg('seed', 12);
+  const workers = Math.max(1, Math.min(arg('workers', availableParallelism()), SCENARIOS.length));
   const started = performance.now();
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`.padStart(8);
   const num = (x: number) => (Number.isNaN(x) ? '-' : String(x)).padStart(6);
+  const results = workers > 1 ? await inWorkers(workers, streams, seed) : SCENARIOS.map((_, i) => runScenario(i, streams, seed));
   console.log(`judge trials: ${streams.toLocaleString('en-US')} streams per scenario, ${SAMPLES} one-minute samples, seed ${seed}`);
   console.log(`fixed: judge() every interval, ceiling ${FIXED_WATCH.maxErrorRate * 100}% and ${FIXED_WATCH.maxRatioToBaseline}x baseline, min ${FIXED_WATCH.minRequests} requests`);
   console.log(`sequential: assess() with ${JSON.stringify(TRIAL_SPEC)} over the defaults`);
   console.log('');
   console.log(`${'scenario'.padEnd(34)}| ${'fixed: fail'.padStart(11)} ${'median'.padStart(6)} ${'p95'.padStart(6)} | ${'seq: fail'.padStart(9)} ${'median'.padStart(6)} ${'p95'.padStart(6)} ${'inconcl.'.padStart(8)}`);
   console.log('-'.repeat(97));
-  SCENARIOS.forEach((scenario, s) => {
-    const draw = new Draw(seed * 1000 + s);
-    const fixed: Tally = { failed: [], early: [], inconclusive: 0 };
-    const seq: Tally = { failed: [], early: [], inconclusive: 0 };
-    for (let i = 0; i < streams; i++) {
-      const watch = startWatch(draw, scenario.fault);
-      let fixedAt: number | undefined;
-      let sequential: ReturnType<typeof sequentialJudge> = { phase: 'running' };
-      // Neither judge looks ahead, so judging a prefix decides what the whole hour would, up to the prefix's end.
-      for (const minute of CHECKPOINTS) {
-        watch.advanceTo(minute);
-        fixedAt ??= fixedJudge(watch.stream);
-        if (sequential.phase === 'running') sequential = sequentialJudge(watch.stream);
-        if (fixedAt !== undefined && sequential.phase !== 'running') break;
-      }
-      const onset = scenario.onset ?? 0;
-      if (fixedAt !== undefined) (fixedAt > onset ? fixed.failed : fixed.early).push(fixedAt - onset);
-      if (sequential.failedAt !== undefined) (sequential.failedAt > onset ? seq.failed : seq.early).push(sequential.failedAt - onset);
-      if (sequential.phase === 'inconclusive') seq.inconclusive++;
-    }
-    const a = row(fixed, streams);
-    const b = row(seq, streams);
+  const row = (t: Tally) => {
+    const sorted = [...t.failed].sort((a, b) => a - b);
+    return `${pct(t.failed.length / streams)} ${num(quantile(sorted, 0.5))} ${num(quantile(sorted, 0.95))}`;
+  };
+  SCENARIOS.forEach((scenario, i) => {
+    const { fixed, seq } = results[i];
     const label = scenario.fault ? scenario.name : 'healthy (false rollbacks)';
-    console.log(`${label.padEnd(34)}| ${pct(a.rate).padStart(11)} ${num(a.median)} ${num(a.p95)} | ${pct(b.rate).padStart(9)} ${num(b.median)} ${num(b.p95)} ${pct(b.inconclusive)}`);
+    console.log(`${label.padEnd(34)}| ${row(fixed).padStart(25)} | ${row(seq).padStart(23)} ${pct(seq.inconclusive / streams)}`);
     if (scenario.onset) console.log(`${`  false rollbacks before minute ${scenario.onset}`.padEnd(34)}| ${pct(fixed.early.length / streams).padStart(11)} ${''.padStart(13)} | ${pct(seq.early.length / streams).padStart(9)}`);
   });
   console.log('');
   console.log('fail: share of streams rolled back (healthy: false rollbacks; faults: detections). median/p95: samples to detect, among detected;');
   console.log('for a late fault, samples after it began, and rollbacks before it began are counted apart as false.');
-  console.log(`${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`${((performance.now() - started) / 1000).toFixed(1)} s on ${workers} thread${workers > 1 ? 's' : ''}`);
 }
 
-if (require.main === module) main();
+if (!isMainThread && workerData?.judgeTrials) {
+  const { streams, seed } = workerData.judgeTrials as { streams: number; seed: number };
+  parentPort!.on('message', (index: number) => parentPort!.postMessage({ index, result: runScenario(index, streams, seed) }));
+} else if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
