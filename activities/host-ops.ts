@@ -68,7 +68,7 @@ export const PIN_FRESH_MINUTES = 7 * 24 * 60;
 
 // put NAME TEXT: writes $dir/NAME durably and atomically (the directory itself is fsynced once, at the end).
 // unpin REL RUN: drops the pin of REL if RUN holds it, so a later rollout's pin survives.
-const helpers = `put() { printf '%s\\n' "$2" > "$dir/.$1.next"; sync "$dir/.$1.next"; mv -f "$dir/.$1.next" "$dir/$1"; }
+const helpers = `put() { { printf '%s\\n' "$2" > "$dir/.$1.next" && sync "$dir/.$1.next" && mv -f "$dir/.$1.next" "$dir/$1"; } || { rm -f "$dir/.$1.next"; return 1; }; }
 unpin() { [ -n "$1" ] && [ -f "$dir/pins/$1" ] || return 0; who=""; IFS= read -r who < "$dir/pins/$1" || true; [ "$who" != "$2" ] || rm -f "$dir/pins/$1"; }`;
 
 const hashTree = `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1`;
@@ -85,8 +85,9 @@ mkdir -p "$dir/revs"
 part="$dir/revs/.$rel.partial"
 newest=""; for r in $(ls -1t "$dir/revs"); do newest="$r"; break; done
 # --checksum: size and mtime cannot tell releases apart (git archive stamps every file with the commit time).
-if [ -n "$newest" ]; then rsync -a --checksum --delete --link-dest="$dir/revs/$newest" "$src/" "$part/"
-else rsync -a --delete "$src/" "$part/"; fi
+# A failed transfer (a full disk, say) leaves nothing behind to hold the space; --link-dest makes a refetch cheap.
+if [ -n "$newest" ]; then rsync -a --checksum --delete --link-dest="$dir/revs/$newest" "$src/" "$part/" || { rc=$?; rm -rf "$part"; exit $rc; }
+else rsync -a --delete "$src/" "$part/" || { rc=$?; rm -rf "$part"; exit $rc; }; fi
 got=$(cd "$part" && ${hashTree})
 if [ "$got" != "$want" ]; then rm -rf "$part"; echo "content hash mismatch for $rel: staged $want, fetched $got" >&2; exit 3; fi
 mv "$part" "$dir/revs/$rel"`,

@@ -299,6 +299,11 @@ export function createHostActivities(config: SignalboxConfig) {
       const failed = { outcome: 'failed' as const, code: codeFor(err, stage), previous: replaced };
       const detail = (err as Error).message;
       // The journal says how far it got, so a retry finishes it and a rollback of this run puts it back.
+      if (stage === 'unreachable' && request.movingBack) {
+        // It may come back serving the release being rolled back: out of the pool until the retry or a person.
+        await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
+        return finish({ ...failed, detail: `${detail}; left depooled until it can be rolled back` });
+      }
       if (stage === 'unreachable' || stage === 'depool-failed') return finish({ ...failed, detail });
       if (stage === 'repool-failed') return finish({ ...failed, detail: `${detail}; it passed its checks on ${release.id} and is left depooled` });
       if (request.movingBack) {

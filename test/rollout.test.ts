@@ -43,7 +43,7 @@ describe('rollout engine', () => {
     expect(hosts[0].host).toBe('mw1001'); // the named canary went first
     for (const h of hosts) {
       expect(h.links.current).toBe(`revs/${release.id}`);
-      expect(h.state).toMatchObject({ current: release.id, lastStable: release.id, deployedBy: 'tester', runId: 'first' });
+      expect(h.state).toMatchObject({ current: release.id, lastStable: release.id, deployedBy: 'tester (unverified: auth none)', runId: 'first' });
       expect(h.state.previous).toMatch(/^config-[0-9a-f]{12}$/);
     }
     await assertHostsConsistent(sandbox, 'mediawiki-config');
@@ -170,10 +170,10 @@ describe('rollout engine', () => {
       expect(refused.stderr).toMatch(/invalid|unknown service/);
     }
     const badConfig = path.join(sandbox.home, 'bad.yml');
-    fs.writeFileSync(badConfig, 'services:\n  mediawiki:\n    link: [oops]\n');
+    fs.writeFileSync(badConfig, 'auth: none\nservices:\n  mediawiki:\n    link: [oops]\n');
     const refusedConfig = await cli(sandbox, ['--config', badConfig, 'deploy', 'main', '--service', 'mediawiki-config']);
     expect(refusedConfig.code).toBe(2);
-    expect(refusedConfig.stderr).toMatch(/bad\.yml is not valid:\n  - line 3, services\.mediawiki\.link: must be string/);
+    expect(refusedConfig.stderr).toMatch(/bad\.yml is not valid:\n  - line 4, services\.mediawiki\.link: must be string/);
     expect(JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'))).toBe(before);
 
     const onRelease = async () => Object.values(await configLinks(sandbox!)).filter((r) => r !== JSON.parse(before)[0].links.current.replace('revs/', '')).length;

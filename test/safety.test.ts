@@ -72,7 +72,7 @@ describe('never make it worse', () => {
 
     const viaCli = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
     expect(viaCli.code).toBe(2);
-    expect(viaCli.stderr).toMatch(/refused: mediawiki-config is being changed by first-deploy \(started by tester, since .*\); one change at a time per service/);
+    expect(viaCli.stderr).toMatch(/refused: mediawiki-config is being changed by first-deploy \(started by tester.*, since .*\); one change at a time per service/);
     // A workflow started past the CLI's check is refused by the lease itself, before it touches a host.
     const second = await rollout(s, release, { canary: null, batch: '100%', maxFail: '0', fetchConcurrency: 80 }, { id: 'second-deploy' });
     const refused = await second.result().then(() => undefined, (err) => String(err.cause?.cause?.message));

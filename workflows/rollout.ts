@@ -10,6 +10,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -91,6 +92,8 @@ export interface WaveResult {
   failed: number;
   /** Batches not started because the failure limit was crossed. */
   notStarted: number;
+  /** Every failed host that may yet succeed on a retry (unreachable and the like), by name. */
+  retryable: string[];
 }
 
 /** Hosts per activity inside a wave: small enough that a retry redoes little, large enough to keep events few. */
@@ -116,7 +119,7 @@ async function inParallel<T, R>(items: T[], width: number, work: (item: T) => Pr
 }
 
 export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult> {
-  const result: WaveResult = { batches: [], failures: [], failed: 0, notStarted: 0 };
+  const result: WaveResult = { batches: [], failures: [], failed: 0, notStarted: 0, retryable: [] };
   for (const [index, hosts] of input.batches.entries()) {
     if (result.failed > input.failuresAllowed) {
       result.notStarted = input.batches.length - index;
@@ -128,9 +131,15 @@ export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult>
     result.batches.push({ done: results.length - failures.length, failed: failures.length });
     result.failed += failures.length;
     result.failures.push(...failures.slice(0, Math.max(0, FAILURES_KEPT - result.failures.length)));
+    result.retryable.push(...failures.filter(mayPassOnRetry).map((f) => f.host));
   }
   return result;
 }
+
+/** A host that could not be reached or switched may succeed later; one whose checks failed will not by waiting. */
+const mayPassOnRetry = (result: HostResult) => result.code !== 'check-failed' && result.code !== 'check-failed-moving-back' && result.code !== 'not-fetched';
+/** How long a rollback keeps retrying hosts it could not reach before it names them for a person: about 95 s. */
+const ROLLBACK_RETRY_WAITS = ['5s', '10s', '20s', '30s', '30s'] as const;
 
 /** Groups consecutive batches so that no rollout starts more than MAX_WAVE_CHILDREN children. */
 export function groupBatches(waves: Wave[]): { name: string; waves: Wave[] }[] {
@@ -247,7 +256,30 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     await CancellationScope.nonCancellable(() => rollbackActivities.releaseServiceLease({ service: input.service, workflowId: runId }));
   }
 
+  /**
+   * Moving back, a host that was down is retried for a while: the old release is the only place it should go, and
+   * a host back within a minute or two must not wait for a person. Whatever is still unreached stays named.
+   */
+  async function retryUnreached(hosts: string[]): Promise<void> {
+    for (const wait of ROLLBACK_RETRY_WAITS) {
+      if (!hosts.length) return;
+      await sleep(wait);
+      const results = (
+        await inParallel(chunk(hosts, HOSTS_PER_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) =>
+          hostActivities.promoteHosts({ service: input.service, release: input.release, hosts: part, by: input.by, runId, concurrency: part.length, movingBack: true }),
+        )
+      ).flat();
+      const recovered = new Set(results.filter((r) => r.outcome !== 'failed').map((r) => r.host));
+      status.failed -= recovered.size;
+      status.done += recovered.size;
+      status.failures = status.failures.filter((f) => !recovered.has(f.host));
+      hosts = results.filter((r) => r.outcome === 'failed' && mayPassOnRetry(r)).map((r) => r.host);
+      report();
+    }
+  }
+
   async function rollOut(): Promise<RolloutStatus> {
+    const retryable: string[] = [];
     const { current, canaryHosts } = await hostActivities.currentReleases({ service: input.service, release: input.release, selector: input.selector });
     let plan: RolloutPlan;
     try {
@@ -307,6 +339,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         return rollBack(`${child.name} did not finish: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
       }
       recordFailures(result.failures, result.failed);
+      retryable.push(...result.retryable);
       const ok = result.batches.reduce((n, b) => n + b.done, 0);
       status.done += ok;
       status.waves[index].done = ok;
@@ -335,6 +368,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         }
       }
     }
+    if (input.movingBack) await retryUnreached(retryable);
     if (status.paused || rollbackRequested) {
       // Paused after the last wave (a canary-only run): still the operator's call.
       await condition(() => !status.paused || abortRequested || rollbackRequested);
