@@ -131,13 +131,16 @@ export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult>
     result.batches.push({ done: results.length - failures.length, failed: failures.length });
     result.failed += failures.length;
     result.failures.push(...failures.slice(0, Math.max(0, FAILURES_KEPT - result.failures.length)));
-    result.retryable.push(...failures.filter(mayPassOnRetry).map((f) => f.host));
+    result.retryable.push(...failures.filter((f) => mayPassOnRetry(f)).map((f) => f.host));
   }
   return result;
 }
 
-/** A host that could not be reached or switched may succeed later; one whose checks failed will not by waiting. */
-const mayPassOnRetry = (result: HostResult) => result.code !== 'check-failed' && result.code !== 'check-failed-moving-back' && result.code !== 'not-fetched';
+/**
+ * A host that could not be reached, fetched or switched may succeed later. One whose checks failed is already on
+ * the release it was sent to: moving back, it stays there in the pool, named, rather than hold the rollback up.
+ */
+const mayPassOnRetry = (result: HostResult) => result.code !== 'not-fetched' && !result.code?.startsWith('check-failed');
 /** How long a rollback keeps retrying hosts it could not reach before it names them for a person: about 95 s. */
 const ROLLBACK_RETRY_WAITS = ['5s', '10s', '20s', '30s', '30s'] as const;
 
@@ -261,14 +264,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
    * a host back within a minute or two must not wait for a person. Whatever is still unreached stays named.
    */
   async function retryUnreached(hosts: string[]): Promise<void> {
-    for (const wait of ROLLBACK_RETRY_WAITS) {
+    const request = { service: input.service, release: input.release, by: input.by, runId, movingBack: true };
+    // The first round, at once, also takes hosts whose fetch failed out of the pool (they are unreachable).
+    for (const wait of [null, ...ROLLBACK_RETRY_WAITS]) {
       if (!hosts.length) return;
-      await sleep(wait);
-      const results = (
-        await inParallel(chunk(hosts, HOSTS_PER_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) =>
-          hostActivities.promoteHosts({ service: input.service, release: input.release, hosts: part, by: input.by, runId, concurrency: part.length, movingBack: true }),
-        )
-      ).flat();
+      if (wait) await sleep(wait);
+      await inParallel(chunk(hosts, HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) => hostActivities.fetchToHosts({ ...request, hosts: part }));
+      const results = (await inParallel(chunk(hosts, HOSTS_PER_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) => hostActivities.promoteHosts({ ...request, hosts: part, concurrency: part.length }))).flat();
       const recovered = new Set(results.filter((r) => r.outcome !== 'failed').map((r) => r.host));
       status.failed -= recovered.size;
       status.done += recovered.size;
@@ -309,6 +311,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       report();
       throw ApplicationFailure.nonRetryable(`fetch did not finish (${(err as Error).message}); nothing was switched`, 'RolloutFailed', status);
     }
+    // Moving back, a host that cannot fetch now is tried again once the others are back (see retryUnreached).
+    if (input.movingBack) retryable.push(...fetchFailed);
     if (status.failed > status.maxFail) {
       status.phase = 'aborted';
       report();
