@@ -2,9 +2,9 @@
 // touches a host, and released when it ends. Both are idempotent: a retried acquire by the same workflow succeeds.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { SignalboxConfig } from '../config/load';
-import { acquireLease, leaseHolderQuery, leaseWorkflowId, releaseLease, TRAIN_AT_REST, trainStatusQuery, type LeaseHolder } from '../workflows/definitions';
+import { acquireLease, leaseHolderQuery, leaseWorkflowId, releaseLease, TRAIN_AT_REST, trainStatusQuery, type LeaseHolder, type ScheduleChange } from '../workflows/definitions';
 
 const GRPC_UNIMPLEMENTED = 12;
 
@@ -74,5 +74,28 @@ export function createLeaseActivities(config: SignalboxConfig) {
     await handle.executeUpdate(releaseLease, { args: [{ workflowId: request.workflowId }] });
   }
 
-  return { acquireServiceLease, releaseServiceLease, trainsInMotion: trainsInMotionActivity };
+  /** Creates or deletes the weekly Schedule; a retry finds its own work done. */
+  async function applyScheduleChange(change: ScheduleChange): Promise<string> {
+    const client = Context.current().client;
+    if (change.change === 'delete') {
+      await client.schedule.getHandle(change.scheduleId).delete().catch((err: Error) => {
+        if (!/not found/i.test(err.message)) throw ApplicationFailure.nonRetryable(`cannot delete schedule ${change.scheduleId}: ${err.message}`, 'ScheduleRefused');
+      });
+      return `deleted schedule ${change.scheduleId}`;
+    }
+    try {
+      await client.schedule.create({
+        scheduleId: change.scheduleId,
+        spec: { calendars: [{ dayOfWeek: change.dayOfWeek as 'TUESDAY', hour: change.hour, minute: change.minute }], timezone: change.timezone },
+        action: { type: 'startWorkflow', workflowType: 'weeklyTrainWorkflow', args: [change.trainInput], taskQueue: change.taskQueue, workflowId: `${change.scheduleId}-dispatch` },
+        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+      });
+    } catch (err) {
+      if (err instanceof ScheduleAlreadyRunning) throw ApplicationFailure.nonRetryable(`schedule ${change.scheduleId} already exists; delete it first`, 'ScheduleRefused');
+      throw err;
+    }
+    return `created schedule ${change.scheduleId}`;
+  }
+
+  return { acquireServiceLease, releaseServiceLease, trainsInMotion: trainsInMotionActivity, applyScheduleChange };
 }

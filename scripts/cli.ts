@@ -9,11 +9,10 @@ import { createHostActivities, selectHosts, type HostSelector } from '../activit
 import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
 import { stageFromForge, treeHash, type Release } from '../activities/releases';
 import { createTrainActivities, CONFIG_REPO, stageVersion } from '../activities/train';
-import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type TrainStatus } from '../workflows/definitions';
+import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type ScheduleChange, type TrainStatus } from '../workflows/definitions';
 import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, parseAmount, STATIONS, trainWorkflowId } from '../workflows/names';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { CLI_ENTRY, connectClient, startRollout, startTrain, trainInputFrom, update, UserError } from './client';
 import { runDemo } from './demo';
@@ -88,6 +87,17 @@ async function resolveRelease(cfg: SignalboxConfig, service: string, spec: strin
     return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config', { build: cfg.services[service].build });
   }
   throw new UserError(`give a staged release id for ${service}, such as name-0123456789ab`);
+}
+
+/** Schedule changes are an admin's signed action: a short workflow verifies the signature, then makes the change. */
+async function changeSchedule(cfg: SignalboxConfig, change: ScheduleChange): Promise<string> {
+  const client = await connectClient(cfg);
+  const workflowId = `schedule-change-${change.scheduleId}-${Date.now().toString(36)}`;
+  const request = { ...change, ...(await steering(cfg, 'schedule', workflowId, change.scheduleId)) };
+  const handle = await client.workflow.start('scheduleChangeWorkflow', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [request], staticSummary: `Schedule ${change.change}: ${change.scheduleId}` });
+  return handle.result().catch((err) => {
+    throw new UserError(`refused: ${err.cause?.cause?.message ?? err.cause?.message ?? err.message}`);
+  }) as Promise<string>;
 }
 
 function bar(done: number, total: number, width = 30): string {
@@ -477,16 +487,8 @@ export function buildCli(): Command {
         throw new UserError(`unknown time zone ${JSON.stringify(opts.timezone)}; use an IANA name such as Europe/Berlin`);
       }
       const { version: _auto, ...input } = trainInputFrom(cfg, 'auto', { by: `schedule ${opts.id}` });
-      const client = await connectClient(cfg);
-      await client.schedule.create({
-        scheduleId: opts.id,
-        spec: { calendars: [{ dayOfWeek: opts.day.toUpperCase(), hour: Number(at[1]), minute: Number(at[2]) }], timezone: opts.timezone },
-        action: { type: 'startWorkflow', workflowType: 'weeklyTrainWorkflow', args: [input], taskQueue: cfg.temporal.taskQueue, workflowId: `${opts.id}-dispatch` },
-        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      }).catch((err) => {
-        if (err instanceof ScheduleAlreadyRunning) throw new UserError(`schedule ${opts.id} already exists; delete it first`);
-        throw err;
-      });
+      const change: ScheduleChange = { change: 'create', scheduleId: opts.id, dayOfWeek: opts.day.toUpperCase(), hour: Number(at[1]), minute: Number(at[2]), timezone: opts.timezone, trainInput: input, taskQueue: cfg.temporal.taskQueue };
+      await changeSchedule(cfg, change);
       console.log(`schedule ${opts.id}: a train with the next version every ${opts.day} at ${opts.at} ${opts.timezone}`);
     });
   schedule.command('list').option('--json').action(async (opts, cmd) => {
@@ -496,11 +498,7 @@ export function buildCli(): Command {
     print(opts.json, found, () => (found.length ? found.map((s) => `${s.id}  next: ${s.next ?? '-'}`).join('\n') : 'no schedules'));
   });
   schedule.command('delete').option('--id <id>', 'schedule id', 'weekly-train').action(async (opts, cmd) => {
-    const client = await connectClient(config(cmd));
-    await client.schedule.getHandle(opts.id).delete().catch((err) => {
-      throw new UserError(`cannot delete schedule ${opts.id}: ${(err as Error).message}`);
-    });
-    console.log(`deleted schedule ${opts.id}`);
+    console.log(await changeSchedule(config(cmd), { change: 'delete', scheduleId: opts.id }));
   });
 
   program.command('demo').description('npm start: dev server, sandbox, worker, and a whole train with auto-approval').action(async (_o, cmd) => {

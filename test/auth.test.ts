@@ -147,6 +147,23 @@ describe('signed actions', () => {
     expect(await configLinks(s)).toEqual(Object.fromEntries(Object.keys(linksPaused).map((h) => [h, release.id])));
   });
 
+  it('changes the weekly schedule only for an admin, through a workflow that checks the signature', async () => {
+    sandbox = await startSandbox({ configure: signedAuth });
+    const s = sandbox;
+    const as = (person: string) => ({ ...s, env: { ...s.env, SIGNALBOX_USER: person, SIGNALBOX_SIGNING_KEY: demoKey(s.home, person) } });
+    const byBob = await cli(as('bob'), ['schedule', 'create', '--id', 'weekly-signed']);
+    expect(byBob.code).toBe(2);
+    expect(byBob.stderr).toMatch(/refused: bob may not schedule: that takes the admins role/);
+    const unsigned = await cli({ ...s, env: { ...s.env, SIGNALBOX_SIGNING_KEY: path.join(s.home, 'no-such-key') } }, ['schedule', 'delete', '--id', 'weekly-signed']);
+    expect(unsigned.code).toBe(2);
+    expect(unsigned.stderr).toMatch(/no SSH key to sign with/);
+    expect(JSON.parse((await cli(s, ['schedule', 'list', '--json'])).stdout)).toEqual([]);
+    expect((await cli(as('alice'), ['schedule', 'create', '--id', 'weekly-signed'])).code).toBe(0);
+    expect(JSON.parse((await cli(s, ['schedule', 'list', '--json'])).stdout).map((x: { id: string }) => x.id)).toEqual(['weekly-signed']);
+    expect((await cli(as('bob'), ['schedule', 'delete', '--id', 'weekly-signed'])).stderr).toMatch(/bob may not schedule/);
+    expect((await cli(as('alice'), ['schedule', 'delete', '--id', 'weekly-signed'])).stdout).toContain('deleted schedule weekly-signed');
+  });
+
   it('says so when it runs in open mode', async () => {
     sandbox = await startSandbox();
     const s = sandbox;

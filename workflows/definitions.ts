@@ -55,6 +55,11 @@ export interface Identity {
 
 export const SIGNATURE_NAMESPACE = 'signalbox-action';
 
+/** A change to the weekly Schedule, made by a workflow once the admin's signature checks out. */
+export type ScheduleChange =
+  | { change: 'create'; scheduleId: string; dayOfWeek: string; hour: number; minute: number; timezone: string; trainInput: unknown; taskQueue: string }
+  | { change: 'delete'; scheduleId: string };
+
 /** How the records name a person: the key fingerprint when verified, "unverified" in open mode. */
 export function describeIdentity(identity: Identity): string {
   return identity.fingerprint ? `${identity.principal} [${identity.fingerprint}]` : `${identity.principal} (unverified: auth none)`;

@@ -1,5 +1,5 @@
 // The workflows the worker registers.
 export { rolloutWorkflow, rolloutWaveWorkflow } from './rollout';
 export { trainWorkflow } from './train';
-export { weeklyTrainWorkflow } from './schedule';
+export { scheduleChangeWorkflow, weeklyTrainWorkflow } from './schedule';
 export { serviceLeaseWorkflow } from './lease';

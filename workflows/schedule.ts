@@ -1,6 +1,8 @@
 // What the weekly Schedule starts: it works out the next version ("auto") and starts train-<version>, so a
 // scheduled train has the same id, and the same protection against running twice, as one started by hand.
-import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
+import { ParentClosePolicy, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
+import { authorizer, type Steering } from './authorize';
+import type { ScheduleChange } from './definitions';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { trainWorkflowId } from './names';
@@ -28,4 +30,18 @@ export async function weeklyTrainWorkflow(input: Omit<TrainInput, 'version'>): P
     throw err;
   }
   return `started ${workflowId}`;
+}
+
+const { applyScheduleChange } = proxyActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ScheduleRefused'] },
+});
+
+/**
+ * Changing the weekly Schedule is an admin's signed action like any other: this short workflow has the worker
+ * verify the signature and the role, and only then creates or deletes the Schedule.
+ */
+export async function scheduleChangeWorkflow(request: ScheduleChange & Steering): Promise<string> {
+  await authorizer(workflowInfo().workflowId).verify(request, 'schedule', request.scheduleId);
+  return applyScheduleChange(request);
 }
