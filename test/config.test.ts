@@ -52,7 +52,7 @@ describe('config', () => {
   it('points at unknown keys and missing fields', () => {
     const message = problems('services:\n  web:\n    linkk: current\n');
     expect(message).toMatch(/line 3, services\.web: has an unknown key "linkk"/);
-    expect(message).toMatch(/services\.web: must have required property 'link'/);
+    expect(message).toMatch(/services\.web: "link" is missing \(expected the symlink switched/);
   });
 
   it('checks that a check has exactly one kind', () => {
@@ -71,7 +71,7 @@ describe('config', () => {
   it('checks where the forge is: one of gerrit or github, each with what it needs', () => {
     const base = 'services:\n  web:\n    link: current\n';
     expect(problems(`${base}forge:\n  gerrit:\n    url: gerrit.example.org\n`)).toMatch(/line 6, forge\.gerrit\.url: "gerrit\.example\.org" is not allowed \(expected the Gerrit web URL, such as https:\/\/gerrit\.example\.org\/\)/);
-    expect(problems(`${base}forge:\n  github:\n    apiUrl: https://api.github.com\n`)).toMatch(/forge\.github: must have required property 'owner'/);
+    expect(problems(`${base}forge:\n  github:\n    apiUrl: https://api.github.com\n`)).toMatch(/forge\.github: "owner" is missing \(expected the organisation/);
     expect(problems(`${base}forge:\n  gerrit:\n    url: https://g.example.org/\n  github:\n    owner: wikimedia\n`)).toMatch(/forge: must NOT have more than 1 propert/);
     const train = 'services:\n  mediawiki:\n    link: php\n  mediawiki-config:\n    link: current\n';
     const gerrit = loadConfig(configWith(`${train}forge:\n  gerrit:\n    url: https://g.example.org/\n`)).forge?.gerrit;
