@@ -23,7 +23,11 @@ export interface ServiceState {
   replaced?: string | null;
 }
 
-export type JournalStep = 'depooled' | 'switched' | 'restarted' | 'checked' | 'repooled';
+/**
+ * The steps of an operation in order. `unhealthy` ends a move back whose checks failed on the older release: the
+ * host stays there, in the pool, marked for a person; a retry checks it again.
+ */
+export type JournalStep = 'depooled' | 'switched' | 'restarted' | 'checked' | 'repooled' | 'unhealthy';
 export const JOURNAL_STEPS: JournalStep[] = ['depooled', 'switched', 'restarted', 'checked', 'repooled'];
 
 /** A promote moves a link forward; a restore moves it back after failed checks; a rollback on request. */

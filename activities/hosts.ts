@@ -310,7 +310,8 @@ export function createHostActivities(config: SignalboxConfig) {
         // Going back from an older release would move the host forward, and taking every host that fails on the
         // last good release out of the pool could empty it: the host stays on the older release, pooled, named.
         await setPooled(inv.loadBalancer, host.name, true).catch(() => undefined);
-        return finish({ ...failed, code: 'check-failed-moving-back', detail: `${detail}; this rollout moves hosts back, so it stays on ${release.id} (the older release), in the pool, for a person to look at` });
+        await record('unhealthy').catch(() => undefined);
+        return finish({ ...failed, code: 'check-failed-moving-back', detail: `${detail}; this rollout moves hosts back, so it stays on ${release.id} (the older release), in the pool, marked unhealthy for a person to look at` });
       }
       // A host that failed goes straight back, so it never keeps serving a release that failed.
       try {

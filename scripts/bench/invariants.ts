@@ -309,9 +309,9 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
         // The last operation must have finished (repooled: checked, or restored, and serving again) and left its
         // link where it says; a rollback that removed a link that did not exist before says release null.
         const linked = entry.link ? onHost.links[entry.link]?.replace(/^revs\//, '') ?? null : undefined;
-        // A host put back on its last stable release (checked on every host when it was marked stable) that fails
-        // its checks now has not been moved anywhere unchecked: it is named for a person, not a violation.
-        const backOnStable = linked !== undefined && linked !== null && linked === onHost.state.lastStable && linked === entry.release;
+        // A host put back on the older release that fails its checks there now (marked unhealthy by the engine, or
+        // on its last stable release) was moved nowhere unchecked: it is named for a person, counted apart.
+        const backOnStable = linked !== undefined && linked !== null && linked === entry.release && (linked === onHost.state.lastStable || entry.step === 'unhealthy');
         if ((entry.step !== 'repooled' && !backOnStable) || (linked !== undefined && linked !== (entry.release ?? null))) {
           violations.push({ kind: 'unchecked', host: host.name, detail: `${service}: the journal's last step is ${entry.step} of ${entry.release}${entry.link ? ` on ${entry.link}, which points at ${linked ?? '(nothing)'}` : ''}` });
           unchecked.add(host.name);
