@@ -309,10 +309,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     } catch (err) {
       status.phase = 'aborted';
       report();
-      throw ApplicationFailure.nonRetryable(`fetch did not finish (${(err as Error).message}); nothing was switched`, 'RolloutFailed', status);
+      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      throw ApplicationFailure.nonRetryable(`fetch did not finish (${cause}); nothing was switched`, 'RolloutFailed', status);
     }
     // Moving back, a host that cannot fetch now is tried again once the others are back (see retryUnreached).
-    if (input.movingBack) retryable.push(...fetchFailed);
+    // Behind a patch: rollouts that were running before rollbacks retried their hosts replay as they ran.
+    const retriesUnreached = input.movingBack === true && patched('rollback-retries-unreached');
+    if (retriesUnreached) retryable.push(...fetchFailed);
     if (status.failed > status.maxFail) {
       status.phase = 'aborted';
       report();
@@ -343,7 +346,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         return rollBack(`${child.name} did not finish: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
       }
       recordFailures(result.failures, result.failed);
-      retryable.push(...result.retryable);
+      retryable.push(...(result.retryable ?? []));
       const ok = result.batches.reduce((n, b) => n + b.done, 0);
       status.done += ok;
       status.waves[index].done = ok;
@@ -372,7 +375,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         }
       }
     }
-    if (input.movingBack) await retryUnreached(retryable);
+    if (retriesUnreached) await retryUnreached(retryable);
     if (status.paused || rollbackRequested) {
       // Paused after the last wave (a canary-only run): still the operator's call.
       await condition(() => !status.paused || abortRequested || rollbackRequested);

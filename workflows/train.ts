@@ -348,10 +348,16 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   let lastRange: string | undefined;
   /** Deploys a landed wikiversions release with the engine, then asks the wikis which version they run. */
   const deployAndVerify = async (station: number, release: Release, child: string, strategy: Strategy, by: string, movingBack = false) => {
-    await executeChild(rolloutWorkflow, {
+    const rolledOut = await executeChild(rolloutWorkflow, {
       workflowId: `${trainId}-${child}`,
       args: [{ service: input.configService, release, selector: {}, strategy, by, movingBack }],
     });
+    // A host a rollback could not put back (unreachable, or unhealthy on the older release) is named, and the
+    // rollback stays unfinished for `train resume`: the live check alone would not see a depooled host.
+    if (movingBack && rolledOut.failed > 0) {
+      const named = rolledOut.failures.filter((f) => f.host !== '(analysis)').slice(0, 10).map((f) => `${f.host} (${f.detail ?? f.code})`);
+      throw new Error(`${rolledOut.failed} hosts are not back on ${release.id}: ${named.join('; ')}`);
+    }
     const versions = versionsAt(station);
     const expected = Object.fromEntries(Object.entries(catalog.groups).map(([db, group]) => [db, versions[group]]));
     await acts.verifyLiveVersions({ expected, domains: catalog.domains, everyMs: input.verifyEveryMs, timeoutMs: input.verifyTimeoutMs });
@@ -537,6 +543,10 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
 
   while (staged) {
     const resumesBefore = resumes;
+    if (paused) {
+      status.state = 'paused';
+      report();
+    }
     await condition(() => !paused || abortRequested || pendingRollback !== null);
     if (abortRequested) {
       status.state = 'aborted';
@@ -579,6 +589,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
         await condition(() => approved || abortRequested || pendingRollback !== null);
         if (!approved) continue;
       }
+      // Paused while the gate was open: nothing moves until resumed (the approval, if any, is kept).
+      if (paused) continue;
       if (approved) movedBy = lastApprover ?? movedBy;
       approved = false;
       holdForHuman = false;
