@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { httpGet } from '../activities/checks';
 import {
   activateRelease,
+  journalFor,
   linkTarget,
   readService,
   writeJournal,
@@ -258,7 +259,8 @@ describe('host journal', () => {
     const moved = byHost(await s.activities.promoteHosts(back));
     expect(moved.mw1001).toMatchObject({ outcome: 'done', previous: newer.id });
     expect(moved.mw1002).toMatchObject({ outcome: 'failed', code: 'check-failed-moving-back' });
-    expect(moved.mw1002.detail).toMatch(/check "breaks on the older release" failed.*stays on .* \(the older release\), in the pool, for a person to look at/);
+    expect(moved.mw1002.detail).toMatch(/check "breaks on the older release" failed.*stays on .* \(the older release\), in the pool, marked unhealthy for a person to look at/);
+    expect(journalFor((await serviceOnEveryHost(s, SERVICE)).find((h) => h.host === 'mw1002')!, 'current')?.step).toBe('unhealthy');
 
     const undone = byHost(await s.activities.rollbackHosts(back));
     expect(undone.mw1001.outcome).toBe('skipped');
