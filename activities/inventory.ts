@@ -25,6 +25,10 @@ export interface SandboxFleetFile {
   reposDir: string;
   stagingDir: string;
   trafficPerSecond: number;
+  /** The background share of requests that fail, per wiki group; fleets made before it get 0.3% everywhere. */
+  errorRate?: Partial<Record<string, number>>;
+  /** Fleet-wide bursts of background errors; absent means on. */
+  bursts?: boolean;
   /** Where the sandbox keeps train records: mail, IRC, a Slack-style webhook and the roadmap wiki. */
   records?: SandboxRecords;
 }

@@ -8,7 +8,8 @@ import { LineCounter, parseDocument } from 'yaml';
 import { configSchema } from './schema';
 import { DEFAULT_STRATEGY, type Strategy } from '../workflows/plan';
 import { TASK_QUEUE } from '../workflows/definitions';
-import { STATIONS } from '../workflows/names';
+import { STATIONS, type Station } from '../workflows/names';
+import { groupErrorRates } from '../sandbox/traffic';
 import { checkWindows, DEFAULT_WINDOWS, type DeployWindows } from '../workflows/windows';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
@@ -69,7 +70,14 @@ export interface SignalboxConfig {
   auth: AuthConfig;
   temporal: { address: string; namespace: string; taskQueue: string; uiPort: number };
   fleet: {
-    sandbox?: { hosts: number; trafficPerSecond: number };
+    sandbox?: {
+      hosts: number;
+      trafficPerSecond: number;
+      /** The background share of requests that fail on every version, per wiki group. */
+      errorRate: Record<Station, number>;
+      /** Now and then the background error rate rises 5x fleet-wide for a few seconds. */
+      bursts: boolean;
+    };
     hosts?: HostSpec[];
     rsyncSource?: string;
     ssh: { user?: string; privateKey?: string; knownHosts?: string; connectTimeoutMs: number; commandTimeoutMs: number };
@@ -256,7 +264,12 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       uiPort: raw.temporal?.uiPort ?? 8233,
     },
     fleet: {
-      sandbox: fleet.sandbox && { hosts: fleet.sandbox.hosts ?? 12, trafficPerSecond: fleet.sandbox.trafficPerSecond ?? 40 },
+      sandbox: fleet.sandbox && {
+        hosts: fleet.sandbox.hosts ?? 12,
+        trafficPerSecond: fleet.sandbox.trafficPerSecond ?? 40,
+        errorRate: groupErrorRates(fleet.sandbox.errorRate),
+        bursts: fleet.sandbox.bursts ?? true,
+      },
       hosts: fleet.hosts?.map((h: any) => ({ transport: 'ssh', ...h })),
       rsyncSource: fleet.rsyncSource,
       ssh: { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, ...(fleet.ssh ?? {}) },

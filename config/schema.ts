@@ -156,6 +156,25 @@ export const configSchema = {
           properties: {
             hosts: { type: 'integer', minimum: 1, maximum: 5000, description: 'how many sandbox hosts (1 to 5000)' },
             trafficPerSecond: { type: 'number', minimum: 0, description: 'requests per second from the traffic generator' },
+            errorRate: {
+              description: 'background share of requests that fail on every version, 0 to 1 (default 0.003): '
+                + 'one number, or one per group such as { group2: 0.001 }',
+              anyOf: [
+                { type: 'number', minimum: 0, maximum: 1, description: 'a share of requests from 0 to 1, such as 0.003' },
+                {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: Object.fromEntries(['testwikis', 'group0', 'group1', 'group2'].map((group) => [
+                    group,
+                    { type: 'number', minimum: 0, maximum: 1, description: `the background error share of ${group}, 0 to 1` },
+                  ])),
+                },
+              ],
+            },
+            bursts: {
+              type: 'boolean',
+              description: 'true (default) or false: about every 3 minutes background errors rise 5x fleet-wide for 5 to 15 s',
+            },
           },
         },
         hosts: { type: 'array', items: host },

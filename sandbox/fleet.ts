@@ -15,6 +15,8 @@ import { CODE_REPO, CONFIG_REPO } from '../activities/train';
 import { LocalTransport } from '../activities/transport';
 import { initialRoadmap, ngircdPath, seedRoadmap } from './records';
 import { SANDBOX_START_VERSION, SANDBOX_WIKIS, seedCodeFiles, wikiversionsFor } from './wikis';
+import { groupErrorRates } from './traffic';
+import type { Station } from '../workflows/names';
 
 export const APP_PORT = 8080;
 
@@ -43,8 +45,20 @@ export function readFleet(home: string): SandboxFleetFile | null {
   }
 }
 
+/** How much background noise the fleet's traffic carries: fleet.sandbox's errorRate and bursts. */
+export interface SandboxNoise {
+  errorRate?: number | Partial<Record<Station, number>>;
+  bursts?: boolean;
+}
+
 /** Creates the fleet's files once; a second call with a fleet present returns it unchanged. */
-export async function createFleet(home: string, hostCount: number, trafficPerSecond: number, port = APP_PORT): Promise<SandboxFleetFile> {
+export async function createFleet(
+  home: string,
+  hostCount: number,
+  trafficPerSecond: number,
+  port = APP_PORT,
+  noise: SandboxNoise = {},
+): Promise<SandboxFleetFile> {
   const existing = readFleet(home);
   if (existing) {
     if (existing.hosts.length !== hostCount) {
@@ -100,7 +114,11 @@ export async function createFleet(home: string, hostCount: number, trafficPerSec
     wikiPassword: crypto.randomBytes(12).toString('hex'),
   };
   seedRoadmap(dir, initialRoadmap([{ wmf: Number(SANDBOX_START_VERSION.split('wmf.')[1]), date: new Date().toISOString().slice(0, 10), group: '2' }]));
-  const fleet: SandboxFleetFile = { hosts, controlUrl, reposDir, stagingDir, trafficPerSecond, records };
+  const fleet: SandboxFleetFile = {
+    hosts, controlUrl, reposDir, stagingDir, trafficPerSecond, records,
+    errorRate: groupErrorRates(noise.errorRate),
+    bursts: noise.bursts !== false,
+  };
   makeDemoPeople(home);
   fs.writeFileSync(fleetFile(home), `${JSON.stringify(fleet, null, 2)}\n`);
   return fleet;

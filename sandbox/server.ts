@@ -3,6 +3,9 @@
 //
 // An app server answers only from what is deployed in its host's folder, read when it (re)starts, as php-fpm
 // does: the switch of a symlink takes effect at the restart that follows it.
+//
+// Traffic looks like production's (sandbox/traffic.ts): every version fails a little in the background, a few
+// hosts are noisy, bursts hit the whole fleet alike, and faults (per version) come on top of that.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -11,10 +14,25 @@ import { fleetFile, sandboxDir, type SandboxFleetFile } from '../activities/inve
 import { TRAFFIC_SHARE, type WikiInfo } from './wikis';
 import { serveRecords } from './records';
 import type { Station } from '../workflows/names';
+import {
+  baseLatencyMs, Bursts, groupErrorRates, LatencyHistogram, NOISY_FACTOR, noisyHosts, pickBackgroundSignature, poisson,
+} from './traffic';
+
+export interface GroupFault {
+  errorRate: number;
+  latencyMs?: number;
+  /** The error rate grows from 0 to errorRate over this many minutes from the host's first request on the version. */
+  rampMinutes?: number;
+  /** Only these wikis (database names) fail or slow down; absent means every wiki of the group. */
+  wikis?: string[];
+}
 
 export interface Fault {
-  groups: Partial<Record<Station, { errorRate: number; latencyMs?: number }>>;
+  groups: Partial<Record<Station, GroupFault>>;
+  /** The app fails to start on this version. */
   crash?: boolean;
+  /** The app starts and answers, then dies after about 3 s and stays down about 10 s until restarted, over and over. */
+  crashLoop?: boolean;
   signature?: string;
 }
 
@@ -22,6 +40,12 @@ export type FaultFile = Record<string, Fault>;
 
 export const faultsFile = (home: string) => path.join(sandboxDir(home), 'faults.json');
 const poolsFile = (home: string) => path.join(sandboxDir(home), 'pools.json');
+
+const CRASH_LOOP_UP_MS = 3_000;
+const CRASH_LOOP_DOWN_MS = 10_000;
+const DURATION_METRIC = 'mediawiki_request_duration_seconds';
+/** Within 10% either way, so hosts of one fleet do not crash in step. */
+const roughly = (ms: number) => ms * (0.9 + Math.random() * 0.2);
 
 interface Loaded {
   wikis: Record<string, WikiInfo>;
@@ -33,11 +57,26 @@ class AppServer {
   server?: http.Server;
   loaded?: Loaded;
   startError?: string;
+  /** Why a crash-looping app is down, until the init system brings it back. */
+  crashError?: string;
   requests = new Map<string, number>();
   errors = new Map<string, number>();
+  durations = new Map<string, LatencyHistogram>();
   served = 0;
+  /** When this app first served each version: a fault's ramp counts from then. */
+  private firstServed = new Map<string, number>();
+  private crashTimer?: NodeJS.Timeout;
+  private respawnTimer?: NodeJS.Timeout;
+  private closing?: Promise<void>;
+  private disposed = false;
 
-  constructor(readonly host: HostSpec, private readonly faults: () => FaultFile) {}
+  constructor(
+    readonly host: HostSpec,
+    private readonly faults: () => FaultFile,
+    /** The background error rate of a group on this host right now (noise and bursts included). */
+    private readonly backgroundRate: (group: Station) => number,
+    readonly noisy: boolean,
+  ) {}
 
   get up(): boolean {
     return this.server !== undefined && this.loaded !== undefined;
@@ -58,8 +97,12 @@ class AppServer {
     return { wikis, versionOf, byDomain: new Map(Object.entries(wikis).map(([db, w]) => [w.domain, db])) };
   }
 
-  /** Loads what is deployed and (re)binds the port. A version with a crash fault leaves the host down. */
+  /**
+   * Loads what is deployed and (re)binds the port. A version with a crash fault leaves the host down; one with a
+   * crash loop comes up and dies a few seconds later.
+   */
   async restart(): Promise<void> {
+    this.clearCrashLoop();
     try {
       this.loaded = this.load();
       this.startError = undefined;
@@ -70,6 +113,7 @@ class AppServer {
       this.logError(`[${new Date().toISOString()}] startup ${this.startError}`);
       throw err;
     }
+    await this.closing;
     if (!this.server) {
       const server = http.createServer((req, res) => this.handle(req, res));
       await new Promise<void>((resolve, reject) => {
@@ -78,12 +122,52 @@ class AppServer {
       });
       this.server = server;
     }
+    const looping = [...new Set(Object.values(this.loaded.versionOf))].find((v) => this.faults()[v]?.crashLoop);
+    if (looping) this.crashTimer = setTimeout(() => void this.crash(looping), roughly(CRASH_LOOP_UP_MS));
+  }
+
+  /** A crash of a crash-looping version: the port closes, and the init system restarts the app a while later. */
+  private async crash(version: string): Promise<void> {
+    this.crashTimer = undefined;
+    const downMs = roughly(CRASH_LOOP_DOWN_MS);
+    // php-fpm's words for a dead child; they must not match the log-scan check's Fatal|startup, as a crash
+    // that comes seconds after the checks is the point of a crash loop.
+    const died = 'WARNING: [pool www] child exited on signal 11 (SIGSEGV - core dumped)';
+    this.logError(`[${new Date().toISOString()}] ${died} serving MediaWiki ${version}`);
+    const downFor = `${Math.round(downMs / 1000)} s`;
+    this.crashError = `MediaWiki ${version} crashed (crash loop); the init system restarts it in ${downFor}`;
+    await this.close();
+    if (this.disposed) return;
+    this.respawnTimer = setTimeout(() => {
+      this.respawnTimer = undefined;
+      this.restart().catch(() => undefined);
+    }, downMs);
+  }
+
+  private clearCrashLoop(): void {
+    clearTimeout(this.crashTimer);
+    clearTimeout(this.respawnTimer);
+    this.crashTimer = this.respawnTimer = undefined;
+    this.crashError = undefined;
   }
 
   async stop(): Promise<void> {
+    this.clearCrashLoop();
+    await this.close();
+  }
+
+  /** Stops for good: a crash loop's pending restart must not bring the port back after the fleet shuts down. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await this.stop();
+  }
+
+  private async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+    if (!server) return this.closing;
+    this.closing = new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+    await this.closing;
   }
 
   private logError(line: string): void {
@@ -108,6 +192,12 @@ class AppServer {
         const [wiki, group, version, signature] = k.split('|');
         return `mediawiki_errors_total{host="${this.host.name}",wiki="${wiki}",group="${group}",version="${version}",signature="${labelValue(signature)}"} ${v}`;
       }),
+      `# HELP ${DURATION_METRIC} Time to answer a request, by group and version.`,
+      `# TYPE ${DURATION_METRIC} histogram`,
+      ...[...this.durations].flatMap(([k, histogram]) => {
+        const [group, version] = k.split('|');
+        return histogram.lines(DURATION_METRIC, `host="${this.host.name}",group="${group}",version="${version}"`);
+      }),
       '# TYPE mediawiki_up gauge',
       `mediawiki_up{host="${this.host.name}"} 1`,
     ];
@@ -125,16 +215,27 @@ class AppServer {
     if (!db || !loaded.wikis[db]) return void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no wiki is served at ${hostHeader}\n`);
     const version = loaded.versionOf[db];
     const group = loaded.wikis[db].group;
-    const fault = this.faults()[version]?.groups[group];
+    const arrived = performance.now();
+    const servedBy = this.server;
+    if (!this.firstServed.has(version)) this.firstServed.set(version, Date.now());
+    const groupFault = this.faults()[version]?.groups[group];
+    const onThisWiki = groupFault && (!Array.isArray(groupFault.wikis) || groupFault.wikis.includes(db));
+    const fault = onThisWiki ? groupFault : undefined;
     const respond = () => {
+      // A crash while the request waited took its connection: it was never answered, so it is not counted.
+      if (this.server !== servedBy) return;
       this.served++;
-      if (fault && Math.random() < fault.errorRate) {
-        const signature = this.faults()[version]?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()';
+      this.observe(group, version, (performance.now() - arrived) / 1000);
+      const failWith = (signature: string) => {
         this.count(this.requests, `${db}|${group}|${version}|500`);
         this.count(this.errors, `${db}|${group}|${version}|${signature.replace(/\|/g, '/')}`);
         this.logError(`[${new Date().toISOString()}] ${db} ${version} ${req.method} ${url.pathname} ${signature}`);
-        return void res.writeHead(500, { 'content-type': 'text/plain' }).end(`MediaWiki internal error.\n${signature}\n`);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`MediaWiki internal error.\n${signature}\n`);
+      };
+      if (fault && Math.random() < this.faultErrorRate(fault, version)) {
+        return failWith(this.faults()[version]?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()');
       }
+      if (Math.random() < this.backgroundRate(group)) return failWith(pickBackgroundSignature());
       this.count(this.requests, `${db}|${group}|${version}|200`);
       if (url.pathname === '/w/api.php' && url.searchParams.get('meta') === 'siteinfo') {
         const body = { batchcomplete: '', query: { general: { generator: `MediaWiki ${version}`, wikiid: db, servername: loaded.wikis[db].domain, host: this.host.name } } };
@@ -142,8 +243,20 @@ class AppServer {
       }
       res.writeHead(200, { 'content-type': 'text/html' }).end(`<!DOCTYPE html><html><head><meta name="generator" content="MediaWiki ${version}"></head><body>${db}${url.pathname}</body></html>`);
     };
-    if (fault?.latencyMs) setTimeout(respond, fault.latencyMs);
-    else respond();
+    setTimeout(respond, baseLatencyMs() + (fault?.latencyMs ?? 0));
+  }
+
+  private faultErrorRate(fault: GroupFault, version: string): number {
+    const rampMs = (Number(fault.rampMinutes) || 0) * 60_000;
+    if (rampMs <= 0) return fault.errorRate;
+    return fault.errorRate * Math.min(1, (Date.now() - (this.firstServed.get(version) ?? Date.now())) / rampMs);
+  }
+
+  private observe(group: string, version: string, seconds: number): void {
+    const key = `${group}|${version}`;
+    let histogram = this.durations.get(key);
+    if (!histogram) this.durations.set(key, (histogram = new LatencyHistogram()));
+    histogram.observe(seconds);
   }
 }
 
@@ -173,7 +286,15 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
   }
   const savePools = () => fs.writeFileSync(poolsFile(home), JSON.stringify(pooled));
 
-  const apps = new Map(fleet.hosts.map((h) => [h.name, new AppServer(h, () => faults)]));
+  // Old fleet files have no errorRate or bursts: they get the defaults.
+  const errorRates = groupErrorRates(fleet.errorRate);
+  const bursts = new Bursts(fleet.bursts !== false);
+  const noisy = noisyHosts(fleet.hosts.map((h) => h.name));
+  const backgroundRate = (host: string) => (group: Station) =>
+    Math.min(1, (errorRates[group] ?? 0) * (noisy.has(host) ? NOISY_FACTOR : 1) * bursts.factor());
+  const apps = new Map(fleet.hosts.map((h) => {
+    return [h.name, new AppServer(h, () => faults, backgroundRate(h.name), noisy.has(h.name))] as const;
+  }));
   for (const app of apps.values()) {
     await app.restart().catch((err) => console.error(`${app.host.name}: ${(err as Error).message}`));
   }
@@ -190,8 +311,30 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     const parts = url.pathname.split('/').filter(Boolean);
     if (records && (parts[0] === 'slack' || parts[0] === 'wiki') && records.handle(req, res, await readBody(req))) return;
     if (url.pathname === '/healthz') return json(res, 200, { ok: true, hosts: apps.size });
+    if (url.pathname === '/traffic') {
+      const burst = bursts.state();
+      return json(res, 200, {
+        trafficPerSecond: fleet.trafficPerSecond,
+        errorRate: errorRates,
+        noisyHosts: [...noisy],
+        bursts: {
+          enabled: bursts.enabled,
+          bursting: burst.bursting,
+          startsAt: new Date(burst.startsAt).toISOString(),
+          endsAt: new Date(burst.endsAt).toISOString(),
+        },
+      });
+    }
     if (parts[0] === 'hosts' && parts.length === 1) {
-      return json(res, 200, [...apps.values()].map((a) => ({ host: a.host.name, address: `${a.host.address}:${a.host.port}`, up: a.up, pooled: pooled[a.host.name] !== false, served: a.served, error: a.startError })));
+      return json(res, 200, [...apps.values()].map((a) => ({
+        host: a.host.name,
+        address: `${a.host.address}:${a.host.port}`,
+        up: a.up,
+        pooled: pooled[a.host.name] !== false,
+        served: a.served,
+        noisy: a.noisy,
+        error: a.startError ?? a.crashError,
+      })));
     }
     const app = apps.get(parts[1] ?? '');
     if (parts[0] === 'hosts' && parts[2] === 'restart' && req.method === 'POST') {
@@ -222,7 +365,7 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
   const controlPort = Number(new URL(fleet.controlUrl).port);
   await new Promise<void>((resolve) => control.listen(controlPort, '127.0.0.1', () => resolve()));
 
-  // Steady traffic from a keep-alive client, weighted by group, to pooled hosts that are up.
+  // Traffic from a keep-alive client, weighted by group, to pooled hosts that are up; Poisson arrivals per tick.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const wikisByGroup = new Map<string, { db: string; domain: string }[]>();
   const firstLoaded = [...apps.values()].find((a) => a.loaded)?.loaded;
@@ -235,11 +378,10 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     return 'group2';
   };
   const tickMs = 100;
-  let carry = 0;
   const trafficTimer = setInterval(() => {
-    carry += (fleet.trafficPerSecond * tickMs) / 1000;
+    const arrivals = poisson((fleet.trafficPerSecond * tickMs) / 1000);
     const live = [...apps.values()].filter((a) => a.up && pooled[a.host.name] !== false);
-    for (; carry >= 1; carry--) {
+    for (let n = 0; n < arrivals; n++) {
       const wikis = wikisByGroup.get(pickGroup());
       if (!wikis?.length || !live.length) continue;
       const wiki = wikis[Math.floor(Math.random() * wikis.length)];
@@ -255,7 +397,7 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     clearInterval(faultTimer);
     agent.destroy();
     await new Promise<void>((resolve) => { control.close(() => resolve()); control.closeAllConnections(); });
-    await Promise.all([...apps.values()].map((a) => a.stop()));
+    await Promise.all([...apps.values()].map((a) => a.dispose()));
     await records?.stop();
   };
 }

@@ -23,7 +23,8 @@ import { runWorker } from '../workers/worker';
 import { runSetup } from './setup';
 import { devServerPid, startDevServer, stopDevServer } from './temporal-runtime';
 import { createFleet, readFleet, serverPid, startFleetServer, stopFleetServer } from '../sandbox/fleet';
-import { faultsFile, serveFleet, type FaultFile } from '../sandbox/server';
+import { faultsFile, serveFleet, type FaultFile, type GroupFault } from '../sandbox/server';
+import { SANDBOX_WIKIS } from '../sandbox/wikis';
 
 
 // Option parsers: commander would hand over Number("abc"), which is NaN and passes every later `<` check.
@@ -156,7 +157,8 @@ export function buildCli(): Command {
       const cfg = config(cmd);
       const hosts = opts.hosts ?? cfg.fleet.sandbox?.hosts ?? 12;
       if (!Number.isInteger(hosts) || hosts < 1 || hosts > 5000) throw new UserError('--hosts takes a whole number from 1 to 5000');
-      const fleet = await createFleet(cfg.home, hosts, cfg.fleet.sandbox?.trafficPerSecond ?? 40);
+      const traffic = cfg.fleet.sandbox?.trafficPerSecond ?? 40;
+      const fleet = await createFleet(cfg.home, hosts, traffic, undefined, cfg.fleet.sandbox);
       const pid = await startFleetServer(cfg.home, CLI_ENTRY);
       console.log(`sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}`);
     });
@@ -192,28 +194,58 @@ export function buildCli(): Command {
         live.length ? live.map((h) => `${h.host.padEnd(8)} ${h.address.padEnd(18)} ${h.up ? 'up  ' : 'DOWN'} ${h.pooled ? 'pooled  ' : 'depooled'} ${String(h.served).padStart(7)} requests${h.error ? `  ${h.error}` : ''}`).join('\n') : 'sandbox server not running',
       );
     });
+  // --wiki is repeatable and takes commas; a name the sandbox does not serve is refused, naming the ones it does.
+  const wikiList = (value: string, previous: string[] = []): string[] => {
+    const wikis = value.split(',').map((w) => w.trim()).filter(Boolean);
+    const unknown = wikis.filter((w) => !Object.hasOwn(SANDBOX_WIKIS, w));
+    if (!wikis.length || unknown.length) {
+      const known = Object.keys(SANDBOX_WIKIS).join(', ');
+      throw new InvalidArgumentError(`unknown wiki ${unknown.join(', ') || '(none given)'}; the sandbox's wikis are ${known}`);
+    }
+    return [...previous, ...wikis];
+  };
   sandbox
     .command('fault <version>')
     .description('make a version misbehave in the sandbox, so a bad train is reproducible')
-    .option('--group <group>', 'wiki group the error rate applies to', 'group2')
+    .option('--group <group>', 'wiki group the fault applies to (with --wiki alone, the wikis\' group)', 'group2')
     .option('--error-rate <rate>', 'share of requests that fail, 0 to 1', shareOfOne, 0)
     .option('--latency-ms <ms>', 'extra latency per request (0 to 600000)', wholeNumber(0, 600_000))
+    .option('--ramp-minutes <n>', 'the error rate grows from 0 over this many minutes (1 to 1440)', wholeNumber(1, 1440))
+    .option('--wiki <db>', 'only this wiki is faulty, by database name (repeat, or comma-separated)', wikiList)
     .option('--crash', 'the app fails to start on this version')
+    .option('--crash-loop', 'the app starts and answers, then dies after ~3 s and is down ~10 s, again and again')
     .option('--signature <text>', 'the error message logged')
     .option('--clear', 'remove every fault of this version')
     .action((version, opts, cmd) => {
       const cfg = config(cmd);
       checkVersion(version);
-      const group = checkStation(opts.group);
+      const wikis: string[] | undefined = opts.wiki && [...new Set<string>(opts.wiki)];
+      // --wiki enwiki alone means enwiki's group, not the default group2 it may not be in.
+      const groupsOfWikis = new Set((wikis ?? []).map((w) => SANDBOX_WIKIS[w].group));
+      const inferred = cmd.getOptionValueSource('group') === 'default' && groupsOfWikis.size === 1;
+      const group = checkStation(inferred ? [...groupsOfWikis][0] : opts.group);
       const errorRate: number = opts.errorRate;
       const latencyMs: number | undefined = opts.latencyMs;
+      const rampMinutes: number | undefined = opts.rampMinutes;
+      if (rampMinutes !== undefined && !(errorRate > 0)) {
+        throw new UserError('--ramp-minutes ramps up --error-rate; give an --error-rate above 0');
+      }
+      const elsewhere = (wikis ?? []).filter((w) => SANDBOX_WIKIS[w].group !== group);
+      if (elsewhere.length) {
+        const where = elsewhere.map((w) => `${w} is in ${SANDBOX_WIKIS[w].group}`).join(', ');
+        throw new UserError(`--wiki names wikis outside --group ${group} (${where}); pass the --group they are in`);
+      }
       const file = faultsFile(cfg.home);
       const faults: FaultFile = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
       if (opts.clear) delete faults[version];
       else {
         const fault = faults[version] ?? { groups: {} };
-        fault.groups[group] = { errorRate, latencyMs };
+        const groupFault: GroupFault = { errorRate, latencyMs };
+        if (rampMinutes !== undefined) groupFault.rampMinutes = rampMinutes;
+        if (wikis) groupFault.wikis = wikis;
+        fault.groups[group] = groupFault;
         if (opts.crash) fault.crash = true;
+        if (opts.crashLoop) fault.crashLoop = true;
         if (opts.signature) fault.signature = opts.signature;
         faults[version] = fault;
       }

@@ -95,7 +95,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const config = loadConfig(configFile, home);
   // Tests that go through the CLI or a worker process get the same sandbox from the environment.
   const env = { ...process.env, SIGNALBOX_HOME: home, SIGNALBOX_CONFIG: configFile, TEMPORAL_ADDRESS: config.temporal.address, TEMPORAL_NAMESPACE: namespace, SIGNALBOX_TASK_QUEUE: taskQueue };
-  await createFleet(home, config.fleet.sandbox!.hosts, config.fleet.sandbox!.trafficPerSecond, await freePort());
+  const sandboxSpec = config.fleet.sandbox!;
+  await createFleet(home, sandboxSpec.hosts, sandboxSpec.trafficPerSecond, await freePort(), sandboxSpec);
   const stopFleet = await serveFleet(home);
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });

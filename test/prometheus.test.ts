@@ -22,7 +22,8 @@ afterEach(async () => {
 });
 
 async function withPrometheus(): Promise<{ sandbox: Sandbox; url: string }> {
-  const s = await startSandbox({ worker: false, trafficPerSecond: 200 });
+  // No background errors: the healthy canary's exact 0.00% against a 0.00% baseline is what this test reads.
+  const s = await startSandbox({ worker: false, trafficPerSecond: 200, configure: (raw) => void (raw.fleet.sandbox.errorRate = 0) });
   const binary = findTool({ command: 'prometheus', paths: ['/usr/bin/prometheus'], debianPackage: 'prometheus', why: '' });
   if (!binary) throw new Error('prometheus is missing; `npm test` installs it (Debian package prometheus)');
   const fleet: SandboxFleetFile = JSON.parse(fs.readFileSync(fleetFile(s.home), 'utf8'));
