@@ -11,6 +11,7 @@ import { TASK_QUEUE } from '../workflows/definitions';
 import { STATIONS, type Station } from '../workflows/names';
 import { groupErrorRates } from '../sandbox/traffic';
 import { checkWindows, DEFAULT_WINDOWS, type DeployWindows } from '../workflows/windows';
+import type { AnalysisSpec as JudgeSpec } from '../workflows/analysis/model';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_CONFIG_FILE = path.join(REPO_ROOT, 'signalbox.yml');
@@ -36,6 +37,25 @@ export interface AnalysisSpec {
   maxErrorRate: number;
   maxRatioToBaseline: number;
   minRequests: number;
+  /** The whole judging, as the analysis run takes it (workflows/analysis/model.ts). */
+  judge: Partial<JudgeSpec>;
+}
+
+/**
+ * The analysis run's settings from the file's flat keys: the judging block, the fixed method's thresholds and the
+ * new-signature count, which the canary analysis and the watch spell differently.
+ */
+export function judgeSpecOf(judging: any = {}, fixed: JudgeSpec['fixed'], failureLimit: number, newErrorMin: number): Partial<JudgeSpec> {
+  const spec: Partial<JudgeSpec> = { fixed, minRequests: fixed.minRequests, failureLimit, newSignatures: { minCount: newErrorMin } };
+  if (judging.method) spec.judge = judging.method;
+  if (judging.alpha !== undefined) spec.alpha = judging.alpha;
+  if (judging.minEffect !== undefined) spec.minEffect = { points: judging.minEffect };
+  if (judging.ceiling !== undefined) spec.maxErrorRate = judging.ceiling;
+  if (judging.inconclusiveLimit !== undefined) spec.inconclusiveLimit = judging.inconclusiveLimit;
+  if (judging.consecutiveErrorLimit !== undefined) spec.consecutiveErrorLimit = judging.consecutiveErrorLimit;
+  if (judging.latency) spec.latency = judging.latency;
+  if (judging.trafficFloor) spec.trafficFloor = { minShareOfBaseline: judging.trafficFloor.share, intervals: judging.trafficFloor.intervals ?? 3 };
+  return spec;
 }
 
 export interface ServiceSpec {
@@ -96,6 +116,8 @@ export interface SignalboxConfig {
     watchMaxRatio: number;
     watchMinRequests: number;
     watchNewErrorMin: number;
+    /** The watch's judging, as the analysis run takes it. */
+    watchJudge: Partial<JudgeSpec>;
     codeService: string;
     configService: string;
     gate: 'approval' | 'window';
@@ -227,6 +249,20 @@ function authFrom(raw: any, file: string, home: string): AuthConfig {
   return { mode: 'signed', allowedSigners, roles, maxAgeSeconds: raw.maxAgeSeconds ?? 300 };
 }
 
+function analysisOf(raw: any): AnalysisSpec {
+  const fixed = { maxErrorRate: raw.maxErrorRate ?? 0.01, maxRatioToBaseline: raw.maxRatioToBaseline ?? 10, minRequests: raw.minRequests ?? 20 };
+  const failureLimit = raw.failureLimit ?? 0;
+  return {
+    source: raw.source ?? 'scrape',
+    prometheusUrl: raw.prometheusUrl,
+    intervalMs: raw.intervalMs ?? 5000,
+    measurements: raw.measurements ?? 3,
+    failureLimit,
+    ...fixed,
+    judge: judgeSpecOf(raw, fixed, failureLimit, raw.newErrorMin ?? 5),
+  };
+}
+
 function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
   const services: Record<string, ServiceSpec> = {};
   for (const [name, spec] of Object.entries<any>(raw.services)) {
@@ -236,16 +272,7 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       build: spec.build,
       keep: spec.keep ?? 5,
       checks: spec.checks ?? [],
-      analysis: spec.analysis && {
-        source: spec.analysis.source ?? 'scrape',
-        prometheusUrl: spec.analysis.prometheusUrl,
-        intervalMs: spec.analysis.intervalMs ?? 5000,
-        measurements: spec.analysis.measurements ?? 3,
-        failureLimit: spec.analysis.failureLimit ?? 0,
-        maxErrorRate: spec.analysis.maxErrorRate ?? 0.01,
-        maxRatioToBaseline: spec.analysis.maxRatioToBaseline ?? 10,
-        minRequests: spec.analysis.minRequests ?? 20,
-      },
+      analysis: spec.analysis && analysisOf(spec.analysis),
     };
   }
   const train = raw.train ?? {};
@@ -288,6 +315,12 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       watchMaxRatio: train.watchMaxRatio ?? 5,
       watchMinRequests: train.watchMinRequests ?? 50,
       watchNewErrorMin: train.watchNewErrorMin ?? 5,
+      watchJudge: judgeSpecOf(
+        train.watchJudging,
+        { maxErrorRate: train.watchMaxErrorRate ?? 0.01, maxRatioToBaseline: train.watchMaxRatio ?? 5, minRequests: train.watchMinRequests ?? 50 },
+        0,
+        train.watchNewErrorMin ?? 5,
+      ),
       codeService: train.codeService ?? 'mediawiki',
       configService: train.configService ?? 'mediawiki-config',
       gate: train.gate ?? 'approval',

@@ -41,19 +41,46 @@ const check = {
   oneOf: [{ required: ['tcp'] }, { required: ['http'] }, { required: ['command'] }, { required: ['logScan'] }],
 };
 
+const share = (what: string) => ({ type: 'number', minimum: 0, maximum: 1, description: `${what}, 0 to 1` });
+
+/** How an analysis run judges: shared by the canary analysis and the train's error watch (one AnalysisRun model). */
+const judging = {
+  method: { enum: ['sequential', 'fixed'], description: 'sequential (anytime-valid tests over the whole run, the default) or fixed (per-interval thresholds)' },
+  alpha: { type: 'number', exclusiveMinimum: 0, maximum: 0.2, description: 'the chance a healthy release fails a whole run, however often it is looked at (above 0, at most 0.2; default 0.005)' },
+  minEffect: { type: 'number', exclusiveMinimum: 0, maximum: 1, description: 'the smallest error-rate rise worth catching, in points of rate: 0.01 is +1 point (default)' },
+  ceiling: share('guardrail: an error rate confidently above this fails whatever the baseline does (default 0.05)'),
+  inconclusiveLimit: { type: 'integer', minimum: 0, description: 'intervals with too little traffic tolerated by the fixed method' },
+  consecutiveErrorLimit: { type: 'integer', minimum: 0, maximum: 100, description: 'unreadable measurements in a row tolerated; one more holds for a person (default 4)' },
+  latency: {
+    type: 'object',
+    additionalProperties: false,
+    description: 'maxP99Ratio (times the baseline\'s p99) and/or maxP99Ms; off when absent',
+    properties: { maxP99Ratio: { type: 'number', minimum: 1, description: 'p99 at most this many times the baseline\'s' }, maxP99Ms: { type: 'integer', minimum: 1, description: 'p99 at most this many ms' } },
+  },
+  trafficFloor: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['share'],
+    description: 'share (of the baseline\'s traffic, 0 to 1) and intervals in a row below it that fail the run',
+    properties: { share: share('the least share of the baseline\'s traffic (per host, or per ms before the move)'), intervals: { type: 'integer', minimum: 1, maximum: 60 } },
+  },
+};
+
 const analysis = {
   type: 'object',
   additionalProperties: false,
   description: 'metric analysis of the canaries against the rest of the fleet',
   properties: {
+    ...judging,
+    newErrorMin: { type: 'integer', minimum: 1, description: 'an error signature the baseline never showed fails once the canaries show it this many times' },
     source: { enum: ['prometheus', 'scrape'], description: 'prometheus (query its HTTP API) or scrape (read the hosts\' /metrics directly)' },
     prometheusUrl: { type: 'string', description: 'base URL of Prometheus, such as http://127.0.0.1:9090' },
     intervalMs: interval('time between measurements'),
-    measurements: { type: 'integer', minimum: 1, description: 'how many measurements to take' },
-    failureLimit: { type: 'integer', minimum: 0, description: 'failed measurements tolerated' },
-    maxErrorRate: { type: 'number', minimum: 0, maximum: 1, description: 'absolute error-rate ceiling for the canaries, 0 to 1' },
-    maxRatioToBaseline: { type: 'number', minimum: 1, description: 'canary error rate may be at most this many times the baseline' },
-    minRequests: { type: 'integer', minimum: 0, description: 'fewer canary requests than this in a measurement is inconclusive' },
+    measurements: { type: 'integer', minimum: 1, maximum: 1440, description: 'how many measurements make the run (1 to 1440)' },
+    failureLimit: { type: 'integer', minimum: 0, description: 'failed measurements tolerated by the fixed method' },
+    maxErrorRate: share('the fixed method: error-rate ceiling for the canaries in one measurement'),
+    maxRatioToBaseline: { type: 'number', minimum: 1, description: 'the fixed method: canary error rate may be at most this many times the baseline' },
+    minRequests: { type: 'integer', minimum: 0, description: 'fewer canary (or baseline) requests than this over the run cannot pass: it holds for a person' },
   },
 };
 
@@ -219,8 +246,9 @@ export const configSchema = {
         watchIntervalMs: interval('time between error measurements during the watch'),
         watchMaxErrorRate: { type: 'number', minimum: 0, maximum: 1, description: "the moved group's error-rate ceiling during the watch, 0 to 1" },
         watchMaxRatio: { type: 'number', minimum: 1, description: 'the moved group may have at most this many times its error rate before the move' },
-        watchMinRequests: { type: 'integer', minimum: 0, description: 'fewer requests than this in a measurement decides nothing' },
-        watchNewErrorMin: { type: 'integer', minimum: 1, description: 'a new error signature counts once it is seen this many times in one measurement' },
+        watchMinRequests: { type: 'integer', minimum: 0, description: 'fewer requests than this over the watch (or before the move) cannot pass: it holds for a person' },
+        watchNewErrorMin: { type: 'integer', minimum: 1, description: 'an error signature never seen before the move fails the watch once seen this many times' },
+        watchJudging: { type: 'object', additionalProperties: false, description: 'how the watch judges: method, alpha, minEffect, ceiling, consecutiveErrorLimit, latency, trafficFloor', properties: judging },
         codeService: { type: 'string' },
         configService: { type: 'string' },
         gate: { enum: ['approval', 'window'], description: 'approval (a person approves each station) or window (a station moves by itself inside its deploy window when nothing blocks it)' },

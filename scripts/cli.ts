@@ -11,6 +11,7 @@ import { stageFromForge, treeHash, type Release } from '../activities/releases';
 import { createTrainActivities, CONFIG_REPO, stageVersion } from '../activities/train';
 import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type ScheduleChange, type TrainStatus } from '../workflows/definitions';
 import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, parseAmount, STATIONS, trainWorkflowId } from '../workflows/names';
+import { viewLine } from '../workflows/analysis/index';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
 import { ApplicationFailure } from '@temporalio/common';
@@ -439,7 +440,8 @@ export function buildCli(): Command {
         const described = await handle.describe();
         const status: RolloutStatus | undefined = await handle.query(rolloutStatusQuery).catch(() => undefined);
         if (status) {
-          const line = `${status.phase.padEnd(12)} ${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`;
+          const analysis = status.phase === 'analysis' && status.analysis ? `\n  analysis of ${viewLine(status.analysis)}` : '';
+          const line = `${status.phase.padEnd(12)} ${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}${analysis}`;
           if (line !== last) console.log(line);
           last = line;
           if (status.paused && interactive) {
@@ -469,7 +471,7 @@ export function buildCli(): Command {
     .option('--json')
     .action(async (id, opts, cmd) => {
       const status = await update(() => connectClient(config(cmd)).then((c) => c.workflow.getHandle(id).query(rolloutStatusQuery)));
-      print(opts.json, status, () => [`${status.service} -> ${status.release}: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`, `${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`, ...status.failures.slice(0, 10).map((f) => `  ${f.host}: ${f.detail ?? f.outcome}`)].join('\n'));
+      print(opts.json, status, () => [`${status.service} -> ${status.release}: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`, `${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`, ...(status.analysis ? [`analysis of ${viewLine(status.analysis)}`] : []), ...status.failures.slice(0, 10).map((f) => `  ${f.host}: ${f.detail ?? f.outcome}`)].join('\n'));
     });
   for (const [name, def] of [['pause', pauseRollout], ['resume', resumeRollout], ['abort', abortRollout], ['rollback', rollbackRollout]] as const) {
     rollout.command(`${name} <workflow-id>`).option('--reason <text>').action(async (id, opts, cmd) => {

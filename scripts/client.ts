@@ -37,6 +37,7 @@ export function trainInputFrom(config: SignalboxConfig, version: string, overrid
       maxRatioToBaseline: config.train.watchMaxRatio,
       minRequests: config.train.watchMinRequests,
       newErrorMin: config.train.watchNewErrorMin,
+      judge: config.train.watchJudge,
     },
     gate: config.train.gate,
     windows: config.train.windows,

@@ -152,8 +152,8 @@ group('assess', () => {
     const crashLoop = { ...healthy, subject: { ...healthy.subject, perHost: 0, restartsAt: () => [0, 1, 2, 3] } };
     const status = assess(stream(60, crashLoop), {}, window);
     expect(status.phase).toBe('fail');
-    expect(status.evidence[0]).toMatchObject({ test: 'traffic-floor', crossedAt: 2 });
-    expect(describe(status)).toMatch(/^group1: 0 requests vs [\d,]+ on the baseline; traffic floor: served 0% of the traffic per host seen on the baseline, 2 intervals in a row \(floor 20%\) at sample 2$/);
+    expect(status.evidence[0]).toMatchObject({ test: 'traffic-floor', crossedAt: 3 });
+    expect(describe(status)).toMatch(/^group1: 0 requests vs [\d,]+ on the baseline; traffic floor: served 0% of the traffic per host seen on the baseline, 3 intervals in a row \(floor 50%\) at sample 3$/);
     const oneSlowMinute = { ...healthy, subject: { ...healthy.subject, hosts: 1, restartsAt: (m: number) => (m === 30 ? [0] : []) } };
     expect(assess(stream(60, oneSlowMinute).map((s, i) => (i === 30 && 'metrics' in s ? slowMinute(s) : s)), {}, window).phase).toBe('pass');
   });

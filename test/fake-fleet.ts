@@ -2,6 +2,7 @@
 // fleet and config repository that keeps each activity's contract (types, idempotency, per-host results, error
 // types) so the workflows meet the same answers the real activities give. Every call is recorded.
 import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import type { HostsRequest } from '../activities/hosts';
@@ -18,7 +19,8 @@ type UsedByWorkflows =
   | 'trainsInMotion' | 'readStations' | 'stageCode' | 'landWikiversions' | 'verifyLiveVersions' | 'fleetPicture'
   | 'acquireServiceLease' | 'releaseServiceLease' | 'groupCounters' | 'openBlockers' | 'logAction' | 'sendNotification'
   | 'sendPrivately' | 'updateRoadmap' | 'verifyAction' | 'nextTrainVersion' | 'checkDependsOn' | 'currentReleases'
-  | 'fetchToHosts' | 'promoteHosts' | 'rollbackHosts' | 'analyzeCanary' | 'markStable';
+  | 'fetchToHosts' | 'promoteHosts' | 'rollbackHosts' | 'analyzeCanary' | 'markStable' | 'measureGroups' | 'measureCanary'
+  | 'canaryAnalysisPlan';
 export type FakeActivities = Pick<Activities, UsedByWorkflows>;
 
 export const OLD = '1.41.0-wmf.25';
@@ -34,6 +36,15 @@ const WIKIS: Record<string, { group: Station; domain: string }> = {
   enwiki: { group: 'group2', domain: 'en.wikipedia.org' },
 };
 const REQUESTS_PER_READ = 1000;
+/** Every group's background error rate on every version alike, and its signature. */
+const BACKGROUND_RATE = 0.003;
+export const BACKGROUND_SIGNATURE = 'Notice: Undefined index: title';
+
+interface HostCounters {
+  requests: number;
+  errors: number;
+  signatures: Record<string, number>;
+}
 
 const hash12 = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
 export const allOn = (version: string) => Object.fromEntries(STATIONS.map((s) => [s, version])) as Record<Station, string>;
@@ -73,6 +84,14 @@ export class FakeFleet {
   readonly promoteOutage = new Set<string>();
   /** Error rate of a group's traffic on hosts that serve it the new version, with the error's signature. */
   readonly faults: Partial<Record<Station, { rate: number; signature: string }>> = {};
+  /** Groups whose app servers crash-loop on the new version: they serve a tenth of their traffic, with no errors. */
+  readonly crashLoop = new Set<Station>();
+  /** Every metrics read fails, as when Prometheus is down. */
+  metricsDown = false;
+  /** How a rollout's canaries are judged (the worker's config); null (the default) for no analysis. */
+  canaryPlan: { everyMs: number; windowSamples: number; spec: Record<string, unknown> } | null = null;
+  /** Per host, per group: cumulative counters like each host's /metrics; a minute of traffic per read. */
+  readonly hostCounters = new Map<string, Record<Station, HostCounters>>(HOSTS.map((h) => [h, this.zeroCounters()]));
   blockers: Blocker[] = [];
   analysis: (canaries: string[]) => AnalysisResult = (canaries) => ({ result: 'pass', summary: `${canaries.length} canaries like the baseline`, measurements: [], notes: [] });
   private readonly counters: Record<string, GroupCounts> = Object.fromEntries(STATIONS.map((s) => [s, { requests: 0, errors: 0, signatures: {} }]));
@@ -108,6 +127,62 @@ export class FakeFleet {
   fleetServes(): Record<Station, string> | null {
     const seen = new Set(HOSTS.map((h) => JSON.stringify(STATIONS.map((s) => this.serves(h, s)))));
     return seen.size === 1 ? (Object.fromEntries(STATIONS.map((s, i) => [s, JSON.parse([...seen][0])[i]])) as Record<Station, string>) : null;
+  }
+
+  private zeroCounters(): Record<Station, HostCounters> {
+    return Object.fromEntries(STATIONS.map((s) => [s, { requests: 0, errors: 0, signatures: {} }])) as Record<Station, HostCounters>;
+  }
+
+  /** A host's app server restarted: its counters start again from zero. */
+  restartCounters(host: string): void {
+    this.hostCounters.set(host, this.zeroCounters());
+  }
+
+  private servedUntil: number | null = null;
+
+  /**
+   * The traffic since the last read, on the test server's (skipped) clock: each group serves 1000 requests a
+   * minute, shared out over the pooled hosts, with errors on top.
+   */
+  private serveUntilNow(): void {
+    if (this.metricsDown) throw new Error('Prometheus at 127.0.0.1:9090 did not answer: connect ECONNREFUSED');
+    const now = Context.current().info.currentAttemptScheduledTimestampMs;
+    const minutes = this.servedUntil === null ? 0 : Math.max(0, now - this.servedUntil) / 60_000;
+    this.servedUntil = now;
+    const pooled = HOSTS.filter((h) => !this.depooled.has(h));
+    for (const host of pooled) {
+      for (const group of STATIONS) {
+        const counters = this.hostCounters.get(host)![group];
+        const onNew = this.serves(host, group) === NEW;
+        const requests = ((minutes * REQUESTS_PER_READ) / pooled.length) * (onNew && this.crashLoop.has(group) ? 0.1 : 1);
+        const fault = onNew ? this.faults[group] : undefined;
+        // Exact shares here; a reading shows whole counts (see side()).
+        const background = requests * BACKGROUND_RATE;
+        const faulty = fault ? requests * fault.rate : 0;
+        counters.requests += requests;
+        counters.errors += background + faulty;
+        counters.signatures[BACKGROUND_SIGNATURE] = (counters.signatures[BACKGROUND_SIGNATURE] ?? 0) + background;
+        if (faulty) counters.signatures[fault!.signature] = (counters.signatures[fault!.signature] ?? 0) + faulty;
+      }
+    }
+  }
+
+  /** One side of a comparison, summed over hosts and the groups `inGroup` takes, with a series per host. */
+  private side(hosts: string[], inGroup: (group: Station) => boolean) {
+    const side = { requests: 0, errors: 0, hosts: hosts.length, series: {} as Record<string, { requests: number; errors: number }>, signatures: {} as Record<string, number> };
+    for (const host of hosts) {
+      const series = { requests: 0, errors: 0 };
+      for (const group of STATIONS.filter(inGroup)) {
+        const counters = this.hostCounters.get(host)![group];
+        series.requests += Math.floor(counters.requests);
+        series.errors += Math.floor(counters.errors);
+        for (const [signature, n] of Object.entries(counters.signatures)) side.signatures[signature] = (side.signatures[signature] ?? 0) + Math.floor(n);
+      }
+      side.series[host] = series;
+      side.requests += series.requests;
+      side.errors += series.errors;
+    }
+    return side;
   }
 
   callsTo(name: string): any[] {
@@ -230,6 +305,17 @@ export class FakeFleet {
         return { host, outcome: 'rolled-back', previous: state.current[service] };
       }),
     analyzeCanary: async ({ canaries }) => this.analysis(canaries),
+    canaryAnalysisPlan: async () => this.canaryPlan,
+    measureGroups: async ({ groups, version }) => {
+      this.serveUntilNow();
+      const known = version ? { known: [BACKGROUND_SIGNATURE] } : {};
+      return { at: Date.now(), metrics: Object.fromEntries(groups.map((g) => [g, { subject: this.side(HOSTS, (group) => group === g), ...known }])) };
+    },
+    measureCanary: async ({ canaries }) => {
+      this.serveUntilNow();
+      const baseline = HOSTS.filter((h) => !canaries.includes(h) && !this.depooled.has(h));
+      return { at: Date.now(), metrics: { errors: { subject: this.side(canaries, () => true), baseline: this.side(baseline, () => true) } } };
+    },
     markStable: async ({ hosts }) => hosts.length,
   });
 

@@ -198,8 +198,10 @@ describe('the error watch', () => {
     const result: TrainStatus = await train.result();
     expect(result.state).toBe('complete');
     expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(4 * HOUR);
-    // One read at the end of stage; per station one before the move, one at the start of the watch, 60, one after.
-    expect(fleet.callsTo('groupCounters')).toHaveLength(1 + 4 * 63);
+    // Reads at the start of the train and the end of stage; per station one before the move, the watch's first
+    // and its 60, and one after.
+    expect(fleet.callsTo('measureGroups')).toHaveLength(2 + 4 * 63);
+    expect(result.watch).toMatchObject({ subject: 'group2 after its move', phase: 'pass', judgedThrough: 60, windowSamples: 60 });
     expect(landed().map((c) => c.versions)).toEqual([0, 1, 2, 3].map(versionsAt));
     expect(fleet.fleetServes()).toEqual(allOn(NEW));
   });
@@ -218,10 +220,66 @@ describe('the error watch', () => {
     await env.sleep(2 * MINUTE);
     const stopped = await blocked(train);
     expect((await env.currentTimeMs()) - live).toBeLessThan(43 * MINUTE);
-    expect(stopped.blocker).toBe('group1 was rolled back by the error watch: group1 5.00% of 1000 requests, before the move 0.00% of 1000');
+    expect(stopped.blocker).toMatch(/^group1 was rolled back by the error watch: group1: errors 0\.\d\d% of [\d,]+ vs 0\.30% of [\d,]+ before the move; .* at sample 4\d/);
+    expect(stopped.watch).toMatchObject({ subject: 'group1 after its move', phase: 'fail' });
     expect(stopped.versions).toEqual(versionsAt(1));
     expect(landed().map((c) => [c.versions, c.by]).at(-1)).toEqual([versionsAt(1), 'signalbox error watch']);
     expect(fleet.fleetServes()).toEqual(versionsAt(1));
+  });
+});
+
+describe('the error watch: measurement that cannot be trusted', () => {
+  /** A train watching group1 after a clean hour at testwikis and group0. */
+  async function watchingGroup1() {
+    const train = await startTrain({ autoApprove: true, watchMs: HOUR });
+    for (const station of ['testwikis', 'group0'] as const) {
+      await watching(train, station);
+      await env.sleep(61 * MINUTE);
+    }
+    await watching(train, 'group1');
+    await env.sleep(10 * MINUTE);
+    return train;
+  }
+
+  it('metrics that go down mid-watch hold the train for a person: no rollback, no move, and approval goes on', async () => {
+    const train = await watchingGroup1();
+    fleet.metricsDown = true;
+    await env.sleep(10 * MINUTE);
+    const held = await blocked(train);
+    expect(held.blocker).toMatch(/^the error watch of group1 could not decide: inconclusive at sample 1\d of 60: metrics could not be read 5 times in a row \(limit 4\): .*ECONNREFUSED; approve to go on, or roll back$/);
+    expect(held.watch).toMatchObject({ phase: 'inconclusive' });
+    expect(held.versions).toEqual(versionsAt(2));
+    expect(landed().map((c) => c.versions)).toEqual([0, 1, 2].map(versionsAt));
+    fleet.metricsDown = false;
+    await train.executeUpdate(approveStation, { args: [{ by: 'alice' }] });
+    await watching(train, 'group2');
+    expect(fleet.fleetServes()).toEqual(versionsAt(3));
+  });
+
+  it('app servers that restart mid-watch (their counters back at zero) make no false verdict', async () => {
+    const train = await watchingGroup1();
+    for (const host of HOSTS) {
+      fleet.restartCounters(host);
+      await env.sleep(5 * MINUTE);
+    }
+    await env.sleep(15 * MINUTE);
+    await watching(train, 'group2');
+    const status = await train.query(trainStatusQuery);
+    expect(landed().map((c) => c.versions)).toEqual([0, 1, 2, 3].map(versionsAt));
+    expect(status.events.map((e) => e.what).filter((w) => w.startsWith('error watch'))).toEqual([]);
+  });
+
+  it('a release that crash-loops (serving a tenth of the traffic, and no errors) fails the watch on the traffic floor', async () => {
+    const train = await startTrain({ autoApprove: true, watchMs: HOUR });
+    await watching(train, 'testwikis');
+    await env.sleep(61 * MINUTE);
+    await watching(train, 'group0');
+    fleet.crashLoop.add('group0');
+    await env.sleep(6 * MINUTE);
+    const stopped = await blocked(train);
+    expect(stopped.blocker).toMatch(/^group0 was rolled back by the error watch: group0: [\d,]+ requests vs [\d,]+ before the move; traffic floor: served 10% of the traffic per ms seen before the move, 3 intervals in a row \(floor 50%\) at sample 3$/);
+    expect(stopped.versions).toEqual(versionsAt(0));
+    expect(fleet.fleetServes()).toEqual(versionsAt(0));
   });
 });
 
@@ -301,7 +359,7 @@ describe('steering', () => {
     expect(await refusal(train.executeUpdate(pauseTrain, { args: [{ by: 'bob' }] }))).toBe('the train is already paused');
     await env.sleep(61 * MINUTE);
     // The watch's last read is taken; a train not paused would land group0 straight after it.
-    await until('the end of the testwikis watch', async () => fleet.callsTo('groupCounters').length, (n) => n === 1 + 63);
+    await until('the end of the testwikis watch', async () => fleet.callsTo('measureGroups').length, (n) => n === 2 + 63);
     await new Promise((r) => setTimeout(r, 500));
     expect(landed()).toHaveLength(1);
 
@@ -321,11 +379,12 @@ describe('rollout engine', () => {
   const configLinks = () => HOSTS.map((h) => fleet.hosts.get(h)!.current[CONFIG]);
 
   it('a canary that fails analysis is rolled back, and only the canary was ever switched', async () => {
-    fleet.analysis = () => ({ result: 'fail', summary: 'measurement 1: canary 50.00% of 120 requests, baseline 0.00% of 840', measurements: [], notes: [] });
+    fleet.canaryPlan = { everyMs: MINUTE, windowSamples: 5, spec: {} };
+    fleet.faults.testwikis = { rate: 0.5, signature: 'Fatal error: Call to undefined method SkinTemplate::getTabs()' };
     const { handle } = await startRollout();
     const failure = await failureOf(handle.result());
     expect(failure.type).toBe('RolloutRolledBack');
-    expect(failure.message).toBe('canary analysis failed: measurement 1: canary 50.00% of 120 requests, baseline 0.00% of 840; rolled back 1 hosts to what they ran before; every host is on the release it ran before');
+    expect(failure.message).toMatch(/^canary analysis failed: errors: errors \d+\.\d\d% of [\d,]+ vs \d\.\d\d% of [\d,]+ on the baseline; .* at sample 1; rolled back 1 hosts to what they ran before; every host is on the release it ran before$/);
     expect(fleet.callsTo('promoteHosts').map((r) => r.hosts)).toEqual([['mw1001']]);
     expect(fleet.callsTo('rollbackHosts').map((r) => r.hosts)).toEqual([['mw1001']]);
     expect(configLinks()).toEqual(HOSTS.map(initial));
@@ -354,11 +413,18 @@ describe('rollout engine', () => {
     expect(configLinks()).toEqual(HOSTS.map(initial));
   });
 
-  it('an inconclusive analysis pauses for a person; resume finishes the rollout and marks it stable', async () => {
-    fleet.analysis = () => ({ result: 'inconclusive', summary: '1 of 1 measurements had too little data', measurements: [], notes: [] });
+  it('metrics that cannot be read make the analysis inconclusive: it pauses for a person; resume finishes the rollout and marks it stable', async () => {
+    fleet.canaryPlan = { everyMs: MINUTE, windowSamples: 5, spec: {} };
+    fleet.metricsDown = true;
     const { handle, release } = await startRollout();
+    await rolloutUntil(handle, 'the analysis', (s) => s.phase === 'analysis');
+    await env.sleep(6 * MINUTE);
     const paused = await rolloutUntil(handle, 'the pause', (s) => s.paused);
-    expect(paused.pauseReason).toBe('canary analysis inconclusive: 1 of 1 measurements had too little data; resume or roll back');
+    expect(paused.pauseReason).toBe(
+      'canary analysis inconclusive: inconclusive at sample 4 of 5: metrics could not be read 5 times in a row (limit 4): Prometheus at 127.0.0.1:9090 did not answer: connect ECONNREFUSED; resume or roll back',
+    );
+    expect(paused.analysis).toMatchObject({ subject: 'canaries of mediawiki-config', phase: 'inconclusive' });
+    fleet.metricsDown = false;
     expect(fleet.callsTo('promoteHosts').map((r) => r.hosts)).toEqual([['mw1001']]);
     await handle.executeUpdate(resumeRollout, { args: [{ by: 'alice' }] });
     const status: RolloutStatus = await handle.result();

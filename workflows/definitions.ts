@@ -2,6 +2,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Station } from './names';
+import type { AnalysisView } from './analysis/index';
 
 export const TASK_QUEUE = 'signalbox';
 
@@ -123,6 +124,8 @@ export interface RolloutStatus {
   maxFail: number;
   waves: { name: string; hosts: number; done: number; failed: number }[];
   failures: HostResult[];
+  /** The canary analysis: where it stands or what it decided, with its evidence. */
+  analysis?: AnalysisView;
 }
 
 export interface ControlRequest {
@@ -174,6 +177,8 @@ export interface TrainStatus {
   blocker?: string;
   /** Error signatures an operator has said are known; the error watch does not count them as new. */
   acknowledged: { signature: string; by: string; reason: string }[];
+  /** The error watch of the last station moved: where it stands or what it decided, with its evidence. */
+  watch?: AnalysisView;
   /** When the train waits for a deploy window, when it opens. */
   windowOpensAt?: string;
   events: TrainEvent[];

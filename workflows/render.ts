@@ -2,6 +2,7 @@
 // and the CLI's `train status`.
 import type { TrainStatus } from './definitions';
 import { STATIONS } from './names';
+import { viewLine } from './analysis/index';
 
 export function renderTrain(status: TrainStatus): string {
   const cells = ['START', ...STATIONS];
@@ -13,6 +14,7 @@ export function renderTrain(status: TrainStatus): string {
     cells.map((c) => c.padEnd(width)).join(''),
     values.map((v) => v.padEnd(width)).join(''),
     arrow.trimEnd(),
+    ...(status.watch ? [`watch of ${viewLine(status.watch)}`] : []),
   ].join('\n');
 }
 

@@ -32,6 +32,8 @@ import {
   type RolloutStatus,
 } from './definitions';
 import { authorizer } from './authorize';
+import { runAnalysis } from './analysis-run';
+import { viewLine, type AnalysisView } from './analysis/index';
 import { chunk, planRollout, type RolloutPlan, type Strategy, type Wave } from './plan';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -53,6 +55,12 @@ const rollbackActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput'] },
+});
+
+/** One metrics read: a few quick tries; the run takes another sample an interval later, and counts failed reads. */
+const measurements = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 5 },
 });
 
 export interface RolloutInput {
@@ -213,6 +221,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         `**${input.service}** → \`${input.release.id}\`: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`,
         `${status.done}/${status.total} hosts done, ${status.failed} failed (limit ${status.maxFail})`,
         ...status.waves.slice(0, 20).map((w) => `- ${w.name}: ${w.done}/${w.hosts}${w.failed ? `, ${w.failed} failed` : ''}`),
+        ...(status.analysis ? [`analysis of ${viewLine(status.analysis)}`] : []),
       ].join('\n'),
     );
   const recordFailures = (failures: HostResult[], count = failures.length) => {
@@ -278,6 +287,27 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       hosts = results.filter((r) => r.outcome === 'failed' && mayPassOnRetry(r)).map((r) => r.host);
       report();
     }
+  }
+
+  /**
+   * The canaries against the rest of the pooled fleet, on workflow timers, until the sequential judge decides.
+   * Null when the operator stepped in (the wave loop then rolls back or stops).
+   */
+  async function analyzeCanaries(canaries: string[]): Promise<AnalysisView | null> {
+    const plan = await hostActivities.canaryAnalysisPlan({ service: input.service });
+    if (!plan) return { subject: `canaries of ${input.service}`, phase: 'pass', summary: 'no metric analysis configured', evidence: [], judgedThrough: 0, windowSamples: 0 };
+    return runAnalysis({
+      subject: `canaries of ${input.service}`,
+      read: () => measurements.measureCanary({ service: input.service, canaries }),
+      everyMs: plan.everyMs,
+      spec: plan.spec,
+      context: () => ({ windowSamples: plan.windowSamples }),
+      interrupted: () => rollbackRequested || abortRequested,
+      progress: (view) => {
+        status.analysis = view;
+        report();
+      },
+    });
   }
 
   async function rollOut(): Promise<RolloutStatus> {
@@ -360,6 +390,16 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
         report();
         const failedHosts = new Set(result.failures.map((f) => f.host));
         const canaries = batches.flat().filter((h) => !failedHosts.has(h));
+        // Behind a patch: rollouts that analysed canaries in one sleeping activity replay as they ran.
+        if (patched('canary-analysis-run')) {
+          const verdict = await analyzeCanaries(canaries);
+          if (verdict?.phase === 'fail') return rollBack(`canary analysis failed: ${verdict.summary}`);
+          if (verdict?.phase === 'inconclusive' || (verdict && input.pauseAfterCanary)) {
+            status.paused = true;
+            status.pauseReason = verdict.phase === 'inconclusive' ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back` : 'canaries are live; resume to continue';
+          }
+          continue;
+        }
         let verdict: Awaited<ReturnType<Activities['analyzeCanary']>>;
         try {
           verdict = await hostActivities.analyzeCanary({ service: input.service, release: input.release, canaries });

@@ -12,6 +12,7 @@ import {
   condition,
   executeChild,
   proxyActivities,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -38,6 +39,8 @@ import { STATIONS, checkStation, checkVersion, parseAmount, type Station } from 
 import type { Strategy } from './plan';
 import { renderStatusUpdate, renderTrain, type Blocker } from './render';
 import { delta, judge, newSignatures, signatureDelta, type Counts, type GroupCounts, type Signatures, type Thresholds } from './analysis';
+import { sideIncrease, signatureIncrease, type AnalysisSpec, type AnalysisView, type Reference } from './analysis/index';
+import { runAnalysis } from './analysis-run';
 import { describeWindow, untilWindowOpens, type DeployWindows } from './windows';
 import { rolloutWorkflow } from './rollout';
 import { authorizer } from './authorize';
@@ -79,8 +82,8 @@ export interface TrainInput {
   verifyEveryMs: number;
   verifyTimeoutMs: number;
   watchMs: number;
-  /** How the error watch judges each interval after a station move. */
-  watch?: Thresholds & { everyMs: number; newErrorMin?: number };
+  /** How the error watch judges after a station move: `judge` is the analysis run's spec; the rest, older trains'. */
+  watch?: Thresholds & { everyMs: number; newErrorMin?: number; judge?: Partial<AnalysisSpec> };
   /** approval: each station waits for an approver. window: it moves by itself inside its deploy window when no blocker is open. */
   gate?: 'approval' | 'window';
   windows?: DeployWindows;
@@ -95,6 +98,34 @@ export interface TrainInput {
 }
 
 const NO_TRAFFIC: GroupCounts = { requests: 0, errors: 0, signatures: {} };
+
+/** Every group's counters at one moment: an analysis reading, or (trains started before it) plain sums. */
+interface Snapshot {
+  /** Workflow time of the reading. */
+  at: number;
+  reading?: Awaited<ReturnType<Activities['measureGroups']>>;
+  legacy?: Record<string, GroupCounts>;
+}
+
+/** The watch's analysis spec: the configured judging, else one built from the thresholds older inputs carry. */
+function watchSpec(watch: TrainInput['watch']): Partial<AnalysisSpec> {
+  const thresholds = { ...DEFAULT_WATCH, ...watch };
+  return (
+    watch?.judge ?? {
+      fixed: { maxErrorRate: thresholds.maxErrorRate, maxRatioToBaseline: thresholds.maxRatioToBaseline, minRequests: thresholds.minRequests },
+      minRequests: thresholds.minRequests,
+      newSignatures: { minCount: thresholds.newErrorMin },
+    }
+  );
+}
+
+/** What a group served between two readings: the baseline its window after the move is judged against. */
+function referenceBetween(from: Snapshot, to: Snapshot, group: string): Reference {
+  const [earlier, later] = [from.reading?.metrics[group]?.subject, to.reading?.metrics[group]?.subject];
+  const durationMs = to.at - from.at;
+  if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
+  return { ...sideIncrease(earlier, later), durationMs, signatures: signatureIncrease(earlier.signatures, later.signatures) };
+}
 const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 };
 
 const failureType = (err: unknown) => {
@@ -127,6 +158,8 @@ function checkTrainInput(input: TrainInput): void {
 
 export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   const trainId = workflowInfo().workflowId;
+  // Trains that started before the analysis run keep their fixed-threshold watch when replayed.
+  const analysisRun = patched('analysis-run');
   try {
     checkTrainInput(input);
   } catch (err) {
@@ -339,11 +372,27 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     { key: searchAttributes.version, value: input.version },
   ]);
 
+  /**
+   * Every reading of all groups this train took, and per group the first one taken since its version last
+   * changed: a group's window before its move starts there, so it holds only traffic of the version it runs now.
+   */
+  const snapshots: Snapshot[] = [];
+  const unchangedSince: Partial<Record<Station, number>> = {};
+  const versionsChange = (groups: readonly Station[]) => groups.forEach((g) => delete unchangedSince[g]);
   /** Error counters per group; without them there is no watch, so a failure blocks the train before it moves. */
-  const measure = (when: string) =>
-    measurements.groupCounters().catch((err: unknown) => {
+  const measure = async (when: string): Promise<Snapshot> => {
+    try {
+      if (!analysisRun) return { at: Date.now(), legacy: await measurements.groupCounters() };
+      const snapshot = { at: Date.now(), reading: await measurements.measureGroups({ groups: [...STATIONS] }) };
+      snapshots.push(snapshot);
+      for (const group of STATIONS) unchangedSince[group] ??= snapshots.length - 1;
+      return snapshot;
+    } catch (err) {
       throw new Error(`metrics could not be read at ${when}: ${causeOf(err)}`);
-    });
+    }
+  };
+  /** Where the group's window before its move starts: as far back as it has run its present version. */
+  const windowBefore = (group: Station, fallback: Snapshot): Snapshot => snapshots[unchangedSince[group] ?? -1] ?? fallback;
 
   let lastRange: string | undefined;
   /** Deploys a landed wikiversions release with the engine, then asks the wikis which version they run. */
@@ -381,8 +430,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
    */
   const rollBackTo = async (target: number, by: string, why: string, changeId = newChangeId('rollback')): Promise<boolean> => {
     // Backward names every group that goes back; after a failed forward move, the group that tried to move.
-    const groups = STATIONS.slice(target + 1, Math.max(status.station, target + 1) + 1).join(', ');
-    const label = `roll back ${groups} to ${fromVersion}`;
+    const goingBack = STATIONS.slice(target + 1, Math.max(status.station, target + 1) + 1);
+    versionsChange(goingBack);
+    const label = `roll back ${goingBack.join(', ')} to ${fromVersion}`;
     moves++;
     status.state = 'rolling-back';
     note(`${label}${why ? `: ${why}` : ''}`, by);
@@ -414,6 +464,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   /** Moves the next station onto the new version, canaries first. On any failure the old wikiversions go back. */
   const moveForward = async (target: number, by: string): Promise<boolean> => {
     const label = `move ${STATIONS[target]} to ${input.version}`;
+    versionsChange([STATIONS[target]]);
     moves++;
     status.state = 'deploying';
     note(label, by);
@@ -445,6 +496,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   };
 
   report();
+  // Staging takes a while: reading the groups now gives the first station's window before its move some length.
+  if (analysisRun) await measure('the start of the train').catch(() => undefined);
   let code: Awaited<ReturnType<Activities['stageCode']>> | null = null;
   let staged = false;
   while (!staged && !abortRequested) {
@@ -510,12 +563,41 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   };
 
   /**
-   * The watch after a move: timers measure the moved group's errors in each interval and compare them with its
-   * rate before the move. Returns why it breached, or null when the window passed (or an operator stepped in).
+   * The watch after a move: an analysis run judges the moved group's errors, traffic and latency against its own
+   * window before the move, sample by sample, with the sequential judge. Null when an operator stepped in.
    */
-  const watchErrors = async (moved: Station, before: Counts, signaturesBefore: Signatures): Promise<string | null> => {
+  const watchGroup = async (moved: Station, from: Snapshot, to: Snapshot): Promise<Pick<AnalysisView, 'phase' | 'summary'> | null> => {
+    if (!analysisRun) {
+      const before = [to.legacy?.[moved] ?? NO_TRAFFIC, from.legacy?.[moved] ?? NO_TRAFFIC];
+      const breach = await legacyWatchErrors(moved, delta(before[0], before[1]), signatureDelta(before[0].signatures, before[1].signatures));
+      return breach ? { phase: 'fail', summary: breach } : { phase: 'pass', summary: '' };
+    }
+    if (input.watchMs === 0) return { phase: 'pass', summary: 'no watch configured' };
+    const everyMs = input.watch?.everyMs ?? DEFAULT_WATCH.everyMs;
+    const windowSamples = Math.max(1, Math.ceil(input.watchMs / everyMs));
+    return runAnalysis({
+      subject: `${moved} after its move`,
+      read: () => measurements.measureGroups({ groups: [moved], version: input.version }),
+      everyMs: input.watchMs / windowSamples,
+      spec: watchSpec(input.watch),
+      context: () => ({
+        windowSamples,
+        reference: { [moved]: referenceBetween(from, to, moved) },
+        acknowledged: status.acknowledged.map((a) => a.signature),
+        baselineName: 'before the move',
+      }),
+      interrupted: () => abortRequested || pendingRollback !== null,
+      progress: (view) => {
+        status.watch = view;
+        report();
+      },
+    });
+  };
+
+  /** The watch as trains that started before the analysis run had it: fixed thresholds per interval. */
+  const legacyWatchErrors = async (moved: Station, before: Counts, signaturesBefore: Signatures): Promise<string | null> => {
     const thresholds = { ...DEFAULT_WATCH, ...input.watch };
-    let previous = await measure('the start of the watch');
+    let previous = (await measure('the start of the watch')).legacy!;
     let unreadable = 0;
     for (let remaining = input.watchMs; remaining > 0; ) {
       const step = Math.min(thresholds.everyMs, remaining);
@@ -539,7 +621,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   };
   if (!staged) status.state = 'aborted';
   /** Counters when the last move's watch ended: the start of the next move's before-window. */
-  let sinceLastMove: Record<string, GroupCounts> | null = null;
+  let sinceLastMove: Snapshot | null = null;
 
   while (staged) {
     const resumesBefore = resumes;
@@ -578,7 +660,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     const moved = STATIONS[status.station + 1];
     let movedBy = input.by;
     try {
-      sinceLastMove ??= await measure('the end of stage');
+      // The analysis run does without it (the group's window then starts at an earlier or a later reading).
+      sinceLastMove ??= analysisRun ? await measure('the end of stage').catch(() => null) : await measure('the end of stage');
+      const windowStart = sinceLastMove;
       if (input.gate === 'window' && !holdForHuman) {
         const gate = await windowGate(moved);
         if (gate === 'interrupted') continue;
@@ -598,19 +682,25 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       status.state = 'deploying';
       report();
       const beforeMove = await measure(`${moved} before its move`);
+      const referenceStart = analysisRun ? windowBefore(moved, windowStart ?? beforeMove) : windowStart!;
       if (!(await moveForward(status.station + 1, movedBy))) continue;
       status.state = 'watching';
       report();
-      const before = [beforeMove[moved] ?? NO_TRAFFIC, sinceLastMove?.[moved] ?? NO_TRAFFIC];
-      const breach = await watchErrors(moved, delta(before[0], before[1]), signatureDelta(before[0].signatures, before[1].signatures));
-      sinceLastMove = await measure(`${moved} after its watch`);
-      if (breach) {
+      const verdict = await watchGroup(moved, referenceStart, beforeMove);
+      // A failed read here is not worth a block: the next station's window then starts at its next reading.
+      sinceLastMove = analysisRun ? await measure(`${moved} after its watch`).catch(() => null) : await measure(`${moved} after its watch`);
+      if (verdict?.phase === 'fail') {
         // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
-        note(`error watch: ${breach}`);
+        note(`error watch: ${verdict.summary}`);
         if (await rollBackTo(status.station - 1, 'signalbox error watch', `errors rose on ${moved}`)) {
           holdForHuman = true;
-          block([{ title: `${moved} was rolled back by the error watch: ${breach}` }]);
+          block([{ title: `${moved} was rolled back by the error watch: ${verdict.summary}` }]);
         }
+      } else if (verdict?.phase === 'inconclusive') {
+        // The watch cannot vouch for the release (no metrics, too little traffic): a person decides, nothing moves.
+        note(`error watch: ${verdict.summary}`);
+        holdForHuman = true;
+        block([{ title: `the error watch of ${moved} could not decide: ${verdict.summary}; approve to go on, or roll back` }]);
       }
     } catch (err) {
       if (isCancellation(err)) throw err;

@@ -1,7 +1,7 @@
 // assess: where an analysis run stands after the samples so far. Pure and deterministic, so a workflow can call
 // it after every measurement and a replay decides the same.
 import { judge } from '../analysis';
-import { sideIncrease, signatureIncrease } from './counters';
+import { carrySeries, intervalQuantile, sideIncrease, signatureIncrease } from './counters';
 import type { AnalysisContext, AnalysisSpec, AnalysisStatus, Counters, Evidence, MetricReading, MetricResult, Rate, Reference, Sample, TestKind } from './model';
 import { withDefaults } from './model';
 import { mixtureLogLR, observeOneSample, observeSign, observeTwoSample, ratioMixture, recentLogLR, signMixture, startTest, upperRate, type SequentialTest } from './sequential';
@@ -12,6 +12,11 @@ import { mixtureLogLR, observeOneSample, observeSign, observeTwoSample, ratioMix
  * conditions on, so choosing the prior from them leaves the test valid.
  */
 const ERRORS_TO_FIX_PRIOR = 10;
+/**
+ * The traffic floor judges an interval only when the subject should have served at least this many requests:
+ * below it, Poisson noise alone (or a reference of a few requests in a moment) could look like a dead host.
+ */
+const FLOOR_MIN_EXPECTED = 20;
 
 interface MetricState {
   result: MetricResult;
@@ -126,8 +131,12 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
       }
       state.result.consecutiveErrors = 0;
       const previous = state.last;
-      state.last = { reading, at: sample.at };
+      state.last = {
+        reading: { ...reading, subject: carrySeries(previous?.reading.subject, reading.subject), baseline: reading.baseline && carrySeries(previous?.reading.baseline, reading.baseline) },
+        at: sample.at,
+      };
       for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {})) if (count > 0) state.knownSignatures.add(signature);
+      for (const signature of reading.known ?? []) state.knownSignatures.add(signature);
       if (!previous) continue;
       state.result.measured++;
       const reference = context.reference?.[metric];
@@ -144,8 +153,9 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
       const failedMeasurement = (evidence: Omit<Evidence, 'metric' | 'crossedAt'>) => {
         if (++state.result.failed > spec.failureLimit) crossed.push({ metric, ...evidence, crossedAt: index });
       };
-      const baselineLatency = reading.baseline?.latency?.p99 ?? reference?.latency?.p99;
-      const latencyAbove = latencyBreached(spec, reading.subject.latency?.p99, baselineLatency);
+      const subjectLatency = p99Between(previous.reading.subject, reading.subject);
+      const baselineLatency = (previous.reading.baseline && reading.baseline ? p99Between(previous.reading.baseline, reading.baseline) : undefined) ?? reference?.latency?.p99;
+      const latencyAbove = latencyBreached(spec, subjectLatency, baselineLatency);
       if (latencyAbove !== undefined) {
         state.latencyObserved++;
         if (latencyAbove) state.latencyAbove++;
@@ -169,7 +179,7 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
         if (state.latency && latencyAbove !== undefined) {
           observeSign(state.latency, latencyAbove, index);
           const slower = crossing(state.latency);
-          if (slower) failNow('latency', { ...slower, detail: latencyDetail(spec, state, reading.subject.latency?.p99, baselineLatency) });
+          if (slower) failNow('latency', { ...slower, detail: latencyDetail(spec, state, subjectLatency, baselineLatency) });
         }
       } else {
         const measured = judge(spec.fixed, subject, baseline ?? reference ?? { requests: 0, errors: 0 });
@@ -182,23 +192,23 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
           message = `${metric}: ${state.result.inconclusive} intervals had too little traffic (limit ${spec.inconclusiveLimit}): ${measured.why}`;
         }
         if (latencyAbove) {
-          failedMeasurement({ test: 'latency', ...interval, statistic: reading.subject.latency!.p99!, bound: latencyLimitMs(spec, baselineLatency), detail: latencyDetail(spec, state, reading.subject.latency?.p99, baselineLatency) });
+          failedMeasurement({ test: 'latency', ...interval, statistic: subjectLatency!, bound: latencyLimitMs(spec, baselineLatency), detail: latencyDetail(spec, state, subjectLatency, baselineLatency) });
         }
       }
 
       const share = trafficShare(subject, baseline, reading, previous.at, sample.at, reference);
-      if (spec.trafficFloor && share !== undefined) {
-        state.belowFloor = share < spec.trafficFloor.minShareOfBaseline ? state.belowFloor + 1 : 0;
+      if (spec.trafficFloor && share !== undefined && share.expected >= FLOOR_MIN_EXPECTED) {
+        state.belowFloor = share.share < spec.trafficFloor.minShareOfBaseline ? state.belowFloor + 1 : 0;
         if (state.belowFloor >= spec.trafficFloor.intervals) {
           crossed.push({
             metric,
             test: 'traffic-floor',
             subject: rateOf(subject),
             baseline: rateOf(baseline ?? reference!),
-            statistic: share,
+            statistic: share.share,
             bound: spec.trafficFloor.minShareOfBaseline,
             crossedAt: index,
-            detail: `served ${Math.round(share * 100)}% of the ${reference ? 'traffic per ms' : 'traffic per host'} seen ${baselineName}, ${state.belowFloor} intervals in a row`,
+            detail: `served ${Math.round(share.share * 100)}% of the ${reference ? 'traffic per ms' : 'traffic per host'} seen ${baselineName}, ${state.belowFloor} intervals in a row`,
           });
         }
       }
@@ -212,7 +222,9 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
     if (crossed.length) phase = 'fail';
   }
   if (phase === 'running' && judgedThrough === context.windowSamples) {
-    const short = [...states.entries()].find(([, s]) => s.subject.requests < spec.minRequests || s.baseline.requests < spec.minRequests);
+    // A thin window before the move only widens the reference's bound (the comparison gets less sensitive, the
+    // ceiling still holds); a thin subject, or a thin concurrent baseline, cannot vouch for the release.
+    const short = [...states.entries()].find(([metric, s]) => s.subject.requests < spec.minRequests || (!context.reference?.[metric] && s.baseline.requests < spec.minRequests));
     if (short) {
       phase = 'inconclusive';
       message = `${short[0]}: too little traffic to pass: ${Math.round(short[1].subject.requests)} requests vs ${Math.round(short[1].baseline.requests)} ${baselineName} (at least ${spec.minRequests} each)`;
@@ -268,16 +280,24 @@ function latencyDetail(spec: AnalysisSpec, state: MetricState, subjectP99?: numb
   return `p99 above ${limits} in ${state.latencyAbove} of ${state.latencyObserved} intervals${now}`;
 }
 
+/** The interval's p99 in ms: the reading's own quantile, else read from its histogram's increase. */
+function p99Between(previous: MetricReading['subject'], current: MetricReading['subject']): number | undefined {
+  return current.latency?.p99 ?? intervalQuantile(previous.buckets, current.buckets, 0.99);
+}
+
 /**
- * The subject's traffic in one interval as a share of what its baseline served: per host against a concurrent
- * baseline, per ms against a reference window. Undefined when the baseline served nothing to compare with.
+ * The subject's traffic in one interval as a share of what its baseline served (per host against a concurrent
+ * baseline, per ms against a reference window), and how many requests that baseline led to expect. Undefined
+ * when the baseline served nothing to compare with.
  */
-function trafficShare(subject: Counters, baseline: Counters | undefined, reading: MetricReading, from: number, to: number, reference?: Reference): number | undefined {
+function trafficShare(subject: Counters, baseline: Counters | undefined, reading: MetricReading, from: number, to: number, reference?: Reference): { share: number; expected: number } | undefined {
+  let expected: number;
   if (reference) {
-    const referencePerMs = reference.durationMs > 0 ? reference.requests / reference.durationMs : 0;
-    return referencePerMs > 0 && to > from ? subject.requests / (to - from) / referencePerMs : undefined;
+    if (!(reference.durationMs > 0 && to > from)) return undefined;
+    expected = (reference.requests / reference.durationMs) * (to - from);
+  } else {
+    if (!baseline) return undefined;
+    expected = (baseline.requests / (reading.baseline?.hosts ?? 1)) * (reading.subject.hosts ?? 1);
   }
-  if (!baseline) return undefined;
-  const baselinePerHost = baseline.requests / (reading.baseline?.hosts ?? 1);
-  return baselinePerHost > 0 ? subject.requests / (reading.subject.hosts ?? 1) / baselinePerHost : undefined;
+  return expected > 0 ? { share: subject.requests / expected, expected } : undefined;
 }

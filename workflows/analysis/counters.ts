@@ -22,6 +22,7 @@ function seriesIncrease(previous: Counters | undefined, current: Counters): Coun
  * Errors are capped at requests, since every error answered a request and the two counters are read apart.
  */
 export function sideIncrease(previous: SideReading, current: SideReading): Counters {
+  // A series missing from one reading (a scrape that failed) keeps its last value; it is not new when it returns.
   let total: Counters;
   if (previous.series && current.series) {
     total = { requests: 0, errors: 0 };
@@ -44,4 +45,38 @@ export function signatureIncrease(previous: Record<string, number> = {}, current
     if (d > 0) grew[signature] = d;
   }
   return grew;
+}
+
+/** The series as last seen over both readings: what the next reading's increase is measured from. */
+export function carrySeries(previous: SideReading | undefined, current: SideReading): SideReading {
+  if (!previous?.series || !current.series) return current;
+  return { ...current, series: { ...previous.series, ...current.series } };
+}
+
+/**
+ * The q-quantile, in ms, of the requests that ended between two readings of a cumulative histogram, interpolated
+ * inside its bucket as Prometheus' histogram_quantile() does. Undefined without requests or buckets to read.
+ */
+export function intervalQuantile(previous: Record<string, number> | undefined, current: Record<string, number> | undefined, q: number): number | undefined {
+  if (!current) return undefined;
+  const bounds = Object.keys(current)
+    .map((le) => ({ le, seconds: le === '+Inf' ? Infinity : Number(le) }))
+    .filter((b) => !Number.isNaN(b.seconds))
+    .sort((a, b) => a.seconds - b.seconds);
+  // A reset (any bucket went down) means everything in the buckets now is new.
+  const reset = bounds.some((b) => (previous?.[b.le] ?? 0) > current[b.le]);
+  const counts = bounds.map((b) => current[b.le] - (reset ? 0 : previous?.[b.le] ?? 0));
+  const total = counts[counts.length - 1] ?? 0;
+  if (!(total > 0)) return undefined;
+  const rank = q * total;
+  for (let i = 0; i < bounds.length; i++) {
+    if (counts[i] < rank) continue;
+    const upper = bounds[i].seconds;
+    const lower = i > 0 ? bounds[i - 1].seconds : 0;
+    if (!Number.isFinite(upper)) return lower * 1000;
+    const below = i > 0 ? counts[i - 1] : 0;
+    const inBucket = counts[i] - below;
+    return (lower + (upper - lower) * (inBucket > 0 ? (rank - below) / inBucket : 1)) * 1000;
+  }
+  return undefined;
 }

@@ -53,3 +53,27 @@ export function describe(status: AnalysisStatus): string {
   const reading = status.phase === 'running' && status.consecutiveErrors > 0 ? `; last ${status.consecutiveErrors} reads failed: ${status.message}` : '';
   return `${status.phase === 'pass' ? 'pass after' : 'running,'} ${progress}; ${standing}${reading}`;
 }
+
+/** An analysis run as the CLI, the UI and the query show it: the one line, and the evidence behind it. */
+export interface AnalysisView {
+  /** What was judged: "canaries of mediawiki-config", "group1 after its move". */
+  subject: string;
+  phase: AnalysisStatus['phase'];
+  summary: string;
+  /** The test that decided first, then the others' standing; at most a few, to keep the status small. */
+  evidence: Evidence[];
+  judgedThrough: number;
+  windowSamples: number;
+}
+
+export const viewOf = (subject: string, status: AnalysisStatus): AnalysisView => ({
+  subject,
+  phase: status.phase,
+  summary: describe(status),
+  evidence: status.evidence.slice(0, 5),
+  judgedThrough: status.judgedThrough,
+  windowSamples: status.windowSamples,
+});
+
+/** "analysis of group1 after its move: fail: group1: errors ..." */
+export const viewLine = (view: AnalysisView) => `${view.subject}: ${view.phase === 'running' ? '' : `${view.phase}: `}${view.summary}`;

@@ -29,6 +29,11 @@ export interface SideReading extends Counters {
   hosts?: number;
   /** Latency quantiles over the last interval, in ms: gauges, not counters. */
   latency?: Latency;
+  /**
+   * Cumulative request-duration histogram: requests at most `le` seconds, by `le` ("+Inf" last), as Prometheus
+   * keeps it. Without `latency`, the interval's p99 is read from the increase of these buckets.
+   */
+  buckets?: Record<string, number>;
 }
 
 /** One metric (a group, a set of canaries, a wiki) read at one moment. */
@@ -36,6 +41,8 @@ export interface MetricReading {
   subject: SideReading;
   /** Concurrent baseline; leave it out when the run compares against `AnalysisContext.reference` instead. */
   baseline?: SideReading;
+  /** Error signatures seen elsewhere, on older releases: never new with this one. */
+  known?: string[];
 }
 
 /** A read that failed: it is not a measurement and is never judged as one. */
@@ -90,7 +97,10 @@ export interface AnalysisSpec {
   maxErrorRate?: number;
   /** Off unless the measurements carry latency: every sequential test configured takes a share of alpha. */
   latency?: LatencyLimits;
-  /** Fewer subject (or baseline) requests than this over the whole window: the run cannot pass, it is inconclusive. */
+  /**
+   * Fewer subject (or concurrent baseline) requests than this over the whole window: the run cannot pass, it is
+   * inconclusive. A thin reference window only makes the comparison less sensitive.
+   */
   minRequests: number;
   trafficFloor?: TrafficFloor;
   newSignatures?: NewSignatureRule;
@@ -108,7 +118,7 @@ export const DEFAULT_SPEC: AnalysisSpec = {
   minEffect: { points: 0.01 },
   maxErrorRate: 0.05,
   minRequests: 50,
-  trafficFloor: { minShareOfBaseline: 0.2, intervals: 2 },
+  trafficFloor: { minShareOfBaseline: 0.5, intervals: 3 },
   newSignatures: { minCount: 5 },
   fixed: { maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 },
 };
