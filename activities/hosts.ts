@@ -318,6 +318,13 @@ export function createHostActivities(config: SignalboxConfig) {
         await goBack({ host, inv, op: 'restore', runId, by: request.by, serviceName: request.service, version: release.name, left: release.id, link, target: replaced, stateBefore, switchBack: true });
         return finish({ ...failed, detail: `${detail}; back on ${replaced ?? 'no link'}` });
       } catch (backErr) {
+        // A full disk fails a switch's bookkeeping (its state file), not always its link. When the switch to the new
+        // release failed, nothing restarted onto it; a link that reads the old release again means the host serves
+        // what it served before, so it goes back in the pool rather than waiting for a person.
+        const linkedNow = stage === 'switch-failed' ? await readService(transport, host.name, host.root, request.service).then((h) => linkTarget(h, link), () => undefined) : undefined;
+        if (linkedNow !== undefined && linkedNow === replaced && (await setPooled(inv.loadBalancer, host.name, true).then(() => true, () => false))) {
+          return finish({ ...failed, detail: `${detail}; its link is back on ${replaced ?? 'no link'} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool (its records could not be written: ${(backErr as Error).message})` });
+        }
         await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
         return finish({ ...failed, code: 'left-depooled', detail: `${detail}; going back to ${replaced ?? 'no link'} failed too (${(backErr as Error).message}); left depooled for a person` });
       }
@@ -347,7 +354,9 @@ export function createHostActivities(config: SignalboxConfig) {
       if (spec.restart) await restart(host, spec.restart, templateVars(host, inv, { version: back.version, release: target ?? '', service: serviceName }));
     }
     await setPooled(inv.loadBalancer, host.name, true);
-    await writeJournal(transport, host.name, host.root, serviceName, entry('repooled'), unpin);
+    // The host is back where it belongs and in the pool: a record that cannot be written (a full disk) must not
+    // take it out again. A retry reads the older step and repools it once more, which changes nothing.
+    await writeJournal(transport, host.name, host.root, serviceName, entry('repooled'), unpin).catch(() => undefined);
   }
 
   async function promoteHosts(request: HostsRequest): Promise<HostResult[]> {

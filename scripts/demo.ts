@@ -28,7 +28,11 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
     const { versions } = await train.readStations();
     const version = await train.nextTrainVersion();
     const client = await connectClient(config);
-    const handle = await startTrain(client, config, trainInputFrom(config, version, { autoApprove: true, watchMs: 2000, by: 'npm-start' }));
+    const input = trainInputFrom(config, version, { autoApprove: true, watchMs: 2000, by: 'npm-start' });
+    // A two-second watch sees a handful of requests: enough to catch a broken release, too few to vouch for a
+    // healthy one, which a real train's hour does. The demo asks for no minimum, so it runs through unattended.
+    input.watch = { ...input.watch!, judge: { ...input.watch!.judge, minRequests: 0 } };
+    const handle = await startTrain(client, config, input);
     const ui = `http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`;
     console.log(`[${elapsed()}] started ${handle.workflowId}: ${versions.group2} -> ${version}\n  Temporal UI: ${ui}`);
     let shown = '';

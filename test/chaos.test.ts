@@ -28,6 +28,16 @@ describe('chaos trials', () => {
     expect(result.violations, report).toEqual([]);
     expect(result.converged).toBe(true);
   }, 120_000);
+
+  // A full disk fails a switch after its link moved and before its state file was written; going back fails the
+  // same way. The host never restarted onto the new release, so it must end pooled on the old one, not depooled.
+  it('disk-full (seed 324097387): a host whose switch and switch back fail on a full disk ends pooled on what it served', async () => {
+    const result = await runTrial({ kind: 'disk-full', seed: 324097387, hosts: 10, temporal: temporal(), workflowBundle: inject('workflowBundle'), restTimeoutMs: 60_000 });
+    const report = [...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`), ...result.notes.map((n) => `note: ${n}`), result.home ? `kept: ${result.home}` : ''].join('\n');
+    expect(result.error, report).toBeUndefined();
+    expect(result.violations, report).toEqual([]);
+    expect(result.converged).toBe(true);
+  }, 120_000);
 });
 
 describe('chaos checks', () => {

@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { httpGet } from '../activities/checks';
 import {
   activateRelease,
   journalFor,
@@ -20,7 +19,7 @@ import { poolStates, setPooled } from '../activities/loadbalancer';
 import { stageFromForge, type Release } from '../activities/releases';
 import { LocalTransport } from '../activities/transport';
 import type { HostResult } from '../workflows/definitions';
-import { assertHostsConsistent, configMoving, NEW, OLD, serviceOnEveryHost, startSandbox, type Sandbox } from './helpers';
+import { askVersion, assertHostsConsistent, configMoving, NEW, OLD, serviceOnEveryHost, startSandbox, type Sandbox } from './helpers';
 
 const SERVICE = 'mediawiki-config';
 const RUN = 'journal-run';
@@ -75,8 +74,7 @@ async function answering(s: Sandbox, hostNames: string[], group: string): Promis
     const host = hosts.find((h) => h.name === name)!;
     const versions = new Set<string>();
     for (const w of Object.values(wikis).filter((w) => w.group === group)) {
-      const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, w.domain, 5000);
-      versions.add(JSON.parse(res.body).query.general.generator.replace('MediaWiki ', ''));
+      versions.add(await askVersion(host, w.domain));
     }
     found[name] = [...versions];
   }
@@ -135,6 +133,32 @@ describe('host journal', () => {
     // Once checked and repooled, another run finds every healthy host already there.
     const again = byHost(await s.activities.promoteHosts({ service: SERVICE, release, hosts: healthy, by: 'tester', runId: 'another-run' }));
     expect(healthy.map((h) => again[h].outcome)).toEqual(healthy.map(() => 'already'));
+  });
+
+  it('a host whose state file cannot be written (a full disk) fails its switch, ends back on its link and in the pool', async () => {
+    sandbox = await startSandbox({ worker: false });
+    const s = sandbox;
+    const before = Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
+    const release = await configMoving(s, ['testwikis']);
+    expect((await s.activities.fetchToHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN }))[0].outcome).toBe('done');
+    // Where the state file is written first, a directory: the write fails after the link has moved, as on a full disk.
+    const host = loadInventory(s.config).hosts.find((h) => h.name === 'mw1003')!;
+    fs.mkdirSync(path.join(host.root, SERVICE, '.state.json.next', 'full'), { recursive: true });
+
+    const [promoted] = await s.activities.promoteHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN });
+    expect(promoted).toMatchObject({ outcome: 'failed', previous: before.mw1003 });
+    // The result is bounded; its whole text is in the run's log.
+    expect(fs.readFileSync(promoted.log!, 'utf8')).toMatch(new RegExp(`its link is back on ${before.mw1003} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool`));
+    const pooled = async () => (await poolStates(loadInventory(s.config).loadBalancer)).mw1003;
+    expect(await pooled()).toBe(true);
+    expect(await answering(s, ['mw1003'], 'testwikis')).toEqual({ mw1003: [OLD] });
+
+    // The rollout's rollback of this run finds it never switched: it stays pooled on what it served.
+    const [rolledBack] = await s.activities.rollbackHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN });
+    expect(rolledBack.outcome).not.toBe('failed');
+    expect(await pooled()).toBe(true);
+    const [onHost] = (await serviceOnEveryHost(s, SERVICE)).filter((h) => h.host === 'mw1003');
+    expect(linkTarget(onHost, 'current')).toBe(before.mw1003);
   });
 
   it('rolls back only what its run touched, never forward, repools what it depooled, and names hosts it cannot put back', async () => {

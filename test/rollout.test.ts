@@ -62,7 +62,7 @@ describe('rollout engine', () => {
     const err = await (await rollout(sandbox, release)).result().catch((e) => e);
     const failure = failureOf(err);
     expect(failure.type).toBe('RolloutRolledBack');
-    expect(failure.message).toMatch(/canary analysis failed: .*canary \d+\.\d+% of \d+ requests/);
+    expect(failure.message).toMatch(/^canary analysis failed: errors: errors \d+\.\d\d% of [\d,]+ vs \d\.\d\d% of [\d,]+ on the baseline; .* at sample \d+; rolled back 1 hosts/);
     expect(await configLinks(sandbox)).toEqual(before);
     const hosts = await serviceOnEveryHost(sandbox, 'mediawiki-config');
     const exposed = hosts.filter((h) => h.state.previous === release.id).map((h) => h.host);

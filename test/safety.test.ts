@@ -180,7 +180,7 @@ describe('never make it worse', () => {
       const status = await handle.query(trainStatusQuery);
       return status.state === 'blocked' && status;
     }, 90_000);
-    expect(blocked.blocker).toMatch(/^testwikis: metrics could not be read at the end of stage: .+; it stays where it is until a person approves or rolls back\. Fleet now: mediawiki-config: 8 on config-/);
+    expect(blocked.blocker).toMatch(/^testwikis: metrics could not be read at testwikis before its move: .+; it stays where it is until a person approves or rolls back\. Fleet now: mediawiki-config: 8 on config-/);
     expect(blocked.station).toBe(-1);
     expect((await handle.describe()).status.name).toBe('RUNNING');
     expect(await configLinks(s)).toEqual(before);

@@ -341,8 +341,11 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
     await eachWithLimit(Object.entries(domains), 8, async ([db, { domain }]) => {
       let version: string | null = null;
       try {
-        const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, domain, 10_000);
-        version = JSON.parse(res.body)?.query?.general?.generator?.replace(/^MediaWiki /, '') ?? null;
+        // The sandbox fails a few requests of every version (background errors): an error page is asked again.
+        for (let attempt = 1; attempt <= 5 && version === null; attempt++) {
+          const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, domain, 10_000);
+          if (res.status < 500 || attempt === 5) version = JSON.parse(res.body)?.query?.general?.generator?.replace(/^MediaWiki /, '') ?? null;
+        }
       } catch {
         version = null;
       }
