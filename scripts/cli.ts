@@ -12,6 +12,7 @@ import { createTrainActivities, CONFIG_REPO, stageVersion } from '../activities/
 import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type ScheduleChange, type TrainStatus } from '../workflows/definitions';
 import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, parseAmount, STATIONS, trainWorkflowId } from '../workflows/names';
 import { viewLine } from '../workflows/analysis/index';
+import { recordedRuns, renderReplay, replay } from './analysis-replay';
 import { planRollout, type Strategy } from '../workflows/plan';
 import { renderTrain } from '../workflows/render';
 import { ApplicationFailure } from '@temporalio/common';
@@ -534,6 +535,26 @@ export function buildCli(): Command {
   schedule.command('delete').option('--id <id>', 'schedule id', 'weekly-train').action(async (opts, cmd) => {
     console.log(await changeSchedule(config(cmd), { change: 'delete', scheduleId: opts.id }));
   });
+
+  program
+    .command('analysis')
+    .description('analysis runs of past trains and rollouts')
+    .command('replay <workflow-id>')
+    .description('judge the recorded samples of a rollout\'s canary analysis or a train\'s watches again under other settings')
+    .option('--set <key=value>', 'a setting to change, such as alpha=0.01, minEffect=0.02, ceiling=0.1, method=fixed (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts, cmd) => {
+      const client = await connectClient(config(cmd));
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      const settings: string[] = opts.set;
+      let replayed;
+      try {
+        replayed = replay(recordedRuns(history.events ?? []), settings);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      print(opts.json, replayed, () => renderReplay(replayed, settings));
+    });
 
   program.command('demo').description('npm start: dev server, sandbox, worker, and a whole train with auto-approval').action(async (_o, cmd) => {
     await runDemo(config(cmd));

@@ -26,6 +26,8 @@ import { WEEKDAYS, type DeployWindows } from '../workflows/windows';
 import { ensureTimeSkippingServer, registerSearchAttributes } from '../scripts/temporal-runtime';
 import { allOn, CODE, CONFIG, FakeFleet, HOSTS, NEW, OLD } from './fake-fleet';
 import { refusal } from './helpers';
+import { recordedRuns, replay } from '../scripts/analysis-replay';
+import { describe as describeRun } from '../workflows/analysis/index';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -222,6 +224,15 @@ describe('the error watch', () => {
     expect((await env.currentTimeMs()) - live).toBeLessThan(43 * MINUTE);
     expect(stopped.blocker).toMatch(/^group1 was rolled back by the error watch: group1: errors 0\.\d\d% of [\d,]+ vs 0\.30% of [\d,]+ before the move; .* at sample 4\d/);
     expect(stopped.watch).toMatchObject({ subject: 'group1 after its move', phase: 'fail' });
+
+    // What-if replay rebuilds each watch from the history and, with the recorded settings, decides as the train did.
+    const runs = recordedRuns((await train.fetchHistory()).events ?? []);
+    expect(runs.map((r) => r.subject)).toEqual(['testwikis after its move', 'group0 after its move', 'group1 after its move']);
+    const [testwikis, group0, group1] = replay(runs, ['ceiling=0.9', 'minEffect=0.5', 'newErrorMin=100000']);
+    expect([testwikis.recorded.phase, group0.recorded.phase]).toEqual(['pass', 'pass']);
+    expect(describeRun(group1.recorded)).toBe(stopped.watch!.summary);
+    expect(group1.whatIf.phase).toBe('running');
+    expect(group1.differsAt).toBe(group1.recorded.evidence[0].crossedAt);
     expect(stopped.versions).toEqual(versionsAt(1));
     expect(landed().map((c) => [c.versions, c.by]).at(-1)).toEqual([versionsAt(1), 'signalbox error watch']);
     expect(fleet.fleetServes()).toEqual(versionsAt(1));

@@ -108,7 +108,7 @@ interface Snapshot {
 }
 
 /** The watch's analysis spec: the configured judging, else one built from the thresholds older inputs carry. */
-function watchSpec(watch: TrainInput['watch']): Partial<AnalysisSpec> {
+export function watchSpec(watch: TrainInput['watch']): Partial<AnalysisSpec> {
   const thresholds = { ...DEFAULT_WATCH, ...watch };
   return (
     watch?.judge ?? {
