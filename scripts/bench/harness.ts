@@ -201,7 +201,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const restart: string[] = raw.services['mediawiki-config'].restart;
     raw.services['mediawiki-config'].restart = ['sh', '-c', 'sleep 0.5 && exec "$@"', 'slow-restart', ...restart];
     raw.services['mediawiki-config'].checks.push({ name: 'settle', command: ['sleep', '0.5'], timeoutMs: 5000 });
-    raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300 };
+    raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300, watchMinRequests: 0 };
     options.configure?.(raw);
     const configFile = path.join(home, 'signalbox.yml');
     fs.writeFileSync(configFile, stringify(raw));
