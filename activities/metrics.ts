@@ -2,7 +2,7 @@
 // scraping the hosts' /metrics directly. A measurement fails only when the canaries' error rate is above both the
 // absolute ceiling and the baseline times the allowed ratio, so a fleet-wide problem is not blamed on the release.
 // Too little traffic is inconclusive: the engine pauses for a human rather than guessing.
-import type { AnalysisSpec, HostSpec, SignalboxConfig } from '../config/load';
+import type { HostSpec, SignalboxConfig } from '../config/load';
 import type { Release } from './releases';
 import { judge, type Counts, type GroupCounts, type Measurement } from '../workflows/analysis';
 import type { AnalysisSpec as JudgeSpec, MetricReading, SideReading } from '../workflows/analysis/model';

@@ -130,7 +130,7 @@ export function buildCli(): Command {
     .command('setup')
     .description('install what is missing: the Temporal CLI, git, rsync (and for tests: sshd, prometheus)')
     .option('--for-tests', 'also install what the tests need')
-    .action((opts, cmd) => runSetup(Boolean(opts.forTests)));
+    .action((opts) => runSetup(Boolean(opts.forTests)));
 
   const dev = program.command('dev').description('the local Temporal dev server (SQLite in the state folder, UI on 8233)');
   dev.command('start', { isDefault: true }).description('start it, or use one already listening').action(async (_o, cmd) => {

@@ -160,7 +160,7 @@ describe('rollout engine', () => {
     const before = JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'));
     const dry = await cli(sandbox, ['deploy', 'main', '--service', 'mediawiki-config', '--dry-run']);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/canary:\n  mw1001: config-[0-9a-f]{12} -> config-[0-9a-f]{12}/);
+    expect(dry.stdout).toMatch(/canary:\n {2}mw1001: config-[0-9a-f]{12} -> config-[0-9a-f]{12}/);
     expect(dry.stdout).toMatch(/-\s+"enwiktionary": "php-1\.41\.0-wmf\.25"/);
     expect(JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'))).toBe(before);
 
@@ -173,7 +173,7 @@ describe('rollout engine', () => {
     fs.writeFileSync(badConfig, 'auth: none\nservices:\n  mediawiki:\n    link: [oops]\n');
     const refusedConfig = await cli(sandbox, ['--config', badConfig, 'deploy', 'main', '--service', 'mediawiki-config']);
     expect(refusedConfig.code).toBe(2);
-    expect(refusedConfig.stderr).toMatch(/bad\.yml is not valid:\n  - line 4, services\.mediawiki\.link: must be string/);
+    expect(refusedConfig.stderr).toMatch(/bad\.yml is not valid:\n {2}- line 4, services\.mediawiki\.link: must be string/);
     expect(JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'))).toBe(before);
 
     const onRelease = async () => Object.values(await configLinks(sandbox!)).filter((r) => r !== JSON.parse(before)[0].links.current.replace('revs/', '')).length;

@@ -176,7 +176,7 @@ describe('train', () => {
       await assertHostsConsistent(sandbox, 'mediawiki-config');
       for (const h of await serviceOnEveryHost(sandbox, 'mediawiki')) expect(h.links[`php-${NEW}`]).toMatch(/^revs\/1\.41\.0-wmf\.26-[0-9a-f]{12}$/);
     } catch (err) {
-      console.error(require('node:fs').readFileSync(`${sandbox.home}/worker.log`, 'utf8').slice(-3000));
+      console.error(fs.readFileSync(`${sandbox.home}/worker.log`, 'utf8').slice(-3000));
       throw err;
     } finally {
       second.kill('SIGTERM');

@@ -714,11 +714,19 @@ export function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
-    if (flag === '--trials') (args.trials = integer(flag, value, 1, 10_000)), i++;
-    else if (flag === '--seed') (args.seed = integer(flag, value, 0, 2 ** 32 - 1)), i++;
-    else if (flag === '--hosts') (args.hosts = integer(flag, value, 2, 250)), i++;
-    else if (flag === '--rest-timeout') (args.restTimeoutMs = integer(flag, value, 10, 3600) * 1000), i++;
-    else if (flag === '--keep') args.keep = 'always';
+    if (flag === '--trials') {
+      args.trials = integer(flag, value, 1, 10_000);
+      i++;
+    } else if (flag === '--seed') {
+      args.seed = integer(flag, value, 0, 2 ** 32 - 1);
+      i++;
+    } else if (flag === '--hosts') {
+      args.hosts = integer(flag, value, 2, 250);
+      i++;
+    } else if (flag === '--rest-timeout') {
+      args.restTimeoutMs = integer(flag, value, 10, 3600) * 1000;
+      i++;
+    } else if (flag === '--keep') args.keep = 'always';
     else if (flag === '--kinds') {
       const kinds = (value ?? '').split(',').map((k) => k.trim()).filter(Boolean);
       const unknown = kinds.filter((k) => !(KINDS as readonly string[]).includes(k));
