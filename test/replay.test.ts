@@ -28,9 +28,12 @@ function readHistory(json: unknown): History {
   return fromJson(historyType, json, { ignoreUnknownFields: true });
 }
 
+/**
+ * Today's recordings, and in subfolders those recorded by older workflow code (`before-analysis-run/`): a change
+ * must replay both, since trains started before a deploy of signalbox finish on the new code.
+ */
 function savedHistories(): { file: string; workflowId: string; workflowType: string; history: History }[] {
-  return fs
-    .readdirSync(DIR)
+  return (fs.readdirSync(DIR, { recursive: true }) as string[])
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((file) => {

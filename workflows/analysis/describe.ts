@@ -27,7 +27,8 @@ function verdict(e: Evidence, baselineName: string): string {
     case 'ceiling':
       return `above the ${e.detail ?? 'ceiling'}: ${sequentialTest(e, '>')}`;
     case 'latency':
-      return sequentialTest(e, '>');
+      // The fixed judge fails one interval's p99 over its limit; the sequential one, a sign test over intervals.
+      return e.alpha === undefined ? `fixed judge: p99 ${Math.round(e.statistic)} ms above ${Math.round(e.bound)} ms in one interval` : sequentialTest(e, '>');
     case 'traffic-floor':
       return `traffic floor: ${e.detail} (floor ${Math.round(e.bound * 100)}%)`;
     case 'new-signature':

@@ -67,9 +67,16 @@ export function ratioMixture(centre: number, maxRatio = Infinity, sd = PRIOR_SD)
   return { logRatios, concentrations, logWeights: raw.map((w) => w - norm) };
 }
 
-/** Probabilities above 1/2 for the sign test, equally weighted; logRatios hold their log odds. */
+/**
+ * The share of intervals a healthy subject's p99 may exceed its latency limit (a multiple of the baseline's p99,
+ * or a fixed ms ceiling) under the null. A quarter, not a half: with a half, an interval over the limit is worth
+ * at most a factor 2, and a canary run of 10 intervals all over could never cross the bound.
+ */
+export const LATENCY_NULL_SHARE = 0.25;
+
+/** Probabilities above the null share for the sign test, equally weighted; logRatios hold their log odds. */
 export function signMixture(): Mixture {
-  const logRatios = [0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95].map((q) => Math.log(q / (1 - q)));
+  const logRatios = [0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95].map((q) => Math.log(q / (1 - q)));
   return { logRatios, concentrations: logRatios.map(() => Infinity), logWeights: logRatios.map(() => -Math.log(logRatios.length)) };
 }
 
@@ -196,7 +203,7 @@ export function observeOneSample(test: SequentialTest, subject: { requests: numb
 export function observeSign(test: SequentialTest, above: boolean, at: number): void {
   test.mixture.logRatios.forEach((x, k) => {
     const q = 1 / (1 + Math.exp(-x));
-    add(test, k, Math.log(2 * (above ? q : 1 - q)), at);
+    add(test, k, Math.log(above ? q / LATENCY_NULL_SHARE : (1 - q) / (1 - LATENCY_NULL_SHARE)), at);
   });
 }
 
