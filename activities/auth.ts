@@ -9,7 +9,15 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AuthConfig, SignalboxConfig } from '../config/load';
-import { readStatement, ROLE_GRANTS, SIGNATURE_NAMESPACE, type Action, type Identity, type Role, type SignedAction } from '../workflows/definitions';
+import {
+  readStatement,
+  ROLE_GRANTS,
+  SIGNATURE_NAMESPACE,
+  type Action,
+  type Identity,
+  type Role,
+  type SignedAction,
+} from '../workflows/definitions';
 import { createNotifyActivities } from './notify';
 
 export interface ActionRequest {
@@ -24,7 +32,9 @@ export interface ActionRequest {
 
 /** The roles a principal holds, and so the actions it may take. */
 export function actionsOf(auth: Extract<AuthConfig, { mode: 'signed' }>, principal: string): Action[] {
-  return (Object.keys(ROLE_GRANTS) as Role[]).filter((role) => auth.roles[role].includes(principal)).flatMap((role) => ROLE_GRANTS[role]);
+  return (Object.keys(ROLE_GRANTS) as Role[])
+    .filter((role) => auth.roles[role].includes(principal))
+    .flatMap((role) => ROLE_GRANTS[role]);
 }
 
 function run(file: string, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -55,7 +65,8 @@ export function createAuthActivities(config: SignalboxConfig) {
     try {
       fs.writeFileSync(file, info, { flag: 'wx' });
     } catch {
-      if (fs.readFileSync(file, 'utf8') !== info) throw new Error('replayed: this signed request was already used; sign a new one');
+      if (fs.readFileSync(file, 'utf8') !== info)
+        throw new Error('replayed: this signed request was already used; sign a new one');
     }
     // Nonces older than the freshness window can never be accepted again anyway.
     const cutoff = Date.now() - 2 * maxAgeSeconds * 1000;
@@ -65,12 +76,20 @@ export function createAuthActivities(config: SignalboxConfig) {
     }
   }
 
-  async function verifySignature(auth: Extract<AuthConfig, { mode: 'signed' }>, signed: SignedAction, principal: string): Promise<string> {
+  async function verifySignature(
+    auth: Extract<AuthConfig, { mode: 'signed' }>,
+    signed: SignedAction,
+    principal: string,
+  ): Promise<string> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-verify-'));
     try {
       const signature = path.join(dir, 'statement.sig');
       fs.writeFileSync(signature, signed.signature);
-      const verified = await run('ssh-keygen', ['-Y', 'verify', '-f', auth.allowedSigners, '-I', principal, '-n', SIGNATURE_NAMESPACE, '-s', signature], signed.statement);
+      const verified = await run(
+        'ssh-keygen',
+        ['-Y', 'verify', '-f', auth.allowedSigners, '-I', principal, '-n', SIGNATURE_NAMESPACE, '-s', signature],
+        signed.statement,
+      );
       if (verified.code !== 0) {
         const why = (verified.stderr || verified.stdout).trim().split('\n').pop() ?? '';
         throw new Error(`the signature is not from a key allowed for ${principal} in ${auth.allowedSigners} (${why})`);
@@ -91,16 +110,24 @@ export function createAuthActivities(config: SignalboxConfig) {
     if (auth.mode === 'none') return { principal: request.claimedBy || 'anonymous', fingerprint: null };
     try {
       const statement = readStatement(request.signed);
-      if (statement.action !== request.action) throw new Error(`the signature is for "${statement.action}", not "${request.action}"`);
-      if (statement.workflowId !== request.workflowId) throw new Error(`the signature is for ${statement.workflowId}, not ${request.workflowId}`);
-      if (request.target !== undefined && statement.target !== request.target) throw new Error(`the signature is for ${statement.target ?? 'no target'}, not ${request.target}`);
+      if (statement.action !== request.action)
+        throw new Error(`the signature is for "${statement.action}", not "${request.action}"`);
+      if (statement.workflowId !== request.workflowId)
+        throw new Error(`the signature is for ${statement.workflowId}, not ${request.workflowId}`);
+      if (request.target !== undefined && statement.target !== request.target)
+        throw new Error(`the signature is for ${statement.target ?? 'no target'}, not ${request.target}`);
       const age = (Date.now() - Date.parse(statement.at)) / 1000;
-      if (!(Math.abs(age) <= auth.maxAgeSeconds)) throw new Error(`the signature is ${Number.isFinite(age) ? `${Math.round(age)} s old` : 'undated'}; signatures are good for ${auth.maxAgeSeconds} s, so sign again`);
+      if (!(Math.abs(age) <= auth.maxAgeSeconds))
+        throw new Error(
+          `the signature is ${Number.isFinite(age) ? `${Math.round(age)} s old` : 'undated'}; signatures are good for ${auth.maxAgeSeconds} s, so sign again`,
+        );
       const fingerprint = await verifySignature(auth, request.signed!, statement.principal);
       const may = actionsOf(auth, statement.principal);
       if (!may.includes(request.action)) {
         const roles = (Object.keys(ROLE_GRANTS) as Role[]).filter((r) => ROLE_GRANTS[r].includes(request.action));
-        throw new Error(`${statement.principal} may not ${request.action}: that takes the ${roles.join(' or ')} role in auth.roles`);
+        throw new Error(
+          `${statement.principal} may not ${request.action}: that takes the ${roles.join(' or ')} role in auth.roles`,
+        );
       }
       spendNonce(statement.nonce, auth.maxAgeSeconds);
       return { principal: statement.principal, fingerprint };

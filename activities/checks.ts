@@ -25,14 +25,24 @@ export function checkName(check: CheckSpec): string {
 export function tcpOpen(address: string, port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: address, port, timeout: timeoutMs });
-    socket.once('connect', () => { socket.destroy(); resolve(); });
-    socket.once('timeout', () => { socket.destroy(); reject(new Error(`port ${port} did not answer within ${timeoutMs} ms`)); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      reject(new Error(`port ${port} did not answer within ${timeoutMs} ms`));
+    });
     socket.once('error', (err) => reject(new Error(`port ${port}: ${err.message}`)));
   });
 }
 
 /** node's fetch will not send a Host header, which is how a wiki is chosen, so this uses http directly. */
-export function httpGet(url: string, hostHeader: string | undefined, timeoutMs: number): Promise<{ status: number; body: string }> {
+export function httpGet(
+  url: string,
+  hostHeader: string | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers: hostHeader ? { host: hostHeader } : {}, timeout: timeoutMs }, (res) => {
       let body = '';
@@ -53,12 +63,15 @@ async function attempt(check: CheckSpec, ctx: CheckContext, timeoutMs: number): 
     const url = f(check.http.url);
     const res = await httpGet(url, check.http.hostHeader && f(check.http.hostHeader), timeoutMs);
     const want = check.http.status ?? 200;
-    if (res.status !== want) throw new Error(`${url} answered ${res.status}, expected ${want}: ${res.body.slice(0, 200).trim()}`);
+    if (res.status !== want)
+      throw new Error(`${url} answered ${res.status}, expected ${want}: ${res.body.slice(0, 200).trim()}`);
     const body = check.http.body && f(check.http.body);
-    if (body && !res.body.includes(body)) throw new Error(`${url} answered without "${body}": ${res.body.slice(0, 200).trim()}`);
+    if (body && !res.body.includes(body))
+      throw new Error(`${url} answered without "${body}": ${res.body.slice(0, 200).trim()}`);
   } else if (check.command) {
     const result = await ctx.transport.run(check.command.map(f), { timeoutMs });
-    if (result.code !== 0) throw new Error(`exit ${result.code}: ${(result.stderr || result.stdout).trim().slice(0, 300)}`);
+    if (result.code !== 0)
+      throw new Error(`exit ${result.code}: ${(result.stderr || result.stdout).trim().slice(0, 300)}`);
   } else if (check.logScan) {
     const file = f(check.logScan.file);
     const fresh = await logSince(ctx.transport, ctx.host, file, ctx.logOffsets.get(file) ?? 0);

@@ -39,7 +39,14 @@ export interface Forge {
   /** Creates `branch` at `from` unless it exists; returns the branch head. */
   createBranch(repo: string, branch: string, from: string): Promise<string>;
   land(change: ChangeRequest): Promise<LandedChange>;
-  revert(repo: string, branch: string, sha: string, changeId: string, author: string, reason: string): Promise<LandedChange>;
+  revert(
+    repo: string,
+    branch: string,
+    sha: string,
+    changeId: string,
+    author: string,
+    reason: string,
+  ): Promise<LandedChange>;
   readFile(repo: string, ref: string, file: string): Promise<string>;
   resolve(repo: string, ref: string): Promise<string>;
   /** Writes the tree at `ref` into an empty folder. */
@@ -56,7 +63,11 @@ const RECORD = '\x1e';
 const LOG_FORMAT = `%H%x1f%s%x1f%(trailers:key=Change-Id,valueonly,separator=%x2C)%x1f%(trailers:key=Depends-On,valueonly,separator=%x2C)%x1e`;
 
 function parseLog(out: string): CommitInfo[] {
-  const list = (field: string | undefined) => (field ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+  const list = (field: string | undefined) =>
+    (field ?? '')
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
   return out
     .split(RECORD)
     .map((record) => record.replace(/^\n/, ''))
@@ -78,11 +89,16 @@ export function revertSubject(subject: string, reason: string, sha: string): str
 
 /** Reads the trailers of a commit message the way `git interpret-trailers` would for these two keys. */
 export function trailersOf(message: string): { changeIds: string[]; dependsOn: string[] } {
-  const values = (key: string) => [...message.matchAll(new RegExp(`^${key}:[ \\t]*(\\S+)[ \\t]*$`, 'gim'))].map((m) => m[1]);
+  const values = (key: string) =>
+    [...message.matchAll(new RegExp(`^${key}:[ \\t]*(\\S+)[ \\t]*$`, 'gim'))].map((m) => m[1]);
   return { changeIds: values('Change-Id'), dependsOn: values('Depends-On') };
 }
 
-const GIT_IDENTITY = { GIT_AUTHOR_EMAIL: 'signalbox@localhost', GIT_COMMITTER_NAME: 'signalbox', GIT_COMMITTER_EMAIL: 'signalbox@localhost' };
+const GIT_IDENTITY = {
+  GIT_AUTHOR_EMAIL: 'signalbox@localhost',
+  GIT_COMMITTER_NAME: 'signalbox',
+  GIT_COMMITTER_EMAIL: 'signalbox@localhost',
+};
 
 export class LocalGitForge implements Forge {
   constructor(readonly reposDir: string) {}
@@ -93,7 +109,11 @@ export class LocalGitForge implements Forge {
   }
 
   private async git(repo: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<string> {
-    const options = { cwd: this.repoPath(repo), env: { ...process.env, ...GIT_IDENTITY, ...env }, maxBuffer: 64 * 1024 * 1024 };
+    const options = {
+      cwd: this.repoPath(repo),
+      env: { ...process.env, ...GIT_IDENTITY, ...env },
+      maxBuffer: 64 * 1024 * 1024,
+    };
     if (input === undefined) return (await run('git', args, options)).stdout.trim();
     return new Promise((resolve, reject) => {
       const child = execFile('git', args, options, (err, stdout) => (err ? reject(err) : resolve(stdout.trim())));
@@ -170,7 +190,12 @@ export class LocalGitForge implements Forge {
       }
       const tree = await this.git(repo, ['write-tree'], env);
       const message = commitMessage(subject, changeId, dependsOn);
-      const commit = await this.git(repo, ['commit-tree', tree, ...(head ? ['-p', head] : []), '-F', '-'], { GIT_AUTHOR_NAME: author }, message);
+      const commit = await this.git(
+        repo,
+        ['commit-tree', tree, ...(head ? ['-p', head] : []), '-F', '-'],
+        { GIT_AUTHOR_NAME: author },
+        message,
+      );
       // Compare-and-swap: if someone else moved the branch meanwhile, this fails rather than losing their change.
       await this.git(repo, ['update-ref', `refs/heads/${branch}`, commit, head || '0'.repeat(40)]);
       return { sha: commit, changeId, alreadyLanded: false };
@@ -179,9 +204,18 @@ export class LocalGitForge implements Forge {
     }
   }
 
-  async revert(repo: string, branch: string, sha: string, changeId: string, author: string, reason: string): Promise<LandedChange> {
+  async revert(
+    repo: string,
+    branch: string,
+    sha: string,
+    changeId: string,
+    author: string,
+    reason: string,
+  ): Promise<LandedChange> {
     const parent = await this.resolve(repo, `${sha}^`);
-    const changed = (await this.git(repo, ['diff-tree', '--no-commit-id', '--name-only', '-r', parent, sha])).split('\n').filter(Boolean);
+    const changed = (await this.git(repo, ['diff-tree', '--no-commit-id', '--name-only', '-r', parent, sha]))
+      .split('\n')
+      .filter(Boolean);
     const files: Record<string, string> = {};
     for (const file of changed) files[file] = await this.readFile(repo, parent, file);
     const subject = await this.git(repo, ['log', '-1', '--format=%s', sha]);
@@ -204,6 +238,13 @@ export class LocalGitForge implements Forge {
 export async function cutBranch(forge: Forge, repo: string, version: string, author: string): Promise<string> {
   const branch = `wmf/${version}`;
   await forge.createBranch(repo, branch, 'refs/heads/main');
-  const landed = await forge.land({ repo, branch, files: { VERSION: `${version}\n` }, subject: `Branch cut for ${version}`, changeId: `branch-cut-${version}`, author });
+  const landed = await forge.land({
+    repo,
+    branch,
+    files: { VERSION: `${version}\n` },
+    subject: `Branch cut for ${version}`,
+    changeId: `branch-cut-${version}`,
+    author,
+  });
   return landed.sha;
 }

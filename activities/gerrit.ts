@@ -10,7 +10,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import axios, { type AxiosInstance } from 'axios';
-import { commitMessage, LocalGitForge, type ChangeRequest, type CommitInfo, type Forge, type LandedChange } from './forge';
+import {
+  commitMessage,
+  LocalGitForge,
+  type ChangeRequest,
+  type CommitInfo,
+  type Forge,
+  type LandedChange,
+} from './forge';
 
 const run = promisify(execFile);
 
@@ -43,7 +50,8 @@ interface ChangeInfo {
 /** What every change read asks for: the current patch set with its uploader, and who people are. */
 const CHANGE_DETAIL = 'o=CURRENT_REVISION&o=DETAILED_ACCOUNTS';
 
-const accountName = (a: AccountInfo | undefined) => (a ? `${a.username ?? a.name ?? 'account'} (account ${a._account_id})` : 'an unknown account');
+const accountName = (a: AccountInfo | undefined) =>
+  a ? `${a.username ?? a.name ?? 'account'} (account ${a._account_id})` : 'an unknown account';
 
 /** Gerrit wants "I" and 40 hex digits; signalbox's own keys (branch-cut-1.41.0-wmf.26) are hashed into that form. */
 export function gerritChangeId(changeId: string): string {
@@ -56,7 +64,12 @@ export class GerritError extends Error {}
  * The environment a git child needs to authenticate to Gerrit: the basic auth header as config given through
  * GIT_CONFIG_COUNT/KEY/VALUE (after any the caller already set), scoped to Gerrit's URL so no other host gets it.
  */
-export function gitCredentialEnv(gerritUrl: string, user: string, password: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function gitCredentialEnv(
+  gerritUrl: string,
+  user: string,
+  password: string,
+  env: NodeJS.ProcessEnv = process.env,
+): NodeJS.ProcessEnv {
   const index = Number(env.GIT_CONFIG_COUNT ?? 0) || 0;
   const header = `Authorization: Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   return {
@@ -73,7 +86,10 @@ export class GerritForge implements Forge {
   private readonly mirror: LocalGitForge;
   private selfAccount?: Promise<AccountInfo>;
 
-  constructor(readonly spec: GerritSpec, mirrorDir: string) {
+  constructor(
+    readonly spec: GerritSpec,
+    mirrorDir: string,
+  ) {
     const password = process.env[spec.passwordEnv];
     if (!password) throw new GerritError(`set ${spec.passwordEnv} to the HTTP password of Gerrit user ${spec.user}`);
     this.http = axios.create({
@@ -93,17 +109,30 @@ export class GerritForge implements Forge {
   }
 
   /** One REST call; 404 gives undefined, other failures throw with Gerrit's own message. */
-  private async call<T>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, data?: unknown, headers?: Record<string, string>): Promise<T | undefined> {
-    const res = await this.http.request({ method, url, data, headers: { 'Content-Type': 'application/json', ...headers } });
+  private async call<T>(
+    method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+    url: string,
+    data?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<T | undefined> {
+    const res = await this.http.request({
+      method,
+      url,
+      data,
+      headers: { 'Content-Type': 'application/json', ...headers },
+    });
     if (res.status === 404) return undefined;
     const text = typeof res.data === 'string' ? res.data : '';
-    if (res.status >= 300) throw new GerritError(`Gerrit ${method} /a/${url}: ${res.status} ${text.trim().slice(0, 300)}`);
+    if (res.status >= 300)
+      throw new GerritError(`Gerrit ${method} /a/${url}: ${res.status} ${text.trim().slice(0, 300)}`);
     const body = text.replace(/^\)\]\}'\n?/, '');
     return body.trim() ? (JSON.parse(body) as T) : (undefined as T);
   }
 
   private async changeFor(repo: string, branch: string, changeId: string): Promise<ChangeInfo | undefined> {
-    const query = encodeURIComponent(`change:${gerritChangeId(changeId)} project:${this.project(repo)} branch:${branch}`);
+    const query = encodeURIComponent(
+      `change:${gerritChangeId(changeId)} project:${this.project(repo)} branch:${branch}`,
+    );
     const found = await this.call<ChangeInfo[]>('GET', `changes/?q=${query}&${CHANGE_DETAIL}`);
     return found?.[0];
   }
@@ -135,30 +164,53 @@ export class GerritForge implements Forge {
   /** Throws ChangePlanted unless signalbox's own account owns the change and uploaded its current patch set. */
   private async assertMadeBySignalbox(change: ChangeInfo): Promise<void> {
     const self = await this.self();
-    if (change.owner._account_id !== self._account_id) throw await this.planted(change, `is owned by ${accountName(change.owner)}`);
+    if (change.owner._account_id !== self._account_id)
+      throw await this.planted(change, `is owned by ${accountName(change.owner)}`);
     const revision = change.current_revision ? change.revisions?.[change.current_revision] : undefined;
-    if (revision?.uploader?._account_id !== self._account_id) throw await this.planted(change, `has patch set ${revision?._number ?? '?'} uploaded by ${accountName(revision?.uploader)}`);
+    if (revision?.uploader?._account_id !== self._account_id)
+      throw await this.planted(
+        change,
+        `has patch set ${revision?._number ?? '?'} uploaded by ${accountName(revision?.uploader)}`,
+      );
   }
 
   /** Throws ChangePlanted unless the patch set changes only the requested files and holds each as requested. */
   private async assertHoldsExactly(change: ChangeInfo, revision: string, files: Record<string, string>): Promise<void> {
-    const listed = (await this.call<Record<string, unknown>>('GET', `changes/${encodeURIComponent(change.id)}/revisions/${revision}/files`)) ?? {};
+    const listed =
+      (await this.call<Record<string, unknown>>(
+        'GET',
+        `changes/${encodeURIComponent(change.id)}/revisions/${revision}/files`,
+      )) ?? {};
     const extra = Object.keys(listed).filter((f) => !f.startsWith('/') && !(f in files)); // "/COMMIT_MSG" and the like are not files
     const differing: string[] = [];
-    for (const [file, content] of Object.entries(files)) if ((await this.fileInChange(change, file, revision)) !== content) differing.push(file);
+    for (const [file, content] of Object.entries(files))
+      if ((await this.fileInChange(change, file, revision)) !== content) differing.push(file);
     if (extra.length || differing.length) {
-      const parts = [extra.length ? `also changes ${extra.join(', ')}` : '', differing.length ? `holds ${differing.join(', ')} other than signalbox asked` : ''];
-      throw await this.planted(change, `has patch set ${change.revisions?.[revision]?._number ?? revision.slice(0, 12)} that ${parts.filter(Boolean).join(' and ')}`);
+      const parts = [
+        extra.length ? `also changes ${extra.join(', ')}` : '',
+        differing.length ? `holds ${differing.join(', ')} other than signalbox asked` : '',
+      ];
+      throw await this.planted(
+        change,
+        `has patch set ${change.revisions?.[revision]?._number ?? revision.slice(0, 12)} that ${parts.filter(Boolean).join(' and ')}`,
+      );
     }
   }
 
   async branches(repo: string): Promise<string[]> {
-    const list = (await this.call<{ ref: string }[]>('GET', `projects/${encodeURIComponent(this.project(repo))}/branches/`)) ?? [];
-    return list.map((b) => b.ref).filter((r) => r.startsWith('refs/heads/')).map((r) => r.slice('refs/heads/'.length));
+    const list =
+      (await this.call<{ ref: string }[]>('GET', `projects/${encodeURIComponent(this.project(repo))}/branches/`)) ?? [];
+    return list
+      .map((b) => b.ref)
+      .filter((r) => r.startsWith('refs/heads/'))
+      .map((r) => r.slice('refs/heads/'.length));
   }
 
   private async branchHead(repo: string, branch: string): Promise<string | null> {
-    const found = await this.call<{ revision: string }>('GET', `projects/${encodeURIComponent(this.project(repo))}/branches/${encodeURIComponent(branch)}`);
+    const found = await this.call<{ revision: string }>(
+      'GET',
+      `projects/${encodeURIComponent(this.project(repo))}/branches/${encodeURIComponent(branch)}`,
+    );
     return found?.revision ?? null;
   }
 
@@ -179,7 +231,11 @@ export class GerritForge implements Forge {
     if (existing) return existing;
     const revision = await this.resolve(repo, from);
     try {
-      await this.call('PUT', `projects/${encodeURIComponent(this.project(repo))}/branches/${encodeURIComponent(branch)}`, { revision });
+      await this.call(
+        'PUT',
+        `projects/${encodeURIComponent(this.project(repo))}/branches/${encodeURIComponent(branch)}`,
+        { revision },
+      );
     } catch (err) {
       const now = await this.branchHead(repo, branch); // made meanwhile by someone else: fine
       if (!now) throw err;
@@ -190,9 +246,12 @@ export class GerritForge implements Forge {
 
   /** The file as a patch set of the change (the current one unless named) has it, or null when absent. */
   private async fileInChange(change: ChangeInfo, file: string, revision = 'current'): Promise<string | null> {
-    const res = await this.http.get(`changes/${encodeURIComponent(change.id)}/revisions/${revision}/files/${encodeURIComponent(file)}/content`);
+    const res = await this.http.get(
+      `changes/${encodeURIComponent(change.id)}/revisions/${revision}/files/${encodeURIComponent(file)}/content`,
+    );
     if (res.status === 404 || res.status === 204) return null;
-    if (res.status >= 300) throw new GerritError(`Gerrit could not read ${file} of change ${change._number}: ${res.status}`);
+    if (res.status >= 300)
+      throw new GerritError(`Gerrit could not read ${file} of change ${change._number}: ${res.status}`);
     return Buffer.from(String(res.data), 'base64').toString('utf8');
   }
 
@@ -202,7 +261,10 @@ export class GerritForge implements Forge {
       const now = await this.call<ChangeInfo>('GET', `changes/${encodeURIComponent(change.id)}?${CHANGE_DETAIL}`);
       if (now?.status === 'MERGED') return now;
       if (now?.status === 'ABANDONED') throw new GerritError(`change ${change._number} was abandoned`);
-      if (Date.now() > deadline) throw new GerritError(`change ${change._number} is not MERGED after ${this.spec.mergeTimeoutMs} ms (status ${now?.status})`);
+      if (Date.now() > deadline)
+        throw new GerritError(
+          `change ${change._number} is not MERGED after ${this.spec.mergeTimeoutMs} ms (status ${now?.status})`,
+        );
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
@@ -213,7 +275,10 @@ export class GerritForge implements Forge {
    */
   private async approveAndSubmit(change: ChangeInfo, revision: string): Promise<string> {
     const id = encodeURIComponent(change.id);
-    await this.call('POST', `changes/${id}/revisions/${revision}/review`, { labels: { 'Code-Review': 2 }, message: 'signalbox: approved for the train' });
+    await this.call('POST', `changes/${id}/revisions/${revision}/review`, {
+      labels: { 'Code-Review': 2 },
+      message: 'signalbox: approved for the train',
+    });
     try {
       await this.call('POST', `changes/${id}/submit`, {});
     } catch (err) {
@@ -234,16 +299,23 @@ export class GerritForge implements Forge {
     }
     if (!existing) {
       const message = commitMessage(subject, gerritChangeId(changeId), dependsOn);
-      existing = await this.call<ChangeInfo>('POST', 'changes/', { project: this.project(repo), branch, subject: message });
+      existing = await this.call<ChangeInfo>('POST', 'changes/', {
+        project: this.project(repo),
+        branch,
+        subject: message,
+      });
       if (!existing) throw new GerritError(`Gerrit did not create the change on ${repo} ${branch}`);
     }
     const id = encodeURIComponent(existing.id);
     const stale: string[] = [];
-    for (const [file, content] of Object.entries(files)) if ((await this.fileInChange(existing, file)) !== content) stale.push(file);
+    for (const [file, content] of Object.entries(files))
+      if ((await this.fileInChange(existing, file)) !== content) stale.push(file);
     if (stale.length) {
       for (const file of stale) {
         const content = Buffer.from(files[file]).toString('base64');
-        await this.call('PUT', `changes/${id}/edit/${encodeURIComponent(file)}`, { binary_content: `data:text/plain;base64,${content}` });
+        await this.call('PUT', `changes/${id}/edit/${encodeURIComponent(file)}`, {
+          binary_content: `data:text/plain;base64,${content}`,
+        });
       }
       await this.call('POST', `changes/${id}/edit:publish`, { notify: 'NONE' });
     }
@@ -257,16 +329,32 @@ export class GerritForge implements Forge {
    * Reverts through Gerrit's own revert, so the review links the two; a repeat finds the revert it made. Reverts
    * someone else made are theirs to land; the one signalbox approves must be its own, patch set and all.
    */
-  async revert(repo: string, branch: string, sha: string, changeId: string, _author: string, reason: string): Promise<LandedChange> {
-    const found = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`commit:${sha} project:${this.project(repo)}`)}`);
+  async revert(
+    repo: string,
+    branch: string,
+    sha: string,
+    changeId: string,
+    _author: string,
+    reason: string,
+  ): Promise<LandedChange> {
+    const found = await this.call<ChangeInfo[]>(
+      'GET',
+      `changes/?q=${encodeURIComponent(`commit:${sha} project:${this.project(repo)}`)}`,
+    );
     const original = found?.[0];
     if (!original) throw new GerritError(`${sha} is not a change in Gerrit project ${repo}; nothing to revert`);
-    const reverts = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`revertof:${original._number} branch:${branch}`)}&${CHANGE_DETAIL}`);
+    const reverts = await this.call<ChangeInfo[]>(
+      'GET',
+      `changes/?q=${encodeURIComponent(`revertof:${original._number} branch:${branch}`)}&${CHANGE_DETAIL}`,
+    );
     const self = await this.self();
     let revert = reverts?.find((r) => r.owner._account_id === self._account_id);
     if (revert) await this.assertMadeBySignalbox(revert);
     if (revert?.status === 'MERGED') return { sha: revert.current_revision!, changeId, alreadyLanded: true };
-    revert ??= await this.call<ChangeInfo>('POST', `changes/${encodeURIComponent(original.id)}/revert`, { message: `Revert "${sha.slice(0, 10)}"\n\n${reason}\n\nThis reverts commit ${sha}.\n\nChange-Id: ${gerritChangeId(changeId)}\n`, notify: 'NONE' });
+    revert ??= await this.call<ChangeInfo>('POST', `changes/${encodeURIComponent(original.id)}/revert`, {
+      message: `Revert "${sha.slice(0, 10)}"\n\n${reason}\n\nThis reverts commit ${sha}.\n\nChange-Id: ${gerritChangeId(changeId)}\n`,
+      notify: 'NONE',
+    });
     if (!revert) throw new GerritError(`Gerrit did not revert change ${original._number}`);
     const checked = await this.change(revert.id);
     await this.assertMadeBySignalbox(checked);

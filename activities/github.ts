@@ -11,12 +11,25 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { GitHubSpec, SignalboxConfig } from '../config/load';
 import type { Blocker } from '../workflows/render';
 import { checkVersion } from '../workflows/names';
-import { commitMessage, revertSubject, trailersOf, type ChangeRequest, type CommitInfo, type Forge, type LandedChange } from './forge';
+import {
+  commitMessage,
+  revertSubject,
+  trailersOf,
+  type ChangeRequest,
+  type CommitInfo,
+  type Forge,
+  type LandedChange,
+} from './forge';
 
 const run = promisify(execFile);
 
 export function octokitFor(spec: { apiUrl: string; tokenEnv: string }): Octokit {
-  return new Octokit({ baseUrl: spec.apiUrl, auth: process.env[spec.tokenEnv] || undefined, userAgent: 'signalbox', request: { timeout: 30_000 } });
+  return new Octokit({
+    baseUrl: spec.apiUrl,
+    auth: process.env[spec.tokenEnv] || undefined,
+    userAgent: 'signalbox',
+    request: { timeout: 30_000 },
+  });
 }
 
 /** The id git gives a file's content, which is what GitHub reports as a file's sha. */
@@ -58,7 +71,11 @@ export class GitHubForge implements Forge {
   }
 
   async branches(repo: string): Promise<string[]> {
-    const refs = await this.octokit.paginate(this.octokit.rest.git.listMatchingRefs, { ...this.at(repo), ref: 'heads/', per_page: 100 });
+    const refs = await this.octokit.paginate(this.octokit.rest.git.listMatchingRefs, {
+      ...this.at(repo),
+      ref: 'heads/',
+      per_page: 100,
+    });
     return refs.map((r) => r.ref.replace(/^refs\/heads\//, ''));
   }
 
@@ -87,7 +104,12 @@ export class GitHubForge implements Forge {
 
   async readFile(repo: string, ref: string, file: string): Promise<string> {
     // Raw, so a file over the JSON API's 1 MB limit reads the same way.
-    const { data } = await this.octokit.rest.repos.getContent({ ...this.at(repo), path: file, ref, mediaType: { format: 'raw' } });
+    const { data } = await this.octokit.rest.repos.getContent({
+      ...this.at(repo),
+      path: file,
+      ref,
+      mediaType: { format: 'raw' },
+    });
     if (typeof data !== 'string') throw new Error(`${this.spec.owner}/${repo}:${file} at ${ref} is not a file`);
     return data;
   }
@@ -102,12 +124,27 @@ export class GitHubForge implements Forge {
       if (httpStatus(err) !== 404) throw err;
     }
     if (sha === gitBlobId(content)) return;
-    await this.octokit.rest.repos.createOrUpdateFileContents({ ...this.at(repo), path: file, branch, message, content: Buffer.from(content).toString('base64'), sha });
+    await this.octokit.rest.repos.createOrUpdateFileContents({
+      ...this.at(repo),
+      path: file,
+      branch,
+      message,
+      content: Buffer.from(content).toString('base64'),
+      sha,
+    });
   }
 
   /** Throws ChangePlanted unless the pull request's diff holds only requested files, each with the requested content. */
-  private async assertPullHoldsExactly(repo: string, pull: { number: number; html_url: string; user?: { login: string } | null }, files: Record<string, string>): Promise<void> {
-    const listed = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, { ...this.at(repo), pull_number: pull.number, per_page: 100 });
+  private async assertPullHoldsExactly(
+    repo: string,
+    pull: { number: number; html_url: string; user?: { login: string } | null },
+    files: Record<string, string>,
+  ): Promise<void> {
+    const listed = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, {
+      ...this.at(repo),
+      pull_number: pull.number,
+      per_page: 100,
+    });
     const wrong = listed.flatMap((f) => {
       const moved = f.previous_filename && f.previous_filename !== f.filename ? [f.previous_filename] : [];
       const asked = f.filename in files && f.status !== 'removed' && f.sha === gitBlobId(files[f.filename]);
@@ -125,7 +162,15 @@ export class GitHubForge implements Forge {
     const { repo, branch, files, subject, changeId, dependsOn = [] } = change;
     const at = this.at(repo);
     const head = changeBranch(changeId);
-    const earlier = (await this.octokit.rest.pulls.list({ ...at, state: 'all', head: `${this.spec.owner}:${head}`, base: branch, per_page: 10 })).data;
+    const earlier = (
+      await this.octokit.rest.pulls.list({
+        ...at,
+        state: 'all',
+        head: `${this.spec.owner}:${head}`,
+        base: branch,
+        per_page: 10,
+      })
+    ).data;
     const merged = earlier.find((p) => p.merged_at && p.merge_commit_sha);
     if (merged) {
       await this.assertPullHoldsExactly(repo, merged, files);
@@ -137,27 +182,50 @@ export class GitHubForge implements Forge {
     if (!pull) {
       await this.createBranch(repo, head, `refs/heads/${branch}`);
       for (const [file, content] of Object.entries(files)) await this.putFile(repo, head, file, content, title);
-      pull = (await this.octokit.rest.pulls.create({ ...at, head, base: branch, title, body: body.join('\n').trim() })).data as (typeof earlier)[number];
+      pull = (await this.octokit.rest.pulls.create({ ...at, head, base: branch, title, body: body.join('\n').trim() }))
+        .data as (typeof earlier)[number];
     }
     await this.assertPullHoldsExactly(repo, pull, files);
     try {
       // Only the head that was checked: a push after the check makes GitHub refuse the merge.
-      const { data } = await this.octokit.rest.pulls.merge({ ...at, pull_number: pull.number, sha: pull.head.sha, merge_method: 'squash', commit_title: title, commit_message: body.join('\n').trim() });
+      const { data } = await this.octokit.rest.pulls.merge({
+        ...at,
+        pull_number: pull.number,
+        sha: pull.head.sha,
+        merge_method: 'squash',
+        commit_title: title,
+        commit_message: body.join('\n').trim(),
+      });
       await this.octokit.rest.git.deleteRef({ ...at, ref: `heads/${head}` }).catch(() => undefined); // tidy only
       return { sha: data.sha, changeId, alreadyLanded: false };
     } catch (err) {
-      if (httpStatus(err) === 405 || httpStatus(err) === 409) throw new Error(`pull request ${pull.html_url} cannot be merged into ${branch}: ${(err as Error).message}`);
+      if (httpStatus(err) === 405 || httpStatus(err) === 409)
+        throw new Error(`pull request ${pull.html_url} cannot be merged into ${branch}: ${(err as Error).message}`);
       throw err;
     }
   }
 
-  async revert(repo: string, branch: string, sha: string, changeId: string, author: string, reason: string): Promise<LandedChange> {
+  async revert(
+    repo: string,
+    branch: string,
+    sha: string,
+    changeId: string,
+    author: string,
+    reason: string,
+  ): Promise<LandedChange> {
     const { data: commit } = await this.octokit.rest.repos.getCommit({ ...this.at(repo), ref: sha });
     const parent = commit.parents[0]?.sha;
     if (!parent) throw new Error(`${sha} has no parent to revert to`);
     const files: Record<string, string> = {};
     for (const file of commit.files ?? []) files[file.filename] = await this.readFile(repo, parent, file.filename);
-    return this.land({ repo, branch, files, subject: revertSubject(commit.commit.message, reason, sha), changeId, author });
+    return this.land({
+      repo,
+      branch,
+      files,
+      subject: revertSubject(commit.commit.message, reason, sha),
+      changeId,
+      author,
+    });
   }
 
   async exportTree(repo: string, ref: string, dest: string): Promise<void> {
@@ -178,29 +246,47 @@ export class GitHubForge implements Forge {
 
   async commits(repo: string, head: string, exclude: string[], limit: number): Promise<CommitInfo[]> {
     if (!exclude.length) {
-      const listed = await this.octokit.paginate(this.octokit.rest.repos.listCommits, { ...this.at(repo), sha: head, per_page: 100 }, (response, done) => {
-        if (response.data.length >= limit) done();
-        return response.data;
-      });
+      const listed = await this.octokit.paginate(
+        this.octokit.rest.repos.listCommits,
+        { ...this.at(repo), sha: head, per_page: 100 },
+        (response, done) => {
+          if (response.data.length >= limit) done();
+          return response.data;
+        },
+      );
       return listed.slice(0, limit).map((c) => this.info(c));
     }
     // Reachable from head and from none of the excluded: what every base...head comparison has in common.
     const aheadOfEach: CommitInfo[][] = [];
     for (const base of exclude) {
-      const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({ ...this.at(repo), basehead: `${base}...${head}`, per_page: 100 });
+      const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({
+        ...this.at(repo),
+        basehead: `${base}...${head}`,
+        per_page: 100,
+      });
       aheadOfEach.push(data.commits.map((c) => this.info(c)));
     }
     const [first, ...rest] = aheadOfEach;
-    return first.filter((c) => rest.every((ahead) => ahead.some((a) => a.sha === c.sha))).reverse().slice(0, limit);
+    return first
+      .filter((c) => rest.every((ahead) => ahead.some((a) => a.sha === c.sha)))
+      .reverse()
+      .slice(0, limit);
   }
 
   async findChange(repo: string, changeId: string): Promise<string[]> {
-    const { data } = await this.octokit.rest.search.commits({ q: `repo:${this.spec.owner}/${repo} "Change-Id: ${changeId}"`, per_page: 100 });
+    const { data } = await this.octokit.rest.search.commits({
+      q: `repo:${this.spec.owner}/${repo} "Change-Id: ${changeId}"`,
+      per_page: 100,
+    });
     return data.items.filter((c) => trailersOf(c.commit.message).changeIds.includes(changeId)).map((c) => c.sha);
   }
 
   async isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean> {
-    const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({ ...this.at(repo), basehead: `${ancestor}...${descendant}`, per_page: 1 });
+    const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({
+      ...this.at(repo),
+      basehead: `${ancestor}...${descendant}`,
+      per_page: 1,
+    });
     return data.status === 'ahead' || data.status === 'identical';
   }
 }
@@ -222,13 +308,23 @@ export function createGitHubActivities(config: SignalboxConfig) {
     const [owner, repo] = spec.repository.split('/');
     const octokit = octokitFor(spec);
     const title = blockerIssueTitle(request.version);
-    const found = await octokit.rest.search.issuesAndPullRequests({ q: `repo:${spec.repository} is:issue in:title "${title}"`, per_page: 10 });
+    const found = await octokit.rest.search.issuesAndPullRequests({
+      q: `repo:${spec.repository} is:issue in:title "${title}"`,
+      per_page: 10,
+    });
     const issue = found.data.items.find((i) => i.title === title);
     if (!issue) return { open: [] };
-    const subIssues = await octokit.paginate('GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues', { owner, repo, issue_number: issue.number, per_page: 100 });
+    const subIssues = await octokit.paginate('GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues', {
+      owner,
+      repo,
+      issue_number: issue.number,
+      per_page: 100,
+    });
     return {
       issue: { number: issue.number, url: issue.html_url },
-      open: subIssues.filter((s) => s.state === 'open').map((s) => ({ title: `#${s.number} ${s.title}`, url: s.html_url })),
+      open: subIssues
+        .filter((s) => s.state === 'open')
+        .map((s) => ({ title: `#${s.number} ${s.title}`, url: s.html_url })),
     };
   }
 

@@ -169,15 +169,38 @@ function sh(script: keyof typeof SCRIPTS, ...args: string[]): string[] {
 /** A host script ran and refused: the host was reached, unlike a transport's own HostError. */
 export class HostScriptError extends HostError {}
 
-async function mustRun(transport: Transport, host: string, argv: string[], what: string, timeoutMs?: number): Promise<string> {
+async function mustRun(
+  transport: Transport,
+  host: string,
+  argv: string[],
+  what: string,
+  timeoutMs?: number,
+): Promise<string> {
   const result = await transport.run(argv, { timeoutMs });
-  if (result.code !== 0) throw new HostScriptError(host, `${what} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0)
+    throw new HostScriptError(
+      host,
+      `${what} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`,
+    );
   return result.stdout;
 }
 
-export async function readService(transport: Transport, host: string, root: string, service: string, logFiles: string[] = []): Promise<ServiceOnHost> {
+export async function readService(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  logFiles: string[] = [],
+): Promise<ServiceOnHost> {
   const out = await mustRun(transport, host, sh('read', root, checkServiceName(service), ...logFiles), 'reading state');
-  const found: ServiceOnHost = { state: { ...EMPTY_STATE }, links: {}, revs: [], logSizes: {}, journal: null, pins: [] };
+  const found: ServiceOnHost = {
+    state: { ...EMPTY_STATE },
+    links: {},
+    revs: [],
+    logSizes: {},
+    journal: null,
+    pins: [],
+  };
   const parsed = <T>(file: string, text: string): T => {
     try {
       return JSON.parse(text) as T;
@@ -212,7 +235,12 @@ export function journalFor(onHost: Pick<ServiceOnHost, 'journal'>, link: string)
  * (or restored) and repooled there. A host with no journal for it (from before journals, or the sandbox's first
  * fleet) counts when the load balancer pools it; `pooled` null means that could not be read.
  */
-export function settledOn(onHost: Pick<ServiceOnHost, 'links' | 'journal'>, link: string, release: string, pooled: boolean | null): boolean {
+export function settledOn(
+  onHost: Pick<ServiceOnHost, 'links' | 'journal'>,
+  link: string,
+  release: string,
+  pooled: boolean | null,
+): boolean {
   if (linkTarget(onHost, link) !== release) return false;
   const journal = journalFor(onHost, link);
   if (journal?.release === release) return journal.step === 'repooled';
@@ -220,8 +248,22 @@ export function settledOn(onHost: Pick<ServiceOnHost, 'links' | 'journal'>, link
 }
 
 /** Fetches and verifies a release; with a run id, pins it for that run first so no prune takes it meanwhile. */
-export async function fetchRelease(transport: Transport, host: string, root: string, service: string, release: string, source: string, contentHash: string, pinFor?: string): Promise<void> {
-  await mustRun(transport, host, sh('fetch', root, checkServiceName(service), checkReleaseId(release), source, contentHash, pinFor ?? ''), `fetching ${release}`);
+export async function fetchRelease(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  release: string,
+  source: string,
+  contentHash: string,
+  pinFor?: string,
+): Promise<void> {
+  await mustRun(
+    transport,
+    host,
+    sh('fetch', root, checkServiceName(service), checkReleaseId(release), source, contentHash, pinFor ?? ''),
+    `fetching ${release}`,
+  );
 }
 
 /** Optional parts of a switch: the journal step it completes, and the run whose pin on a release it drops. */
@@ -230,37 +272,125 @@ export interface SwitchRecord {
   unpin?: { release: string; runId: string };
 }
 
-export async function activateRelease(transport: Transport, host: string, root: string, service: string, release: string, link: string, state: ServiceState, record: SwitchRecord = {}): Promise<void> {
-  await mustRun(transport, host, sh('activate', root, checkServiceName(service), checkReleaseId(release), link, JSON.stringify(state), ...recordArgs(record)), `switching to ${release}`);
+export async function activateRelease(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  release: string,
+  link: string,
+  state: ServiceState,
+  record: SwitchRecord = {},
+): Promise<void> {
+  await mustRun(
+    transport,
+    host,
+    sh(
+      'activate',
+      root,
+      checkServiceName(service),
+      checkReleaseId(release),
+      link,
+      JSON.stringify(state),
+      ...recordArgs(record),
+    ),
+    `switching to ${release}`,
+  );
 }
 
-export async function removeLink(transport: Transport, host: string, root: string, service: string, link: string, state: ServiceState, record: SwitchRecord = {}): Promise<void> {
-  await mustRun(transport, host, sh('activate', root, checkServiceName(service), '', link, JSON.stringify(state), ...recordArgs(record)), `removing ${link}`);
+export async function removeLink(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  link: string,
+  state: ServiceState,
+  record: SwitchRecord = {},
+): Promise<void> {
+  await mustRun(
+    transport,
+    host,
+    sh('activate', root, checkServiceName(service), '', link, JSON.stringify(state), ...recordArgs(record)),
+    `removing ${link}`,
+  );
 }
 
 function recordArgs(record: SwitchRecord): string[] {
-  return [record.journal ? JSON.stringify(record.journal) : '', record.unpin ? checkReleaseId(record.unpin.release) : '', record.unpin?.runId ?? ''];
+  return [
+    record.journal ? JSON.stringify(record.journal) : '',
+    record.unpin ? checkReleaseId(record.unpin.release) : '',
+    record.unpin?.runId ?? '',
+  ];
 }
 
-export async function writeServiceState(transport: Transport, host: string, root: string, service: string, state: ServiceState): Promise<void> {
-  await mustRun(transport, host, sh('writeState', root, checkServiceName(service), JSON.stringify(state)), 'writing state');
+export async function writeServiceState(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  state: ServiceState,
+): Promise<void> {
+  await mustRun(
+    transport,
+    host,
+    sh('writeState', root, checkServiceName(service), JSON.stringify(state)),
+    'writing state',
+  );
 }
 
-export async function writeJournal(transport: Transport, host: string, root: string, service: string, journal: HostJournal, unpin?: SwitchRecord['unpin']): Promise<void> {
+export async function writeJournal(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  journal: HostJournal,
+  unpin?: SwitchRecord['unpin'],
+): Promise<void> {
   const [, pinned, runId] = recordArgs({ unpin });
-  await mustRun(transport, host, sh('journal', root, checkServiceName(service), JSON.stringify(journal), pinned, runId), 'writing the journal');
+  await mustRun(
+    transport,
+    host,
+    sh('journal', root, checkServiceName(service), JSON.stringify(journal), pinned, runId),
+    'writing the journal',
+  );
 }
 
 /** Drops a run's pin on a release; a pin another run wrote since stays. */
-export async function unpinRelease(transport: Transport, host: string, root: string, service: string, release: string, runId: string): Promise<void> {
-  await mustRun(transport, host, sh('unpin', root, checkServiceName(service), checkReleaseId(release), runId), 'dropping a pin');
+export async function unpinRelease(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  release: string,
+  runId: string,
+): Promise<void> {
+  await mustRun(
+    transport,
+    host,
+    sh('unpin', root, checkServiceName(service), checkReleaseId(release), runId),
+    'dropping a pin',
+  );
 }
 
 /** Removes the releases the host itself also finds unused; returns those it removed. */
-export async function pruneReleases(transport: Transport, host: string, root: string, service: string, releases: string[]): Promise<string[]> {
+export async function pruneReleases(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  releases: string[],
+): Promise<string[]> {
   if (releases.length === 0) return [];
-  const out = await mustRun(transport, host, sh('prune', root, checkServiceName(service), ...releases.map(checkReleaseId)), 'pruning');
-  return out.split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice('pruned '.length));
+  const out = await mustRun(
+    transport,
+    host,
+    sh('prune', root, checkServiceName(service), ...releases.map(checkReleaseId)),
+    'pruning',
+  );
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('pruned '))
+    .map((l) => l.slice('pruned '.length));
 }
 
 export async function logSince(transport: Transport, host: string, file: string, offset: number): Promise<string> {
@@ -272,13 +402,23 @@ export async function logSince(transport: Transport, host: string, file: string,
  * journal do not name them (current, previous, last stable, a way back), and no rollout has pinned them. revs is
  * newest first.
  */
-export function releasesToPrune(onHost: Pick<ServiceOnHost, 'state' | 'links' | 'revs'> & Partial<Pick<ServiceOnHost, 'journal' | 'pins'>>, keep: number): string[] {
+export function releasesToPrune(
+  onHost: Pick<ServiceOnHost, 'state' | 'links' | 'revs'> & Partial<Pick<ServiceOnHost, 'journal' | 'pins'>>,
+  keep: number,
+): string[] {
   const { state, journal } = onHost;
   const named = [
     ...Object.keys(onHost.links).map((link) => linkTarget(onHost, link)),
-    state.current, state.previous, state.lastStable, state.replaced,
-    journal?.release, journal?.replaced,
-    journal?.stateBefore?.current, journal?.stateBefore?.previous, journal?.stateBefore?.lastStable, journal?.stateBefore?.replaced,
+    state.current,
+    state.previous,
+    state.lastStable,
+    state.replaced,
+    journal?.release,
+    journal?.replaced,
+    journal?.stateBefore?.current,
+    journal?.stateBefore?.previous,
+    journal?.stateBefore?.lastStable,
+    journal?.stateBefore?.replaced,
     ...(onHost.pins ?? []),
   ];
   const needed = new Set(named.filter((r): r is string => !!r));

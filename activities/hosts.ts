@@ -69,22 +69,32 @@ export interface HostSelector {
  */
 export function selectHosts(fleet: HostSpec[], selector: HostSelector): HostSpec[] {
   const bad = (message: string) => ApplicationFailure.nonRetryable(message, 'BadInput');
-  if (!selector || typeof selector !== 'object') throw bad(`the host selector must be { hosts } or { group }, not ${JSON.stringify(selector)}`);
+  if (!selector || typeof selector !== 'object')
+    throw bad(`the host selector must be { hosts } or { group }, not ${JSON.stringify(selector)}`);
   const { hosts, group } = selector;
   if (hosts !== undefined && group !== undefined) throw bad('give a host list or a group, not both');
   if (hosts !== undefined) {
     if (!Array.isArray(hosts)) throw bad(`the host list must be a list of host names, not ${JSON.stringify(hosts)}`);
-    if (!hosts.length) throw bad('the host list is empty; name at least one host, such as mw1001, or leave the list out to target every host');
-    if (hosts.some((h) => typeof h !== 'string' || !h.trim())) throw bad(`the host list ${JSON.stringify(hosts)} has an empty name; name hosts such as mw1001,mw1002`);
+    if (!hosts.length)
+      throw bad(
+        'the host list is empty; name at least one host, such as mw1001, or leave the list out to target every host',
+      );
+    if (hosts.some((h) => typeof h !== 'string' || !h.trim()))
+      throw bad(`the host list ${JSON.stringify(hosts)} has an empty name; name hosts such as mw1001,mw1002`);
     const twice = hosts.filter((h, i) => hosts.indexOf(h) !== i);
-    if (twice.length) throw bad(`the host list names ${[...new Set(twice)].join(', ')} more than once; name each host once`);
+    if (twice.length)
+      throw bad(`the host list names ${[...new Set(twice)].join(', ')} more than once; name each host once`);
     const known = new Map(fleet.map((h) => [h.name, h]));
     const unknown = hosts.filter((h) => !known.has(h));
-    if (unknown.length) throw bad(`unknown hosts: ${unknown.join(', ')}; \`signalbox hosts\` lists the ${fleet.length} hosts there are`);
+    if (unknown.length)
+      throw bad(`unknown hosts: ${unknown.join(', ')}; \`signalbox hosts\` lists the ${fleet.length} hosts there are`);
     return hosts.map((h) => known.get(h)!);
   }
   if (group !== undefined) {
-    if (typeof group !== 'string' || !group.trim()) throw bad(`the group name ${JSON.stringify(group)} is empty; name a group such as canary, or leave it out to target every host`);
+    if (typeof group !== 'string' || !group.trim())
+      throw bad(
+        `the group name ${JSON.stringify(group)} is empty; name a group such as canary, or leave it out to target every host`,
+      );
     const inGroup = fleet.filter((h) => h.groups.includes(group));
     if (!inGroup.length) {
       const groups = [...new Set(fleet.flatMap((h) => h.groups))].sort();
@@ -105,12 +115,14 @@ export interface HostsRequest extends TargetRequest {
 export async function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i]);
+      }
+    }),
+  );
   return results;
 }
 
@@ -119,7 +131,11 @@ export function createHostActivities(config: SignalboxConfig) {
 
   const service = (name: string) => {
     const spec = config.services[checkServiceName(name)];
-    if (!spec) throw ApplicationFailure.nonRetryable(`unknown service "${name}"; services in ${config.file}: ${Object.keys(config.services).join(', ')}`, 'BadInput');
+    if (!spec)
+      throw ApplicationFailure.nonRetryable(
+        `unknown service "${name}"; services in ${config.file}: ${Object.keys(config.services).join(', ')}`,
+        'BadInput',
+      );
     return spec;
   };
 
@@ -141,7 +157,11 @@ export function createHostActivities(config: SignalboxConfig) {
   }
 
   /** What each selected host serves for the release's link now: the release id, or null. Host state is the truth. */
-  async function currentReleases(request: { service: string; release: Release; selector: HostSelector }): Promise<{ current: Record<string, string | null>; canaryHosts: string[] }> {
+  async function currentReleases(request: {
+    service: string;
+    release: Release;
+    selector: HostSelector;
+  }): Promise<{ current: Record<string, string | null>; canaryHosts: string[] }> {
     const hosts = await select(request.selector);
     const link = linkFor(request.service, request.release);
     const pools = poolsOnce(inventory());
@@ -168,7 +188,13 @@ export function createHostActivities(config: SignalboxConfig) {
     return () => (pools ??= poolStates(inv.loadBalancer).catch(() => null));
   }
 
-  async function settled(onHost: ServiceOnHost, link: string, release: string, host: HostSpec, pools: () => Promise<Record<string, boolean> | null>): Promise<boolean> {
+  async function settled(
+    onHost: ServiceOnHost,
+    link: string,
+    release: string,
+    host: HostSpec,
+    pools: () => Promise<Record<string, boolean> | null>,
+  ): Promise<boolean> {
     if (linkTarget(onHost, link) !== release) return false;
     if (journalFor(onHost, link)?.release === release) return settledOn(onHost, link, release, null);
     const pooled = await pools();
@@ -176,9 +202,14 @@ export function createHostActivities(config: SignalboxConfig) {
   }
 
   /** For a host already linked to the release: what it replaced and the state before, from the best record there is. */
-  function wayBack(onHost: ServiceOnHost, link: string, release: string): { replaced: string | null; stateBefore: ServiceState } {
+  function wayBack(
+    onHost: ServiceOnHost,
+    link: string,
+    release: string,
+  ): { replaced: string | null; stateBefore: ServiceState } {
     const journal = journalFor(onHost, link);
-    if (journal?.op === 'promote' && journal.release === release) return { replaced: journal.replaced, stateBefore: journal.stateBefore ?? onHost.state };
+    if (journal?.op === 'promote' && journal.release === release)
+      return { replaced: journal.replaced, stateBefore: journal.stateBefore ?? onHost.state };
     const { state } = onHost;
     // state.json is written after the link, so when it does not name the release yet it still describes what was before.
     if (state.current !== release) return { replaced: state.current, stateBefore: state };
@@ -193,7 +224,10 @@ export function createHostActivities(config: SignalboxConfig) {
     const log = path.join(config.home, 'logs', fileSafe(runId), `${fileSafe(result.host)}.log`);
     try {
       fs.mkdirSync(path.dirname(log), { recursive: true });
-      fs.appendFileSync(log, `${new Date().toISOString()} ${what}: ${result.outcome}${result.code ? ` (${result.code})` : ''}: ${text}\n`);
+      fs.appendFileSync(
+        log,
+        `${new Date().toISOString()} ${what}: ${result.outcome}${result.code ? ` (${result.code})` : ''}: ${text}\n`,
+      );
     } catch {
       return { ...result, detail }; // a log that cannot be written must not change what happened on the host
     }
@@ -205,15 +239,33 @@ export function createHostActivities(config: SignalboxConfig) {
     const hosts = hostsByName(inv, request.hosts);
     const { release } = request;
     service(request.service);
-    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, async (host): Promise<HostResult> => {
-      try {
-        const source = `${inv.rsyncSource}/${release.service}/${release.id}`;
-        await fetchRelease(transportFor(host, config), host.name, host.root, request.service, release.id, source, release.contentHash, request.runId);
-        return { host: host.name, outcome: 'done' };
-      } catch (err) {
-        return bounded(request.runId, `fetch ${release.id}`, { host: host.name, outcome: 'failed', code: codeFor(err, 'fetch-failed'), detail: (err as Error).message });
-      }
-    });
+    return eachWithLimit(
+      hosts,
+      request.concurrency ?? config.rollout.fetchConcurrency,
+      async (host): Promise<HostResult> => {
+        try {
+          const source = `${inv.rsyncSource}/${release.service}/${release.id}`;
+          await fetchRelease(
+            transportFor(host, config),
+            host.name,
+            host.root,
+            request.service,
+            release.id,
+            source,
+            release.contentHash,
+            request.runId,
+          );
+          return { host: host.name, outcome: 'done' };
+        } catch (err) {
+          return bounded(request.runId, `fetch ${release.id}`, {
+            host: host.name,
+            outcome: 'failed',
+            code: codeFor(err, 'fetch-failed'),
+            detail: (err as Error).message,
+          });
+        }
+      },
+    );
   }
 
   /**
@@ -221,13 +273,19 @@ export function createHostActivities(config: SignalboxConfig) {
    * goes on from the journal's step; a host already linked to the release but never checked and repooled there is
    * finished rather than counted as already done.
    */
-  async function promoteOne(host: HostSpec, request: HostsRequest, inv: Inventory, pools: () => Promise<Record<string, boolean> | null>): Promise<HostResult> {
+  async function promoteOne(
+    host: HostSpec,
+    request: HostsRequest,
+    inv: Inventory,
+    pools: () => Promise<Record<string, boolean> | null>,
+  ): Promise<HostResult> {
     const spec = service(request.service);
     const { release, runId } = request;
     const link = linkFor(request.service, release);
     const transport = transportFor(host, config);
     const vars = templateVars(host, inv, { version: release.name, release: release.id, service: request.service });
-    const finish = (result: Omit<HostResult, 'host'>) => bounded(runId, `promote ${release.id}`, { host: host.name, ...result });
+    const finish = (result: Omit<HostResult, 'host'>) =>
+      bounded(runId, `promote ${release.id}`, { host: host.name, ...result });
     let onHost: ServiceOnHost;
     try {
       onHost = await readService(transport, host.name, host.root, request.service, logScanFiles(spec.checks, vars));
@@ -236,20 +294,27 @@ export function createHostActivities(config: SignalboxConfig) {
     }
     const linked = linkTarget(onHost, link);
     const journal = journalFor(onHost, link);
-    const ours = journal?.op === 'promote' && journal.runId === runId && journal.release === release.id ? journal : null;
+    const ours =
+      journal?.op === 'promote' && journal.runId === runId && journal.release === release.id ? journal : null;
     if (ours?.step === 'repooled' && linked === release.id) return finish({ outcome: 'done', previous: ours.replaced });
     if (!ours && (await settled(onHost, link, release.id, host, pools))) {
       // Tidying only: the link already keeps the release from being pruned, so a failure here changes nothing.
-      if (onHost.pins.includes(release.id)) await unpinRelease(transport, host.name, host.root, request.service, release.id, runId).catch(() => undefined);
+      if (onHost.pins.includes(release.id))
+        await unpinRelease(transport, host.name, host.root, request.service, release.id, runId).catch(() => undefined);
       return finish({ outcome: 'already', previous: wayBack(onHost, link, release.id).replaced });
     }
     if (!onHost.revs.includes(release.id)) {
-      return finish({ outcome: 'failed', code: 'not-fetched', detail: `${host.name}: release ${release.id} is not on this host; fetch it first (nothing was changed)` });
+      return finish({
+        outcome: 'failed',
+        code: 'not-fetched',
+        detail: `${host.name}: release ${release.id} is not on this host; fetch it first (nothing was changed)`,
+      });
     }
 
     // Where to start, and where the host goes back to if a step fails.
     let done: JournalStep | null = null;
-    let { replaced, stateBefore } = linked === release.id ? wayBack(onHost, link, release.id) : { replaced: linked, stateBefore: onHost.state };
+    let { replaced, stateBefore } =
+      linked === release.id ? wayBack(onHost, link, release.id) : { replaced: linked, stateBefore: onHost.state };
     let logOffsets = onHost.logSizes;
     if (ours && (linked === release.id || linked === ours.replaced)) {
       // This run's own promote, interrupted: the link says whether its switch happened, the journal the rest.
@@ -258,10 +323,28 @@ export function createHostActivities(config: SignalboxConfig) {
       stateBefore = ours.stateBefore ?? stateBefore;
       logOffsets = ours.logOffsets ?? logOffsets;
     }
-    const entry = (step: JournalStep): HostJournal => ({ op: 'promote', runId, release: release.id, replaced, link, step, at: new Date().toISOString(), stateBefore, logOffsets });
+    const entry = (step: JournalStep): HostJournal => ({
+      op: 'promote',
+      runId,
+      release: release.id,
+      replaced,
+      link,
+      step,
+      at: new Date().toISOString(),
+      stateBefore,
+      logOffsets,
+    });
     const unpin = { release: release.id, runId };
     // The last step drops this run's pin too: once linked, the link keeps the release from being pruned.
-    const record = (step: JournalStep) => writeJournal(transport, host.name, host.root, request.service, entry(step), step === 'repooled' ? unpin : undefined);
+    const record = (step: JournalStep) =>
+      writeJournal(
+        transport,
+        host.name,
+        host.root,
+        request.service,
+        entry(step),
+        step === 'repooled' ? unpin : undefined,
+      );
     const reached = (step: JournalStep) => done !== null && JOURNAL_STEPS.indexOf(done) >= JOURNAL_STEPS.indexOf(step);
     const state: ServiceState = {
       current: release.id,
@@ -279,7 +362,10 @@ export function createHostActivities(config: SignalboxConfig) {
       if (!reached('checked')) await setPooled(inv.loadBalancer, host.name, false);
       stage = 'switch-failed';
       if (!reached('switched')) {
-        await activateRelease(transport, host.name, host.root, request.service, release.id, link, state, { journal: entry('switched'), unpin });
+        await activateRelease(transport, host.name, host.root, request.service, release.id, link, state, {
+          journal: entry('switched'),
+          unpin,
+        });
       }
       stage = 'restart-failed';
       if (spec.restart && !reached('restarted')) {
@@ -288,7 +374,12 @@ export function createHostActivities(config: SignalboxConfig) {
       }
       stage = 'check-failed';
       if (!reached('checked')) {
-        await runChecks(spec.checks, host.groups, { host: host.name, transport, vars, logOffsets: new Map(Object.entries(logOffsets)) });
+        await runChecks(spec.checks, host.groups, {
+          host: host.name,
+          transport,
+          vars,
+          logOffsets: new Map(Object.entries(logOffsets)),
+        });
         await record('checked');
       }
       stage = 'repool-failed';
@@ -305,35 +396,81 @@ export function createHostActivities(config: SignalboxConfig) {
         return finish({ ...failed, detail: `${detail}; left depooled until it can be rolled back` });
       }
       if (stage === 'unreachable' || stage === 'depool-failed') return finish({ ...failed, detail });
-      if (stage === 'repool-failed') return finish({ ...failed, detail: `${detail}; it passed its checks on ${release.id} and is left depooled` });
+      if (stage === 'repool-failed')
+        return finish({ ...failed, detail: `${detail}; it passed its checks on ${release.id} and is left depooled` });
       if (request.movingBack) {
         // Going back from an older release would move the host forward, and taking every host that fails on the
         // last good release out of the pool could empty it: the host stays on the older release, pooled, named.
         await setPooled(inv.loadBalancer, host.name, true).catch(() => undefined);
         await record('unhealthy').catch(() => undefined);
-        return finish({ ...failed, code: 'check-failed-moving-back', detail: `${detail}; this rollout moves hosts back, so it stays on ${release.id} (the older release), in the pool, marked unhealthy for a person to look at` });
+        return finish({
+          ...failed,
+          code: 'check-failed-moving-back',
+          detail: `${detail}; this rollout moves hosts back, so it stays on ${release.id} (the older release), in the pool, marked unhealthy for a person to look at`,
+        });
       }
       // A host that failed goes straight back, so it never keeps serving a release that failed.
       try {
-        await goBack({ host, inv, op: 'restore', runId, by: request.by, serviceName: request.service, version: release.name, left: release.id, link, target: replaced, stateBefore, switchBack: true });
+        await goBack({
+          host,
+          inv,
+          op: 'restore',
+          runId,
+          by: request.by,
+          serviceName: request.service,
+          version: release.name,
+          left: release.id,
+          link,
+          target: replaced,
+          stateBefore,
+          switchBack: true,
+        });
         return finish({ ...failed, detail: `${detail}; back on ${replaced ?? 'no link'}` });
       } catch (backErr) {
         // A full disk fails a switch's bookkeeping (its state file), not always its link. When the switch to the new
         // release failed, nothing restarted onto it; a link that reads the old release again means the host serves
         // what it served before, so it goes back in the pool rather than waiting for a person.
-        const linkedNow = stage === 'switch-failed' ? await readService(transport, host.name, host.root, request.service).then((h) => linkTarget(h, link), () => undefined) : undefined;
-        if (linkedNow !== undefined && linkedNow === replaced && (await setPooled(inv.loadBalancer, host.name, true).then(() => true, () => false))) {
-          return finish({ ...failed, detail: `${detail}; its link is back on ${replaced ?? 'no link'} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool (its records could not be written: ${(backErr as Error).message})` });
+        const linkedNow =
+          stage === 'switch-failed'
+            ? await readService(transport, host.name, host.root, request.service).then(
+                (h) => linkTarget(h, link),
+                () => undefined,
+              )
+            : undefined;
+        if (
+          linkedNow !== undefined &&
+          linkedNow === replaced &&
+          (await setPooled(inv.loadBalancer, host.name, true).then(
+            () => true,
+            () => false,
+          ))
+        ) {
+          return finish({
+            ...failed,
+            detail: `${detail}; its link is back on ${replaced ?? 'no link'} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool (its records could not be written: ${(backErr as Error).message})`,
+          });
         }
         await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
-        return finish({ ...failed, code: 'left-depooled', detail: `${detail}; going back to ${replaced ?? 'no link'} failed too (${(backErr as Error).message}); left depooled for a person` });
+        return finish({
+          ...failed,
+          code: 'left-depooled',
+          detail: `${detail}; going back to ${replaced ?? 'no link'} failed too (${(backErr as Error).message}); left depooled for a person`,
+        });
       }
     }
   }
 
-  async function restart(host: HostSpec, argv: string[], vars: Record<string, string | number | undefined>): Promise<void> {
-    const result = await transportFor(host, config).run(argv.map((a) => fill(a, vars)), { timeoutMs: 60_000 });
-    if (result.code !== 0) throw new Error(`restart failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+  async function restart(
+    host: HostSpec,
+    argv: string[],
+    vars: Record<string, string | number | undefined>,
+  ): Promise<void> {
+    const result = await transportFor(host, config).run(
+      argv.map((a) => fill(a, vars)),
+      { timeoutMs: 60_000 },
+    );
+    if (result.code !== 0)
+      throw new Error(`restart failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
   }
 
   /**
@@ -341,17 +478,57 @@ export function createHostActivities(config: SignalboxConfig) {
    * link is already there and never moved, so only the repool is left. Journaled as switched, then repooled: a
    * retry redoes the restart, which is harmless, and a rollback stays one write shorter.
    */
-  async function goBack(back: { host: HostSpec; inv: Inventory; op: 'restore' | 'rollback'; runId: string; by: string; serviceName: string; version: string; left: string; link: string; target: string | null; stateBefore: ServiceState; switchBack: boolean }): Promise<void> {
+  async function goBack(back: {
+    host: HostSpec;
+    inv: Inventory;
+    op: 'restore' | 'rollback';
+    runId: string;
+    by: string;
+    serviceName: string;
+    version: string;
+    left: string;
+    link: string;
+    target: string | null;
+    stateBefore: ServiceState;
+    switchBack: boolean;
+  }): Promise<void> {
     const { host, inv, runId, serviceName, left, link, target } = back;
     const spec = service(serviceName);
     const transport = transportFor(host, config);
-    const entry = (step: JournalStep): HostJournal => ({ op: back.op, runId, release: target, replaced: left, link, step, at: new Date().toISOString() });
+    const entry = (step: JournalStep): HostJournal => ({
+      op: back.op,
+      runId,
+      release: target,
+      replaced: left,
+      link,
+      step,
+      at: new Date().toISOString(),
+    });
     const unpin = { release: left, runId };
     if (back.switchBack) {
-      const state: ServiceState = { ...back.stateBefore, previous: left, deployedAt: new Date().toISOString(), deployedBy: back.by, runId };
-      if (target) await activateRelease(transport, host.name, host.root, serviceName, target, link, state, { journal: entry('switched'), unpin });
-      else await removeLink(transport, host.name, host.root, serviceName, link, state, { journal: entry('switched'), unpin });
-      if (spec.restart) await restart(host, spec.restart, templateVars(host, inv, { version: back.version, release: target ?? '', service: serviceName }));
+      const state: ServiceState = {
+        ...back.stateBefore,
+        previous: left,
+        deployedAt: new Date().toISOString(),
+        deployedBy: back.by,
+        runId,
+      };
+      if (target)
+        await activateRelease(transport, host.name, host.root, serviceName, target, link, state, {
+          journal: entry('switched'),
+          unpin,
+        });
+      else
+        await removeLink(transport, host.name, host.root, serviceName, link, state, {
+          journal: entry('switched'),
+          unpin,
+        });
+      if (spec.restart)
+        await restart(
+          host,
+          spec.restart,
+          templateVars(host, inv, { version: back.version, release: target ?? '', service: serviceName }),
+        );
     }
     await setPooled(inv.loadBalancer, host.name, true);
     // The host is back where it belongs and in the pool: a record that cannot be written (a full disk) must not
@@ -374,14 +551,17 @@ export function createHostActivities(config: SignalboxConfig) {
   async function rollbackHosts(request: HostsRequest): Promise<HostResult[]> {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
-    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, (host) => rollbackOne(host, request, inv));
+    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, (host) =>
+      rollbackOne(host, request, inv),
+    );
   }
 
   async function rollbackOne(host: HostSpec, request: HostsRequest, inv: Inventory): Promise<HostResult> {
     const { release, runId } = request;
     const link = linkFor(request.service, release);
     const transport = transportFor(host, config);
-    const finish = (result: Omit<HostResult, 'host'>) => bounded(runId, `rollback ${release.id}`, { host: host.name, ...result });
+    const finish = (result: Omit<HostResult, 'host'>) =>
+      bounded(runId, `rollback ${release.id}`, { host: host.name, ...result });
     const leaveDepooled = async (result: Omit<HostResult, 'host' | 'outcome'>, detail: string) => {
       const depooled = await setPooled(inv.loadBalancer, host.name, false).then(
         () => 'left depooled for a person',
@@ -393,20 +573,47 @@ export function createHostActivities(config: SignalboxConfig) {
     try {
       onHost = await readService(transport, host.name, host.root, request.service);
     } catch (err) {
-      return leaveDepooled({ code: codeFor(err, 'unreachable') }, `${(err as Error).message}; cannot tell whether it serves ${release.id}`);
+      return leaveDepooled(
+        { code: codeFor(err, 'unreachable') },
+        `${(err as Error).message}; cannot tell whether it serves ${release.id}`,
+      );
     }
     const linked = linkTarget(onHost, link);
     const journal = journalFor(onHost, link);
     const promoted = journal?.op === 'promote' && journal.release === release.id ? journal : null;
-    const wentBack = journal && journal.op !== 'promote' && journal.runId === runId && journal.replaced === release.id && linked === journal.release ? journal : null;
+    const wentBack =
+      journal &&
+      journal.op !== 'promote' &&
+      journal.runId === runId &&
+      journal.replaced === release.id &&
+      linked === journal.release
+        ? journal
+        : null;
     const back = (target: string | null, stateBefore: ServiceState, switchBack: boolean) =>
-      goBack({ host, inv, op: 'rollback', runId, by: request.by, serviceName: request.service, version: release.name, left: release.id, link, target, stateBefore, switchBack });
+      goBack({
+        host,
+        inv,
+        op: 'rollback',
+        runId,
+        by: request.by,
+        serviceName: request.service,
+        version: release.name,
+        left: release.id,
+        link,
+        target,
+        stateBefore,
+        switchBack,
+      });
     let target: string | null = linked;
     try {
       if (wentBack) {
         if (wentBack.step === 'repooled') {
           if (wentBack.op === 'rollback') return finish({ outcome: 'rolled-back', previous: linked });
-          return finish({ outcome: 'skipped', code: 'not-on-release', detail: `went back to ${linked ?? 'no link'} when it failed on ${release.id}` });
+          return finish({
+            outcome: 'skipped',
+            code: 'not-on-release',
+            detail: `went back to ${linked ?? 'no link'} when it failed on ${release.id}`,
+          });
         }
         // Going back stopped after its switch: restart and repool.
         await back(linked, onHost.state, true);
@@ -414,31 +621,52 @@ export function createHostActivities(config: SignalboxConfig) {
       }
       if (linked === release.id && request.movingBack) {
         // This rollout put hosts back on an older release: undoing it would move them forward.
-        if (settledOn(onHost, link, release.id, null)) return finish({ outcome: 'skipped', detail: `stays on ${release.id}: this rollout moved hosts back, and undoing it would move them forward` });
+        if (settledOn(onHost, link, release.id, null))
+          return finish({
+            outcome: 'skipped',
+            detail: `stays on ${release.id}: this rollout moved hosts back, and undoing it would move them forward`,
+          });
         await setPooled(inv.loadBalancer, host.name, true);
-        return finish({ outcome: 'failed', code: 'check-failed-moving-back', previous: linked, detail: `${host.name}: on ${release.id} but not checked there; this rollout moved hosts back, so it stays on the older release, in the pool, for a person to look at` });
+        return finish({
+          outcome: 'failed',
+          code: 'check-failed-moving-back',
+          previous: linked,
+          detail: `${host.name}: on ${release.id} but not checked there; this rollout moved hosts back, so it stays on the older release, in the pool, for a person to look at`,
+        });
       }
       if (linked === release.id) {
-        target = promoted ? promoted.replaced : onHost.state.replaced ?? null;
+        target = promoted ? promoted.replaced : (onHost.state.replaced ?? null);
         await back(target, promoted?.stateBefore ?? { ...onHost.state, current: onHost.state.previous }, true);
         return finish({ outcome: 'rolled-back', previous: target });
       }
       if (promoted?.runId === runId) {
         if (linked !== promoted.replaced) {
-          return leaveDepooled({ code: 'left-depooled', previous: linked }, `its ${link} points at ${linked ?? 'nothing'}, neither ${release.id} nor what this rollout replaced (${promoted.replaced ?? 'no link'})`);
+          return leaveDepooled(
+            { code: 'left-depooled', previous: linked },
+            `its ${link} points at ${linked ?? 'nothing'}, neither ${release.id} nor what this rollout replaced (${promoted.replaced ?? 'no link'})`,
+          );
         }
         if (promoted.step === 'depooled') {
           await back(linked, onHost.state, false);
-          return finish({ outcome: 'rolled-back', code: 'never-switched', previous: linked, detail: `depooled by this rollout but never switched; repooled on ${linked ?? 'no link'}` });
+          return finish({
+            outcome: 'rolled-back',
+            code: 'never-switched',
+            previous: linked,
+            detail: `depooled by this rollout but never switched; repooled on ${linked ?? 'no link'}`,
+          });
         }
         // Its switch happened and going back had already moved the link before the journal said so: finish that.
         await back(linked, promoted.stateBefore ?? onHost.state, true);
         return finish({ outcome: 'rolled-back', previous: linked });
       }
-      if (onHost.pins.includes(release.id)) await unpinRelease(transport, host.name, host.root, request.service, release.id, runId);
+      if (onHost.pins.includes(release.id))
+        await unpinRelease(transport, host.name, host.root, request.service, release.id, runId);
       return finish({ outcome: 'skipped', code: 'not-on-release', detail: 'not on the release' });
     } catch (err) {
-      return leaveDepooled({ code: codeFor(err, 'left-depooled'), previous: target }, `rolling back to ${target ?? 'no link'} failed: ${(err as Error).message}`);
+      return leaveDepooled(
+        { code: codeFor(err, 'left-depooled'), previous: target },
+        `rolling back to ${target ?? 'no link'} failed: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -447,7 +675,11 @@ export function createHostActivities(config: SignalboxConfig) {
    * multi-step change that must go out in order. A dependency counts as live when the release itself contains it,
    * or when each reachable host runs, for some service, a release built from a commit that contains it.
    */
-  async function checkDependsOn(request: { service: string; release: Release; selector: HostSelector }): Promise<{ dependencies: string[] }> {
+  async function checkDependsOn(request: {
+    service: string;
+    release: Release;
+    selector: HostSelector;
+  }): Promise<{ dependencies: string[] }> {
     const inv = inventory();
     const source = releaseSource(inv.stagingDir, request.service, request.release.id);
     if (!source) return { dependencies: [] }; // staged by hand from a tree: there are no commits to read
@@ -470,21 +702,33 @@ export function createHostActivities(config: SignalboxConfig) {
       }
       running.set(host.name, sources);
     });
-    const liveOfThisService = [...running.values()].flat().filter((r) => r.service === request.service && r.source.repo === source.repo);
-    const newCommits = await forge.commits(source.repo, head, [...new Set(liveOfThisService.flatMap((r) => r.source.shas))], DEPENDS_ON_SCAN_LIMIT);
+    const liveOfThisService = [...running.values()]
+      .flat()
+      .filter((r) => r.service === request.service && r.source.repo === source.repo);
+    const newCommits = await forge.commits(
+      source.repo,
+      head,
+      [...new Set(liveOfThisService.flatMap((r) => r.source.shas))],
+      DEPENDS_ON_SCAN_LIMIT,
+    );
     const repos = [...new Set([source.repo, ...[...running.values()].flat().map((r) => r.source.repo)])];
     const problems: string[] = [];
     const dependencies = [...new Set(newCommits.flatMap((c) => c.dependsOn))];
     for (const commit of newCommits) {
       for (const dependency of commit.dependsOn) {
         const change = `${commit.sha.slice(0, 10)} ("${commit.subject}") depends on ${dependency}`;
-        const carriers = (await Promise.all(repos.map(async (repo) => (await forge.findChange(repo, dependency)).map((sha) => ({ repo, sha }))))).flat();
+        const carriers = (
+          await Promise.all(
+            repos.map(async (repo) => (await forge.findChange(repo, dependency)).map((sha) => ({ repo, sha }))),
+          )
+        ).flat();
         if (!carriers.length) {
           problems.push(`${change}, which is in none of ${repos.join(', ')}; land it first or fix the Depends-On line`);
           continue;
         }
         const contains = async (repo: string, shas: string[]) => {
-          for (const carrier of carriers.filter((c) => c.repo === repo)) for (const sha of shas) if (await forge.isAncestor(repo, carrier.sha, sha)) return true;
+          for (const carrier of carriers.filter((c) => c.repo === repo))
+            for (const sha of shas) if (await forge.isAncestor(repo, carrier.sha, sha)) return true;
           return false;
         };
         if (await contains(source.repo, [head])) continue; // ships in this same release
@@ -498,11 +742,17 @@ export function createHostActivities(config: SignalboxConfig) {
         }
         if (missing.length) {
           const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
-          problems.push(`${change} (${carriers[0].repo} ${carriers[0].sha.slice(0, 10)}), which is not live on ${missing.length} of ${running.size} hosts (${shown}); deploy it there first`);
+          problems.push(
+            `${change} (${carriers[0].repo} ${carriers[0].sha.slice(0, 10)}), which is not live on ${missing.length} of ${running.size} hosts (${shown}); deploy it there first`,
+          );
         }
       }
     }
-    if (problems.length) throw ApplicationFailure.nonRetryable(`refusing to deploy ${request.release.id}: ${problems.join('; ')}`, 'DependencyNotLive');
+    if (problems.length)
+      throw ApplicationFailure.nonRetryable(
+        `refusing to deploy ${request.release.id}: ${problems.join('; ')}`,
+        'DependencyNotLive',
+      );
     return { dependencies };
   }
 
@@ -525,22 +775,42 @@ export function createHostActivities(config: SignalboxConfig) {
       if (onHost.pins.includes(request.release.id)) {
         await unpinRelease(transport, host.name, host.root, request.service, request.release.id, request.runId);
       }
-      const removed = await pruneReleases(transport, host.name, host.root, request.service, releasesToPrune(onHost, keep));
+      const removed = await pruneReleases(
+        transport,
+        host.name,
+        host.root,
+        request.service,
+        releasesToPrune(onHost, keep),
+      );
       pruned += removed.length;
     });
     return pruned;
   }
 
   /** Every host's state for every service, and whether the load balancer pools it: for `signalbox hosts`. */
-  async function describeHosts(): Promise<{ host: string; address: string; groups: string[]; pooled: boolean | null; services: Record<string, ServiceOnHost | { error: string }> }[]> {
+  async function describeHosts(): Promise<
+    {
+      host: string;
+      address: string;
+      groups: string[];
+      pooled: boolean | null;
+      services: Record<string, ServiceOnHost | { error: string }>;
+    }[]
+  > {
     const inv = inventory();
-    const pools = await poolStates(inv.loadBalancer).catch(() => ({} as Record<string, boolean>));
+    const pools = await poolStates(inv.loadBalancer).catch(() => ({}) as Record<string, boolean>);
     return eachWithLimit(inv.hosts, config.rollout.fetchConcurrency, async (host) => {
       const services: Record<string, ServiceOnHost | { error: string }> = {};
       for (const name of Object.keys(config.services)) {
         services[name] = await read(host, name).catch((err) => ({ error: (err as Error).message }));
       }
-      return { host: host.name, address: `${host.address}${host.port ? `:${host.port}` : ''}`, groups: host.groups, pooled: pools[host.name] ?? null, services };
+      return {
+        host: host.name,
+        address: `${host.address}${host.port ? `:${host.port}` : ''}`,
+        groups: host.groups,
+        pooled: pools[host.name] ?? null,
+        services,
+      };
     });
   }
 

@@ -40,14 +40,17 @@ function heartbeating<T extends Record<string, (...args: any[]) => Promise<any>>
 }
 
 export function createActivities(config: SignalboxConfig) {
-  return withRedactedErrors(config, heartbeating({
-    ...createAuthActivities(config),
-    ...createHostActivities(config),
-    ...createLeaseActivities(config),
-    ...createMetricsActivities(config),
-    ...createTrainActivities(config),
-    ...createWikiActivities(config),
-    ...createNotifyActivities(config),
-    ...createGitHubActivities(config),
-  }));
+  return withRedactedErrors(
+    config,
+    heartbeating({
+      ...createAuthActivities(config),
+      ...createHostActivities(config),
+      ...createLeaseActivities(config),
+      ...createMetricsActivities(config),
+      ...createTrainActivities(config),
+      ...createWikiActivities(config),
+      ...createNotifyActivities(config),
+      ...createGitHubActivities(config),
+    }),
+  );
 }

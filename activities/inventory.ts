@@ -72,7 +72,12 @@ export function loadInventory(config: SignalboxConfig): Inventory {
     hosts: fleet.hosts,
     vars: {
       sandboxControl: fleet.controlUrl,
-      ...(fleet.records && { sandboxSmtp: fleet.records.smtp, sandboxSlack: fleet.records.slackWebhook, sandboxWiki: fleet.records.wikiApi, sandboxWikiPassword: fleet.records.wikiPassword }),
+      ...(fleet.records && {
+        sandboxSmtp: fleet.records.smtp,
+        sandboxSlack: fleet.records.slackWebhook,
+        sandboxWiki: fleet.records.wikiApi,
+        sandboxWikiPassword: fleet.records.wikiPassword,
+      }),
       ...(fleet.records?.irc && { sandboxIrc: fleet.records.irc }),
     },
     loadBalancer: config.fleet.loadBalancer ?? fleet.controlUrl,
@@ -97,7 +102,8 @@ export function transportFor(host: HostSpec, config: SignalboxConfig): Transport
   let transport = sshTransports.get(key);
   if (!transport) {
     const ssh = config.fleet.ssh;
-    if (!ssh.knownHosts) throw new Error('fleet.ssh.knownHosts is required for SSH hosts: signalbox never trusts an unknown host key');
+    if (!ssh.knownHosts)
+      throw new Error('fleet.ssh.knownHosts is required for SSH hosts: signalbox never trusts an unknown host key');
     transport = new SshTransport({
       host: host.name,
       address: host.address,
@@ -121,11 +127,24 @@ export function closeTransports(): void {
 export function fill(template: string, vars: Record<string, string | number | undefined>): string {
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (whole, name: string) => {
     const value = vars[name];
-    if (value === undefined) throw new Error(`template ${JSON.stringify(template)} uses {{${name}}}, which is not known here`);
+    if (value === undefined)
+      throw new Error(`template ${JSON.stringify(template)} uses {{${name}}}, which is not known here`);
     return String(value);
   });
 }
 
-export function templateVars(host: HostSpec, inventory: Inventory, extra: Record<string, string> = {}): Record<string, string | number | undefined> {
-  return { host: host.name, address: host.address, port: host.port, group: host.groups.join(','), root: host.root, ...inventory.vars, ...extra };
+export function templateVars(
+  host: HostSpec,
+  inventory: Inventory,
+  extra: Record<string, string> = {},
+): Record<string, string | number | undefined> {
+  return {
+    host: host.name,
+    address: host.address,
+    port: host.port,
+    group: host.groups.join(','),
+    root: host.root,
+    ...inventory.vars,
+    ...extra,
+  };
 }

@@ -10,7 +10,9 @@ async function withRetries<T>(what: string, call: () => Promise<T>): Promise<T> 
       return await call();
     } catch (err) {
       if (attempt >= ATTEMPTS || (err as { permanent?: boolean }).permanent) {
-        throw new Error(`${what}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
+        throw new Error(
+          `${what}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
@@ -27,7 +29,9 @@ export async function setPooled(loadBalancer: string | undefined, host: string, 
       signal: AbortSignal.timeout(10_000),
     });
     if (!res.ok) {
-      const refusal = Object.assign(new Error(`HTTP ${res.status} ${await res.text()}`), { permanent: res.status < 500 });
+      const refusal = Object.assign(new Error(`HTTP ${res.status} ${await res.text()}`), {
+        permanent: res.status < 500,
+      });
       throw refusal;
     }
   });

@@ -21,11 +21,17 @@ export interface AnalysisResult {
  * Every series of `metric` in Prometheus text exposition format, with its labels unescaped. A sample line is
  * `name{labels} value [timestamp]`: the value is the first field after the labels, never the timestamp.
  */
-export function* counterSeries(text: string, metric: string): Generator<{ labels: Record<string, string>; value: number }> {
+export function* counterSeries(
+  text: string,
+  metric: string,
+): Generator<{ labels: Record<string, string>; value: number }> {
   for (const line of text.split('\n')) {
     if (!line.startsWith(metric) || (line[metric.length] !== '{' && line[metric.length] !== ' ')) continue;
     const labelText = line[metric.length] === '{' ? line.slice(metric.length, labelsEnd(line, metric.length) + 1) : '';
-    const [valueText] = line.slice(metric.length + labelText.length).trim().split(/\s+/);
+    const [valueText] = line
+      .slice(metric.length + labelText.length)
+      .trim()
+      .split(/\s+/);
     const value = valueText === '+Inf' ? Infinity : Number(valueText);
     if (Number.isNaN(value) || valueText === '') continue;
     const labels: Record<string, string> = {};
@@ -62,19 +68,25 @@ async function scrape(host: HostSpec): Promise<Counts> {
   const res = await fetch(`http://${host.address}:${host.port}/metrics`, { signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`${host.name} /metrics answered HTTP ${res.status}`);
   const text = await res.text();
-  return { requests: sumCounter(text, 'mediawiki_requests_total').total, errors: sumCounter(text, 'mediawiki_errors_total').total };
+  return {
+    requests: sumCounter(text, 'mediawiki_requests_total').total,
+    errors: sumCounter(text, 'mediawiki_errors_total').total,
+  };
 }
 
 /** Cumulative requests, errors and errors by signature per wiki group, summed over the given hosts' /metrics. */
 async function scrapeGroups(hosts: HostSpec[]): Promise<Record<string, GroupCounts>> {
   const texts = await eachWithLimit(hosts, 64, async (h) => {
-    const res = await fetch(`http://${h.address}:${h.port}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+    const res = await fetch(`http://${h.address}:${h.port}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(
+      () => undefined,
+    );
     return res?.ok ? res.text() : '';
   });
   const groups: Record<string, GroupCounts> = {};
   const groupOf = (name: string) => (groups[name] ??= { requests: 0, errors: 0, signatures: {} });
   for (const text of texts) {
-    for (const { labels, value } of counterSeries(text, 'mediawiki_requests_total')) if (labels.group) groupOf(labels.group).requests += value;
+    for (const { labels, value } of counterSeries(text, 'mediawiki_requests_total'))
+      if (labels.group) groupOf(labels.group).requests += value;
     for (const { labels, value } of counterSeries(text, 'mediawiki_errors_total')) {
       if (!labels.group) continue;
       const counts = groupOf(labels.group);
@@ -88,12 +100,24 @@ async function scrapeGroups(hosts: HostSpec[]): Promise<Record<string, GroupCoun
 
 async function scrapeAll(hosts: HostSpec[]): Promise<Counts> {
   const counts = await eachWithLimit(hosts, 64, (h) => scrape(h).catch(() => ({ requests: 0, errors: 0 })));
-  return counts.reduce((a, b) => ({ requests: a.requests + b.requests, errors: a.errors + b.errors }), { requests: 0, errors: 0 });
+  return counts.reduce((a, b) => ({ requests: a.requests + b.requests, errors: a.errors + b.errors }), {
+    requests: 0,
+    errors: 0,
+  });
 }
 
-export async function promSeries(baseUrl: string, query: string): Promise<{ labels: Record<string, string>; value: number }[]> {
-  const res = await fetch(`${baseUrl}/api/v1/query?query=${encodeURIComponent(query)}`, { signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json()) as { status: string; error?: string; data?: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+export async function promSeries(
+  baseUrl: string,
+  query: string,
+): Promise<{ labels: Record<string, string>; value: number }[]> {
+  const res = await fetch(`${baseUrl}/api/v1/query?query=${encodeURIComponent(query)}`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await res.json()) as {
+    status: string;
+    error?: string;
+    data?: { result: { metric: Record<string, string>; value: [number, string] }[] };
+  };
   if (body.status !== 'success') throw new Error(`Prometheus refused ${query}: ${body.error ?? res.status}`);
   return body.data!.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
 }
@@ -140,7 +164,11 @@ const MAX_KNOWN = 200;
 
 /** Signatures seen on any version but `version`: errors the older release has too are not new with this one. */
 function seenOnOtherVersions(fleet: FleetTotals, version: string): string[] {
-  return [...(fleet.seenOn ?? [])].filter(([, versions]) => [...versions].some((v) => v !== version)).map(([signature]) => signature).sort().slice(0, MAX_KNOWN);
+  return [...(fleet.seenOn ?? [])]
+    .filter(([, versions]) => [...versions].some((v) => v !== version))
+    .map(([signature]) => signature)
+    .sort()
+    .slice(0, MAX_KNOWN);
 }
 
 /** One reading of every metric an analysis run judges, taken at `at` (ms since the epoch). */
@@ -164,7 +192,8 @@ function totalsOf(fleet: FleetTotals, host: string, group: string): GroupTotals 
 
 function addHostText(fleet: FleetTotals, host: string, text: string): void {
   fleet.set(host, fleet.get(host) ?? {});
-  for (const { labels, value } of counterSeries(text, 'mediawiki_requests_total')) totalsOf(fleet, host, labels.group ?? 'unknown').requests += value;
+  for (const { labels, value } of counterSeries(text, 'mediawiki_requests_total'))
+    totalsOf(fleet, host, labels.group ?? 'unknown').requests += value;
   for (const { labels, value } of counterSeries(text, 'mediawiki_errors_total')) {
     const totals = totalsOf(fleet, host, labels.group ?? 'unknown');
     totals.errors += value;
@@ -182,7 +211,9 @@ function addHostText(fleet: FleetTotals, host: string, text: string): void {
 async function scrapeTotals(hosts: HostSpec[]): Promise<FleetTotals> {
   const fleet: FleetTotals = new Map();
   const texts = await eachWithLimit(hosts, 64, async (h) => {
-    const res = await fetch(`http://${h.address}:${h.port}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+    const res = await fetch(`http://${h.address}:${h.port}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(
+      () => undefined,
+    );
     return res?.ok ? res.text().catch(() => undefined) : undefined;
   });
   texts.forEach((text, i) => text !== undefined && addHostText(fleet, hosts[i].name, text));
@@ -206,7 +237,8 @@ async function prometheusTotals(baseUrl: string, hosts: HostSpec[]): Promise<Fle
     totals.signatures[labels.signature ?? 'unknown'] = (totals.signatures[labels.signature ?? 'unknown'] ?? 0) + value;
     noteSeen(fleet, labels.signature ?? 'unknown', labels.version, value);
   }
-  for (const { labels, value } of buckets) if (labels.le) totalsOf(fleet, labels.host, labels.group ?? 'unknown').buckets[labels.le] = value;
+  for (const { labels, value } of buckets)
+    if (labels.le) totalsOf(fleet, labels.host, labels.group ?? 'unknown').buckets[labels.le] = value;
   return fleet;
 }
 
@@ -215,7 +247,14 @@ async function prometheusTotals(baseUrl: string, hosts: HostSpec[]): Promise<Fle
  * per host (so one host's restart resets only its own counters) and the side's size in hosts.
  */
 function sideReading(fleet: FleetTotals, hosts: string[], inGroup: (group: string) => boolean): SideReading {
-  const side: Required<Pick<SideReading, 'series' | 'signatures' | 'buckets'>> & SideReading = { requests: 0, errors: 0, hosts: hosts.length, series: {}, signatures: {}, buckets: {} };
+  const side: Required<Pick<SideReading, 'series' | 'signatures' | 'buckets'>> & SideReading = {
+    requests: 0,
+    errors: 0,
+    hosts: hosts.length,
+    series: {},
+    signatures: {},
+    buckets: {},
+  };
   for (const host of hosts) {
     const groups = fleet.get(host);
     if (!groups) continue;
@@ -224,14 +263,19 @@ function sideReading(fleet: FleetTotals, hosts: string[], inGroup: (group: strin
       if (!inGroup(group)) continue;
       series.requests += totals.requests;
       series.errors += totals.errors;
-      for (const [signature, n] of Object.entries(totals.signatures)) side.signatures[signature] = (side.signatures[signature] ?? 0) + n;
+      for (const [signature, n] of Object.entries(totals.signatures))
+        side.signatures[signature] = (side.signatures[signature] ?? 0) + n;
       for (const [le, n] of Object.entries(totals.buckets)) side.buckets[le] = (side.buckets[le] ?? 0) + n;
     }
     side.series[host] = series;
     side.requests += series.requests;
     side.errors += series.errors;
   }
-  side.signatures = Object.fromEntries(Object.entries(side.signatures).sort(([, a], [, b]) => b - a).slice(0, MAX_SIGNATURES));
+  side.signatures = Object.fromEntries(
+    Object.entries(side.signatures)
+      .sort(([, a], [, b]) => b - a)
+      .slice(0, MAX_SIGNATURES),
+  );
   if (!Object.keys(side.buckets).length) delete (side as SideReading).buckets;
   if (hosts.length > MAX_SERIES) delete (side as SideReading).series;
   return side;
@@ -242,7 +286,8 @@ export function createMetricsActivities(config: SignalboxConfig) {
   async function fleetTotals(service: string, hosts: HostSpec[]): Promise<FleetTotals> {
     const spec = config.services[service]?.analysis;
     if (spec?.source !== 'prometheus') return scrapeTotals(hosts);
-    if (!spec.prometheusUrl) throw new Error(`services.${service}.analysis.prometheusUrl is required with source: prometheus`);
+    if (!spec.prometheusUrl)
+      throw new Error(`services.${service}.analysis.prometheusUrl is required with source: prometheus`);
     return prometheusTotals(spec.prometheusUrl, hosts);
   }
 
@@ -254,11 +299,25 @@ export function createMetricsActivities(config: SignalboxConfig) {
     const inventory = loadInventory(config);
     const pools = await poolStates(inventory.loadBalancer);
     const canarySet = new Set(request.canaries);
-    const baseline = inventory.hosts.filter((h) => !canarySet.has(h.name) && pools[h.name] !== false).map((h) => h.name);
-    const fleet = await fleetTotals(request.service, inventory.hosts.filter((h) => canarySet.has(h.name) || baseline.includes(h.name)));
-    if (!baseline.some((h) => fleet.has(h))) throw new Error(`no baseline host answered (${baseline.length} pooled hosts besides the canaries)`);
+    const baseline = inventory.hosts
+      .filter((h) => !canarySet.has(h.name) && pools[h.name] !== false)
+      .map((h) => h.name);
+    const fleet = await fleetTotals(
+      request.service,
+      inventory.hosts.filter((h) => canarySet.has(h.name) || baseline.includes(h.name)),
+    );
+    if (!baseline.some((h) => fleet.has(h)))
+      throw new Error(`no baseline host answered (${baseline.length} pooled hosts besides the canaries)`);
     const everyGroup = () => true;
-    return { at: Date.now(), metrics: { errors: { subject: sideReading(fleet, request.canaries, everyGroup), baseline: sideReading(fleet, baseline, everyGroup) } } };
+    return {
+      at: Date.now(),
+      metrics: {
+        errors: {
+          subject: sideReading(fleet, request.canaries, everyGroup),
+          baseline: sideReading(fleet, baseline, everyGroup),
+        },
+      },
+    };
   }
 
   /**
@@ -270,14 +329,23 @@ export function createMetricsActivities(config: SignalboxConfig) {
     const fleet = await fleetTotals(config.train.configService, hosts);
     const names = hosts.map((h) => h.name);
     const known = request.version ? { known: seenOnOtherVersions(fleet, request.version) } : {};
-    return { at: Date.now(), metrics: Object.fromEntries(request.groups.map((g) => [g, { subject: sideReading(fleet, names, (group) => group === g), ...known }])) };
+    return {
+      at: Date.now(),
+      metrics: Object.fromEntries(
+        request.groups.map((g) => [g, { subject: sideReading(fleet, names, (group) => group === g), ...known }]),
+      ),
+    };
   }
 
-  async function analyzeCanary(request: { service: string; release: Release; canaries: string[] }): Promise<AnalysisResult> {
+  async function analyzeCanary(request: {
+    service: string;
+    release: Release;
+    canaries: string[];
+  }): Promise<AnalysisResult> {
     const spec = config.services[request.service]?.analysis;
     if (!spec) return { result: 'pass', summary: 'no metric analysis configured', measurements: [], notes: [] };
     const inventory = loadInventory(config);
-    const pools = await poolStates(inventory.loadBalancer).catch(() => ({} as Record<string, boolean>));
+    const pools = await poolStates(inventory.loadBalancer).catch(() => ({}) as Record<string, boolean>);
     const canarySet = new Set(request.canaries);
     const canaries = inventory.hosts.filter((h) => canarySet.has(h.name));
     const baseline = inventory.hosts.filter((h) => !canarySet.has(h.name) && pools[h.name] !== false);
@@ -288,9 +356,13 @@ export function createMetricsActivities(config: SignalboxConfig) {
         let canary: Counts;
         let base: Counts;
         if (spec.source === 'prometheus') {
-          if (!spec.prometheusUrl) throw new Error(`services.${request.service}.analysis.prometheusUrl is required with source: prometheus`);
+          if (!spec.prometheusUrl)
+            throw new Error(`services.${request.service}.analysis.prometheusUrl is required with source: prometheus`);
           await new Promise((r) => setTimeout(r, spec.intervalMs));
-          [canary, base] = await Promise.all([promCounts(spec.prometheusUrl, canaries, spec.intervalMs), promCounts(spec.prometheusUrl, baseline, spec.intervalMs)]);
+          [canary, base] = await Promise.all([
+            promCounts(spec.prometheusUrl, canaries, spec.intervalMs),
+            promCounts(spec.prometheusUrl, baseline, spec.intervalMs),
+          ]);
         } else {
           const [c0, b0] = await Promise.all([scrapeAll(canaries), scrapeAll(baseline)]);
           await new Promise((r) => setTimeout(r, spec.intervalMs));
@@ -301,13 +373,29 @@ export function createMetricsActivities(config: SignalboxConfig) {
         const m = judge(spec, canary, base);
         measurements.push(m);
         if (m.verdict === 'fail' && ++failures > spec.failureLimit) {
-          return { result: 'fail', summary: `measurement ${n + 1}: ${m.why}`, measurements, notes: measurements.map((x) => `${x.verdict}: ${x.why}`) };
+          return {
+            result: 'fail',
+            summary: `measurement ${n + 1}: ${m.why}`,
+            measurements,
+            notes: measurements.map((x) => `${x.verdict}: ${x.why}`),
+          };
         }
       }
       const inconclusive = measurements.filter((m) => m.verdict === 'inconclusive').length;
       const notes = measurements.map((x) => `${x.verdict}: ${x.why}`);
-      if (inconclusive * 2 > measurements.length) return { result: 'inconclusive', summary: `${inconclusive} of ${measurements.length} measurements had too little data`, measurements, notes };
-      return { result: 'pass', summary: `${measurements.length} measurements, ${failures} failed (limit ${spec.failureLimit})`, measurements, notes };
+      if (inconclusive * 2 > measurements.length)
+        return {
+          result: 'inconclusive',
+          summary: `${inconclusive} of ${measurements.length} measurements had too little data`,
+          measurements,
+          notes,
+        };
+      return {
+        result: 'pass',
+        summary: `${measurements.length} measurements, ${failures} failed (limit ${spec.failureLimit})`,
+        measurements,
+        notes,
+      };
     }
   }
 
@@ -320,13 +408,17 @@ export function createMetricsActivities(config: SignalboxConfig) {
     const spec = config.services[config.train.configService]?.analysis;
     if (spec?.source === 'prometheus' && spec.prometheusUrl) {
       const url = spec.prometheusUrl;
-      const [requests, errors] = await Promise.all([promSeries(url, 'sum by (group) (mediawiki_requests_total)'), promSeries(url, 'sum by (group, signature) (mediawiki_errors_total)')]);
+      const [requests, errors] = await Promise.all([
+        promSeries(url, 'sum by (group) (mediawiki_requests_total)'),
+        promSeries(url, 'sum by (group, signature) (mediawiki_errors_total)'),
+      ]);
       const groups: Record<string, GroupCounts> = {};
       for (const { labels, value } of requests) groups[labels.group] = { requests: value, errors: 0, signatures: {} };
       for (const { labels, value } of errors) {
         const counts = (groups[labels.group] ??= { requests: 0, errors: 0, signatures: {} });
         counts.errors += value;
-        counts.signatures[labels.signature ?? 'unknown'] = (counts.signatures[labels.signature ?? 'unknown'] ?? 0) + value;
+        counts.signatures[labels.signature ?? 'unknown'] =
+          (counts.signatures[labels.signature ?? 'unknown'] ?? 0) + value;
       }
       return groups;
     }
@@ -334,7 +426,9 @@ export function createMetricsActivities(config: SignalboxConfig) {
   }
 
   /** How a service's canaries are judged, from the worker's config; null when it has no analysis. */
-  async function canaryAnalysisPlan(request: { service: string }): Promise<{ everyMs: number; windowSamples: number; spec: Partial<JudgeSpec> } | null> {
+  async function canaryAnalysisPlan(request: {
+    service: string;
+  }): Promise<{ everyMs: number; windowSamples: number; spec: Partial<JudgeSpec> } | null> {
     const spec = config.services[request.service]?.analysis;
     return spec ? { everyMs: spec.intervalMs, windowSamples: spec.measurements, spec: spec.judge } : null;
   }

@@ -34,14 +34,21 @@ export function salLine(entry: SalEntry): string {
 }
 
 /** Sends one IRC message to a channel: register, join, PRIVMSG each line, quit. Plain RFC 1459, no library. */
-export async function sendIrc(target: NonNullable<NotifyConfig['irc']>, lines: string[], timeoutMs = 15_000): Promise<void> {
+export async function sendIrc(
+  target: NonNullable<NotifyConfig['irc']>,
+  lines: string[],
+  timeoutMs = 15_000,
+): Promise<void> {
   const [host, port] = target.server.split(':');
   const socket = net.connect(Number(port || 6667), host);
   socket.setEncoding('utf8');
   const send = (line: string) => socket.write(`${line.replace(/[\r\n]/g, ' ')}\r\n`);
   let nick = target.nick;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`IRC ${target.server}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`IRC ${target.server}: no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const fail = (err: Error) => {
       clearTimeout(timer);
       socket.destroy();
@@ -66,9 +73,11 @@ export async function sendIrc(target: NonNullable<NotifyConfig['irc']>, lines: s
         else if (command === '001') send(`JOIN ${target.channel}`);
         else if (command === '366') {
           // End of the channel's names list: we are in the channel.
-          for (const text of lines) for (const part of text.match(/.{1,400}/gs) ?? ['']) send(`PRIVMSG ${target.channel} :${part}`);
+          for (const text of lines)
+            for (const part of text.match(/.{1,400}/gs) ?? ['']) send(`PRIVMSG ${target.channel} :${part}`);
           send('QUIT :done');
-        } else if (/^(4|5)\d\d$/.test(command) && command !== '433') fail(new Error(`IRC ${target.server} refused: ${line}`));
+        } else if (/^(4|5)\d\d$/.test(command) && command !== '433')
+          fail(new Error(`IRC ${target.server} refused: ${line}`));
       }
     });
     socket.on('close', () => {
@@ -79,14 +88,29 @@ export async function sendIrc(target: NonNullable<NotifyConfig['irc']>, lines: s
 }
 
 export async function sendSlack(webhookUrl: string, text: string): Promise<void> {
-  const res = await fetch(webhookUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }), signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(webhookUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ text }),
+    signal: AbortSignal.timeout(10_000),
+  });
   const answer = await res.text();
-  if (!res.ok || answer.trim() !== 'ok') throw new Error(`Slack webhook answered HTTP ${res.status}: ${answer.slice(0, 200)}`);
+  if (!res.ok || answer.trim() !== 'ok')
+    throw new Error(`Slack webhook answered HTTP ${res.status}: ${answer.slice(0, 200)}`);
 }
 
-export async function sendEmail(target: NonNullable<NotifyConfig['email']>, subject: string, body: string): Promise<void> {
+export async function sendEmail(
+  target: NonNullable<NotifyConfig['email']>,
+  subject: string,
+  body: string,
+): Promise<void> {
   const [host, port] = target.smtp.split(':');
-  const transport = nodemailer.createTransport({ host, port: Number(port || 25), secure: false, connectionTimeout: 10_000 });
+  const transport = nodemailer.createTransport({
+    host,
+    port: Number(port || 25),
+    secure: false,
+    connectionTimeout: 10_000,
+  });
   try {
     await transport.sendMail({ from: target.from, to: target.to.join(', '), subject, text: body });
   } finally {
@@ -123,7 +147,8 @@ function salTail(file: string, bytes = 256 * 1024): string {
 export function createNotifyActivities(config: SignalboxConfig) {
   const sentDir = path.join(config.home, 'notify-sent');
   registerSecrets(config);
-  const sentMarker = (id: string, channel: string) => path.join(sentDir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.${channel}`);
+  const sentMarker = (id: string, channel: string) =>
+    path.join(sentDir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.${channel}`);
 
   /** Runs `send` once per message id and channel, even across retries. */
   async function once(id: string, channel: string, send: () => Promise<void>): Promise<boolean> {
@@ -146,7 +171,10 @@ export function createNotifyActivities(config: SignalboxConfig) {
       fs.mkdirSync(path.dirname(notify.salFile), { recursive: true });
       fs.appendFileSync(notify.salFile, `${line}\n`);
     });
-    if (notify.irc) await once(entry.id, 'irc', () => sendIrc(notify.irc!, [`!log ${entry.by}: ${entry.what}${entry.range ? ` (${entry.range})` : ''}`]));
+    if (notify.irc)
+      await once(entry.id, 'irc', () =>
+        sendIrc(notify.irc!, [`!log ${entry.by}: ${entry.what}${entry.range ? ` (${entry.range})` : ''}`]),
+      );
     return line;
   }
 
@@ -164,7 +192,8 @@ export function createNotifyActivities(config: SignalboxConfig) {
       }
     };
     if (notify.irc) await attempt('irc', () => sendIrc(notify.irc!, [message.subject]));
-    if (notify.slack) await attempt('slack', () => sendSlack(notify.slack!.webhookUrl, `*${message.subject}*\n${message.body}`));
+    if (notify.slack)
+      await attempt('slack', () => sendSlack(notify.slack!.webhookUrl, `*${message.subject}*\n${message.body}`));
     if (notify.email) await attempt('email', () => sendEmail(notify.email!, message.subject, message.body));
     // Channels that took the message keep their markers, so the retry sends only to the ones that failed.
     if (problems.length) throw new Error(`notification ${message.id} not delivered to ${problems.join('; ')}`);
@@ -179,17 +208,35 @@ export function createNotifyActivities(config: SignalboxConfig) {
     const message = redactDeep(given);
     const notify = resolveTargets(config);
     const destinations = config.notify.private;
-    if (!destinations) throw ApplicationFailure.nonRetryable('embargoed news has no private destination: set notify.private (email or ircChannel); it stays in the workflow history only', 'NoPrivateDestination');
+    if (!destinations)
+      throw ApplicationFailure.nonRetryable(
+        'embargoed news has no private destination: set notify.private (email or ircChannel); it stays in the workflow history only',
+        'NoPrivateDestination',
+      );
     const reached: Channel[] = [];
     if (destinations.email) {
-      if (!notify.email) throw ApplicationFailure.nonRetryable('notify.private.email needs notify.email for its mail server', 'NoPrivateDestination');
+      if (!notify.email)
+        throw ApplicationFailure.nonRetryable(
+          'notify.private.email needs notify.email for its mail server',
+          'NoPrivateDestination',
+        );
       const target = { ...notify.email, to: destinations.email };
-      if (await once(message.id, 'private-email', () => sendEmail(target, message.subject, message.body))) reached.push('email');
+      if (await once(message.id, 'private-email', () => sendEmail(target, message.subject, message.body)))
+        reached.push('email');
     }
     if (destinations.ircChannel) {
-      if (!notify.irc) throw ApplicationFailure.nonRetryable('notify.private.ircChannel needs notify.irc for its server', 'NoPrivateDestination');
+      if (!notify.irc)
+        throw ApplicationFailure.nonRetryable(
+          'notify.private.ircChannel needs notify.irc for its server',
+          'NoPrivateDestination',
+        );
       const target = { ...notify.irc, channel: destinations.ircChannel };
-      if (await once(message.id, 'private-irc', () => sendIrc(target, [message.subject, ...message.body.split('\n').filter(Boolean).slice(0, 10)]))) reached.push('irc');
+      if (
+        await once(message.id, 'private-irc', () =>
+          sendIrc(target, [message.subject, ...message.body.split('\n').filter(Boolean).slice(0, 10)]),
+        )
+      )
+        reached.push('irc');
     }
     return reached;
   }

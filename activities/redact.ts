@@ -4,7 +4,14 @@
 // values, with [redacted]. The worker applies it to every failure and payload it sends (see workers/worker.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApplicationFailure, DefaultFailureConverter, type Payload, type PayloadCodec, type PayloadConverter, type ProtoFailure } from '@temporalio/common';
+import {
+  ApplicationFailure,
+  DefaultFailureConverter,
+  type Payload,
+  type PayloadCodec,
+  type PayloadConverter,
+  type ProtoFailure,
+} from '@temporalio/common';
 import type { SignalboxConfig } from '../config/load';
 
 export const REDACTED = '[redacted]';
@@ -30,7 +37,12 @@ interface Registry {
 const REGISTRY_KEY = Symbol.for('signalbox.redact.registry');
 function registry(): Registry {
   const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
-  return (holder[REGISTRY_KEY] ??= { envNames: new Set(), basicAuth: new Map(), sandboxHomes: new Set(), sandboxValues: new Map() });
+  return (holder[REGISTRY_KEY] ??= {
+    envNames: new Set(),
+    basicAuth: new Map(),
+    sandboxHomes: new Set(),
+    sandboxValues: new Map(),
+  });
 }
 
 /** Remembers where this config keeps secrets; values are read when redacting, so a later change of a variable counts. */
@@ -57,7 +69,9 @@ function sandboxSecrets(home: string): string[] {
     const { mtimeMs } = fs.statSync(file);
     const known = r.sandboxValues.get(home);
     if (known?.mtimeMs === mtimeMs) return known.values;
-    const records: { wikiPassword?: string; slackWebhook?: string } | undefined = JSON.parse(fs.readFileSync(file, 'utf8')).records;
+    const records: { wikiPassword?: string; slackWebhook?: string } | undefined = JSON.parse(
+      fs.readFileSync(file, 'utf8'),
+    ).records;
     const values = [records?.wikiPassword, records?.slackWebhook].filter((v): v is string => !!v);
     r.sandboxValues.set(home, { mtimeMs, values });
     return values;
@@ -77,11 +91,13 @@ export function knownSecrets(): string[] {
     if (encoded !== value) found.add(encoded);
   };
   for (const name of r.envNames) add(process.env[name]);
-  for (const [name, value] of Object.entries(process.env)) if (CREDENTIAL_NAME.test(name)) add(value, MIN_GUESSED_LENGTH);
+  for (const [name, value] of Object.entries(process.env))
+    if (CREDENTIAL_NAME.test(name)) add(value, MIN_GUESSED_LENGTH);
   for (const [user, names] of r.basicAuth) {
     for (const name of names) {
       const password = process.env[name];
-      if (password && password.length >= MIN_SECRET_LENGTH) found.add(Buffer.from(`${user}:${password}`).toString('base64'));
+      if (password && password.length >= MIN_SECRET_LENGTH)
+        found.add(Buffer.from(`${user}:${password}`).toString('base64'));
     }
   }
   for (const home of r.sandboxHomes) for (const value of sandboxSecrets(home)) add(value);
@@ -101,7 +117,11 @@ export function redact(text: string, secrets = knownSecrets()): string {
 function needsRedaction(text: string, secrets: string[]): boolean {
   URL_USERINFO.lastIndex = 0;
   AUTH_HEADER.lastIndex = 0;
-  return URL_USERINFO.test(text) || AUTH_HEADER.test(text) || secrets.some((s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)));
+  return (
+    URL_USERINFO.test(text) ||
+    AUTH_HEADER.test(text) ||
+    secrets.some((s) => text.includes(s) || text.includes(JSON.stringify(s).slice(1, -1)))
+  );
 }
 
 /** The same value with every string in it redacted; object keys are left alone. */
@@ -119,7 +139,8 @@ export function redactError<E>(err: E, secrets = knownSecrets()): E {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 20; e = e.cause, depth++) {
     e.message = redact(e.message, secrets);
     if (e.stack) e.stack = redact(e.stack, secrets);
-    if (e instanceof ApplicationFailure && e.details) (e as { details: unknown[] }).details = redactDeep([...e.details], secrets);
+    if (e instanceof ApplicationFailure && e.details)
+      (e as { details: unknown[] }).details = redactDeep([...e.details], secrets);
   }
   return err;
 }
@@ -128,7 +149,10 @@ export function redactError<E>(err: E, secrets = knownSecrets()): E {
  * Every activity's errors redacted before they leave it, for the activities' own entry point
  * (activities/index.ts): createActivities returns withRedactedErrors(config, heartbeating({...})).
  */
-export function withRedactedErrors<T extends Record<string, (...args: any[]) => Promise<any>>>(config: SignalboxConfig, activities: T): T {
+export function withRedactedErrors<T extends Record<string, (...args: any[]) => Promise<any>>>(
+  config: SignalboxConfig,
+  activities: T,
+): T {
   registerSecrets(config);
   const wrapped: Record<string, (...args: any[]) => Promise<any>> = {};
   for (const [name, fn] of Object.entries(activities)) {

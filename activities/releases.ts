@@ -25,7 +25,8 @@ export interface ReleaseSource {
   shas: string[];
 }
 
-const sourceFile = (stagingDir: string, service: string, id: string) => path.join(stagingDir, checkServiceName(service), '.sources', `${id}.json`);
+const sourceFile = (stagingDir: string, service: string, id: string) =>
+  path.join(stagingDir, checkServiceName(service), '.sources', `${id}.json`);
 
 export function releaseSource(stagingDir: string, service: string, id: string): ReleaseSource | null {
   try {
@@ -60,8 +61,12 @@ export function treeHash(dir: string): string {
   const files = listFiles(dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const manifest = crypto.createHash('sha256');
   for (const rel of files) {
-    if (/[\\\n]/.test(rel)) throw new Error(`file name ${JSON.stringify(rel)} has a backslash or newline, which hosts cannot verify`);
-    const digest = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, rel))).digest('hex');
+    if (/[\\\n]/.test(rel))
+      throw new Error(`file name ${JSON.stringify(rel)} has a backslash or newline, which hosts cannot verify`);
+    const digest = crypto
+      .createHash('sha256')
+      .update(fs.readFileSync(path.join(dir, rel)))
+      .digest('hex');
     manifest.update(`${digest}  ${rel}\n`);
   }
   return manifest.digest('hex');
@@ -82,7 +87,20 @@ export class BuildFailed extends StageBlocked {
  * What a build sees of the worker's environment: enough to find tools and write files, nothing that may hold a
  * credential (tokens, passwords, proxy URLs with userinfo). A build is code from the branch: it gets no secrets.
  */
-const BUILD_ENV_ALLOWED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'TERM'];
+const BUILD_ENV_ALLOWED = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+];
 
 export function buildEnvironment(releaseName: string, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -94,7 +112,12 @@ export function buildEnvironment(releaseName: string, from: NodeJS.ProcessEnv = 
 /** Runs the service's build in the tree, with the release name and an allowlisted environment. */
 async function runBuild(dir: string, command: string[], name: string): Promise<void> {
   try {
-    await run(command[0], command.slice(1), { cwd: dir, env: buildEnvironment(name), timeout: 60 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    await run(command[0], command.slice(1), {
+      cwd: dir,
+      env: buildEnvironment(name),
+      timeout: 60 * 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string };
     throw new BuildFailed(command, e.code ?? null, `${e.stdout ?? ''}${e.stderr ?? ''}`);
@@ -102,8 +125,19 @@ async function runBuild(dir: string, command: string[], name: string): Promise<v
 }
 
 export class PatchFailed extends StageBlocked {
-  constructor(readonly patch: string, readonly output: string) {
-    super(`security patch ${patch} does not apply (git am: ${output.split('\n').filter((l) => /error|fail/i.test(l) && !/^(If you|To restore|hint:)/.test(l)).slice(0, 3).join(' / ') || output.slice(0, 300)})`);
+  constructor(
+    readonly patch: string,
+    readonly output: string,
+  ) {
+    super(
+      `security patch ${patch} does not apply (git am: ${
+        output
+          .split('\n')
+          .filter((l) => /error|fail/i.test(l) && !/^(If you|To restore|hint:)/.test(l))
+          .slice(0, 3)
+          .join(' / ') || output.slice(0, 300)
+      })`,
+    );
     this.name = 'PatchFailed';
   }
 }
@@ -114,7 +148,13 @@ export class PatchFailed extends StageBlocked {
  */
 export async function applyPatches(dir: string, patches: string[]): Promise<void> {
   if (!patches.length) return;
-  const env = { ...process.env, GIT_AUTHOR_NAME: 'signalbox', GIT_AUTHOR_EMAIL: 'signalbox@localhost', GIT_COMMITTER_NAME: 'signalbox', GIT_COMMITTER_EMAIL: 'signalbox@localhost' };
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'signalbox',
+    GIT_AUTHOR_EMAIL: 'signalbox@localhost',
+    GIT_COMMITTER_NAME: 'signalbox',
+    GIT_COMMITTER_EMAIL: 'signalbox@localhost',
+  };
   const git = (args: string[]) => run('git', args, { cwd: dir, env, maxBuffer: 16 * 1024 * 1024 });
   await git(['init', '--quiet']);
   await git(['add', '--all']);
@@ -138,7 +178,15 @@ export interface StageOptions {
 }
 
 /** Exports `ref`, applies patches, builds, and names the tree; staging the same tree again returns the existing release. */
-export async function stageFromForge(forge: Forge, stagingDir: string, service: string, repo: string, ref: string, name: string, options: StageOptions = {}): Promise<Release> {
+export async function stageFromForge(
+  forge: Forge,
+  stagingDir: string,
+  service: string,
+  repo: string,
+  ref: string,
+  name: string,
+  options: StageOptions = {},
+): Promise<Release> {
   const { patches = [], build } = options;
   const serviceDir = path.join(stagingDir, checkServiceName(service));
   const sha = await forge.resolve(repo, ref);

@@ -28,12 +28,14 @@ export interface KnownHostKeys {
  * "[addr]:port" otherwise.
  */
 export async function knownHostKeys(knownHostsFile: string, address: string, port: number): Promise<KnownHostKeys> {
-  if (!fs.existsSync(knownHostsFile)) throw new Error(`cannot read known_hosts file ${knownHostsFile}: it does not exist`);
+  if (!fs.existsSync(knownHostsFile))
+    throw new Error(`cannot read known_hosts file ${knownHostsFile}: it does not exist`);
   const name = port === 22 ? address : `[${address}]:${port}`;
   const found = await new Promise<string>((resolve, reject) =>
     execFile('ssh-keygen', ['-F', name, '-f', knownHostsFile], { timeout: 10_000 }, (err, stdout, stderr) => {
       // Exit 1 with no output: the host is not in the file.
-      if (err && !(err.code === 1 && !stderr.trim())) reject(new Error(`cannot read known_hosts file ${knownHostsFile}: ${stderr.trim() || err.message}`));
+      if (err && !(err.code === 1 && !stderr.trim()))
+        reject(new Error(`cannot read known_hosts file ${knownHostsFile}: ${stderr.trim() || err.message}`));
       else resolve(stdout);
     }),
   );
@@ -87,9 +89,12 @@ export class SshTransport implements Transport {
               privateKey: privateKeyFile ? fs.readFileSync(privateKeyFile) : undefined,
               agent: privateKeyFile ? undefined : process.env.SSH_AUTH_SOCK,
               hostVerifier: (key: Buffer) => {
-                if (known.revoked.some((k) => k.equals(key))) refusal = `host key of ${address}:${port} is marked @revoked in ${knownHostsFile}; refusing to connect`;
-                else if (known.trusted.length === 0) refusal = `host key of ${address}:${port} is unknown; add it to ${knownHostsFile} after checking it out of band`;
-                else if (!known.trusted.some((k) => k.equals(key))) refusal = `host key of ${address}:${port} does not match ${knownHostsFile}: it changed, refusing to connect`;
+                if (known.revoked.some((k) => k.equals(key)))
+                  refusal = `host key of ${address}:${port} is marked @revoked in ${knownHostsFile}; refusing to connect`;
+                else if (known.trusted.length === 0)
+                  refusal = `host key of ${address}:${port} is unknown; add it to ${knownHostsFile} after checking it out of band`;
+                else if (!known.trusted.some((k) => k.equals(key)))
+                  refusal = `host key of ${address}:${port} does not match ${knownHostsFile}: it changed, refusing to connect`;
                 return refusal === undefined;
               },
             });
@@ -118,7 +123,11 @@ export class SshTransport implements Transport {
         stream.stderr.on('data', (d: Buffer) => errOut.push(d));
         stream.on('close', (code: number | null) => {
           clearTimeout(timer);
-          resolve({ code: code ?? 255, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString() });
+          resolve({
+            code: code ?? 255,
+            stdout: Buffer.concat(out).toString(),
+            stderr: Buffer.concat(errOut).toString(),
+          });
         });
       });
     });

@@ -31,12 +31,30 @@ export interface ConfigChange {
  * Stages wmf/<version> as hosts will run it: this version's security patches applied with git am, then the code
  * service's build. Every path that deploys code comes through here, so none ships a version without its patches.
  */
-export async function stageVersion(config: SignalboxConfig, f: Forge, version: string): Promise<Release & { patches: string[] }> {
+export async function stageVersion(
+  config: SignalboxConfig,
+  f: Forge,
+  version: string,
+): Promise<Release & { patches: string[] }> {
   const patchDir = path.join(config.train.securityPatches, checkVersion(version));
-  const patches = fs.existsSync(patchDir) ? fs.readdirSync(patchDir).filter((n) => n.endsWith('.patch')).sort().map((n) => path.join(patchDir, n)) : [];
+  const patches = fs.existsSync(patchDir)
+    ? fs
+        .readdirSync(patchDir)
+        .filter((n) => n.endsWith('.patch'))
+        .sort()
+        .map((n) => path.join(patchDir, n))
+    : [];
   try {
     const build = config.services[config.train.codeService]?.build;
-    const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.codeService, CODE_REPO, `refs/heads/wmf/${version}`, version, { patches, build });
+    const release = await stageFromForge(
+      f,
+      loadInventory(config).stagingDir,
+      config.train.codeService,
+      CODE_REPO,
+      `refs/heads/wmf/${version}`,
+      version,
+      { patches, build },
+    );
     return { ...release, patches: patches.map((p) => path.basename(p)) };
   } catch (err) {
     if (err instanceof PatchFailed) {
@@ -49,7 +67,11 @@ export async function stageVersion(config: SignalboxConfig, f: Forge, version: s
         details: [{ embargoed }],
       });
     }
-    if (err instanceof StageBlocked) throw ApplicationFailure.nonRetryable(`${err.message}. Fix the build on wmf/${version}, then run \`signalbox train resume ${version}\``, 'StageBlocked');
+    if (err instanceof StageBlocked)
+      throw ApplicationFailure.nonRetryable(
+        `${err.message}. Fix the build on wmf/${version}, then run \`signalbox train resume ${version}\``,
+        'StageBlocked',
+      );
     throw err;
   }
 }
@@ -60,11 +82,19 @@ export function createTrainActivities(config: SignalboxConfig) {
   /** The version every group runs now, read from wikiversions.json on the config repo's main branch. */
   async function readStations(): Promise<{ versions: Record<Station, string>; catalog: WikiCatalog }> {
     const f = forge();
-    const wikis: Record<string, { domain: string; group: Station }> = JSON.parse(await f.readFile(CONFIG_REPO, 'refs/heads/main', 'wikis.json'));
-    const wikiversions: Record<string, string> = JSON.parse(await f.readFile(CONFIG_REPO, 'refs/heads/main', 'wikiversions.json'));
+    const wikis: Record<string, { domain: string; group: Station }> = JSON.parse(
+      await f.readFile(CONFIG_REPO, 'refs/heads/main', 'wikis.json'),
+    );
+    const wikiversions: Record<string, string> = JSON.parse(
+      await f.readFile(CONFIG_REPO, 'refs/heads/main', 'wikiversions.json'),
+    );
     const versions = {} as Record<Station, string>;
     for (const station of STATIONS) {
-      const found = new Set(Object.entries(wikis).filter(([, w]) => w.group === station).map(([db]) => wikiversions[db]?.replace(/^php-/, '')));
+      const found = new Set(
+        Object.entries(wikis)
+          .filter(([, w]) => w.group === station)
+          .map(([db]) => wikiversions[db]?.replace(/^php-/, '')),
+      );
       versions[station] = [...found].join(',');
     }
     return {
@@ -84,7 +114,9 @@ export function createTrainActivities(config: SignalboxConfig) {
     const branches = (await forge().branches(CODE_REPO)).map((b) => /^wmf\/(.+)$/.exec(b)?.[1]).filter(isVersion);
     const { versions } = await readStations();
     const newest = branches.sort(compareVersions).pop();
-    return newest && isVersion(versions.group2) && compareVersions(newest, versions.group2) > 0 ? newest : nextVersion(versions.group2);
+    return newest && isVersion(versions.group2) && compareVersions(newest, versions.group2) > 0
+      ? newest
+      : nextVersion(versions.group2);
   }
 
   /**
@@ -100,10 +132,19 @@ export function createTrainActivities(config: SignalboxConfig) {
   }
 
   /** Lands a wikiversions.json that puts each group on the given version, then stages the config release. */
-  async function landWikiversions(request: { versions: Record<Station, string>; subject: string; changeId: string; by: string }): Promise<ConfigChange> {
+  async function landWikiversions(request: {
+    versions: Record<Station, string>;
+    subject: string;
+    changeId: string;
+    by: string;
+  }): Promise<ConfigChange> {
     const f = forge();
-    const wikis: Record<string, { group: Station }> = JSON.parse(await f.readFile(CONFIG_REPO, 'refs/heads/main', 'wikis.json'));
-    const wikiversions = Object.fromEntries(Object.entries(wikis).map(([db, w]) => [db, `php-${checkVersion(request.versions[w.group])}`]));
+    const wikis: Record<string, { group: Station }> = JSON.parse(
+      await f.readFile(CONFIG_REPO, 'refs/heads/main', 'wikis.json'),
+    );
+    const wikiversions = Object.fromEntries(
+      Object.entries(wikis).map(([db, w]) => [db, `php-${checkVersion(request.versions[w.group])}`]),
+    );
     const landed = await f.land({
       repo: CONFIG_REPO,
       branch: 'main',
@@ -112,9 +153,22 @@ export function createTrainActivities(config: SignalboxConfig) {
       changeId: request.changeId,
       author: request.by,
     });
-    const release = await stageFromForge(f, loadInventory(config).stagingDir, config.train.configService, CONFIG_REPO, landed.sha, 'config', { build: config.services[config.train.configService]?.build });
+    const release = await stageFromForge(
+      f,
+      loadInventory(config).stagingDir,
+      config.train.configService,
+      CONFIG_REPO,
+      landed.sha,
+      'config',
+      { build: config.services[config.train.configService]?.build },
+    );
     const parent = await f.resolve(CONFIG_REPO, `${landed.sha}^`).catch(() => '');
-    return { release, sha: landed.sha, range: `${parent.slice(0, 12)}..${landed.sha.slice(0, 12)}`, alreadyLanded: landed.alreadyLanded };
+    return {
+      release,
+      sha: landed.sha,
+      range: `${parent.slice(0, 12)}..${landed.sha.slice(0, 12)}`,
+      alreadyLanded: landed.alreadyLanded,
+    };
   }
 
   /** What every host runs now, in one line for a blocker: hosts per release of each service, depooled and unreachable hosts. */
@@ -131,7 +185,11 @@ export function createTrainActivities(config: SignalboxConfig) {
       parts.push(`${service}: ${[...byRelease].map(([release, n]) => `${n} on ${release}`).join(', ')}`);
     }
     const depooled = hosts.filter((h) => h.pooled === false).map((h) => h.host);
-    parts.push(depooled.length ? `depooled: ${depooled.slice(0, 20).join(', ')}${depooled.length > 20 ? ` and ${depooled.length - 20} more` : ''}` : 'every host pooled');
+    parts.push(
+      depooled.length
+        ? `depooled: ${depooled.slice(0, 20).join(', ')}${depooled.length > 20 ? ` and ${depooled.length - 20} more` : ''}`
+        : 'every host pooled',
+    );
     return parts.join('; ');
   }
 

@@ -18,7 +18,10 @@ export interface Transport {
 }
 
 export class HostError extends Error {
-  constructor(readonly host: string, message: string) {
+  constructor(
+    readonly host: string,
+    message: string,
+  ) {
     super(`${host}: ${message}`);
     this.name = 'HostError';
   }
@@ -26,7 +29,9 @@ export class HostError extends Error {
 
 /** POSIX single-quote quoting: the only character needing care inside single quotes is the quote itself. */
 export function shellQuote(argv: string[]): string {
-  return argv.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return argv
+    .map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
 }
 
 /**
@@ -50,12 +55,14 @@ class PooledShell {
   /** An idle shell must not keep the process alive; a busy one must. */
   private idle(): void {
     this.child.unref();
-    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as unknown as { unref(): void }).unref();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr])
+      (stream as unknown as { unref(): void }).unref();
   }
 
   private busy(): void {
     this.child.ref();
-    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as unknown as { ref(): void }).ref();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr])
+      (stream as unknown as { ref(): void }).ref();
   }
 
   run(host: string, argv: string[], timeoutMs: number): Promise<RunResult> {
@@ -69,7 +76,11 @@ class PooledShell {
       const finish = () => {
         if (code === null || !err.endsWith(`\n${token}\n`)) return;
         cleanup();
-        resolve({ code, stdout: out.slice(0, out.lastIndexOf(`\n${token} `)), stderr: err.slice(0, err.lastIndexOf(`\n${token}\n`)) });
+        resolve({
+          code,
+          stdout: out.slice(0, out.lastIndexOf(`\n${token} `)),
+          stderr: err.slice(0, err.lastIndexOf(`\n${token}\n`)),
+        });
       };
       const onOut = (d: Buffer) => {
         out += d.toString();
@@ -100,7 +111,9 @@ class PooledShell {
       this.child.stdout.on('data', onOut);
       this.child.stderr.on('data', onErr);
       this.child.once('exit', onExit);
-      this.child.stdin.write(`${shellQuote(argv)} </dev/null; printf '\\n%s %s\\n' ${token} "$?"; printf '\\n%s\\n' ${token} >&2\n`);
+      this.child.stdin.write(
+        `${shellQuote(argv)} </dev/null; printf '\\n%s %s\\n' ${token} "$?"; printf '\\n%s\\n' ${token} >&2\n`,
+      );
     });
   }
 
@@ -162,7 +175,10 @@ class ShellPool {
 const localShells = new ShellPool(24);
 
 export class LocalTransport implements Transport {
-  constructor(readonly host: string, private readonly defaultTimeoutMs = 120_000) {}
+  constructor(
+    readonly host: string,
+    private readonly defaultTimeoutMs = 120_000,
+  ) {}
 
   run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
     return localShells.run(this.host, argv, options.timeoutMs ?? this.defaultTimeoutMs);

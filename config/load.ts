@@ -45,8 +45,18 @@ export interface AnalysisSpec {
  * The analysis run's settings from the file's flat keys: the judging block, the fixed method's thresholds and the
  * new-signature count, which the canary analysis and the watch spell differently.
  */
-export function judgeSpecOf(judging: any = {}, fixed: JudgeSpec['fixed'], failureLimit: number, newErrorMin: number): Partial<JudgeSpec> {
-  const spec: Partial<JudgeSpec> = { fixed, minRequests: fixed.minRequests, failureLimit, newSignatures: { minCount: newErrorMin } };
+export function judgeSpecOf(
+  judging: any = {},
+  fixed: JudgeSpec['fixed'],
+  failureLimit: number,
+  newErrorMin: number,
+): Partial<JudgeSpec> {
+  const spec: Partial<JudgeSpec> = {
+    fixed,
+    minRequests: fixed.minRequests,
+    failureLimit,
+    newSignatures: { minCount: newErrorMin },
+  };
   if (judging.method) spec.judge = judging.method;
   if (judging.alpha !== undefined) spec.alpha = judging.alpha;
   if (judging.minEffect !== undefined) spec.minEffect = { points: judging.minEffect };
@@ -54,7 +64,11 @@ export function judgeSpecOf(judging: any = {}, fixed: JudgeSpec['fixed'], failur
   if (judging.inconclusiveLimit !== undefined) spec.inconclusiveLimit = judging.inconclusiveLimit;
   if (judging.consecutiveErrorLimit !== undefined) spec.consecutiveErrorLimit = judging.consecutiveErrorLimit;
   if (judging.latency) spec.latency = judging.latency;
-  if (judging.trafficFloor) spec.trafficFloor = { minShareOfBaseline: judging.trafficFloor.share, intervals: judging.trafficFloor.intervals ?? 3 };
+  if (judging.trafficFloor)
+    spec.trafficFloor = {
+      minShareOfBaseline: judging.trafficFloor.share,
+      intervals: judging.trafficFloor.intervals ?? 3,
+    };
   return spec;
 }
 
@@ -82,7 +96,12 @@ export interface HostSpec {
 /** Open mode (anyone, unverified), or signed actions checked against allowed signers and roles. */
 export type AuthConfig =
   | { mode: 'none' }
-  | { mode: 'signed'; allowedSigners: string; roles: Record<'deployers' | 'approvers' | 'admins', string[]>; maxAgeSeconds: number };
+  | {
+      mode: 'signed';
+      allowedSigners: string;
+      roles: Record<'deployers' | 'approvers' | 'admins', string[]>;
+      maxAgeSeconds: number;
+    };
 
 export interface SignalboxConfig {
   file: string;
@@ -100,7 +119,13 @@ export interface SignalboxConfig {
     };
     hosts?: HostSpec[];
     rsyncSource?: string;
-    ssh: { user?: string; privateKey?: string; knownHosts?: string; connectTimeoutMs: number; commandTimeoutMs: number };
+    ssh: {
+      user?: string;
+      privateKey?: string;
+      knownHosts?: string;
+      connectTimeoutMs: number;
+      commandTimeoutMs: number;
+    };
     loadBalancer?: string;
   };
   services: Record<string, ServiceSpec>;
@@ -150,7 +175,10 @@ export interface NotifyConfig {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly file: string, readonly problems: string[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
     super(`${file} is not valid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
@@ -175,37 +203,54 @@ function schemaAt(schemaPath: string): { description?: string } {
 }
 
 function describe(error: ErrorObject, lineOf: (p: (string | number)[]) => number | undefined): string {
-  const parts = error.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const parts = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
   const where = parts.length ? parts.join('.') : '(top level)';
   const line = lineOf(parts);
   const fix = schemaAt(error.schemaPath).description;
   let what = error.message ?? 'is not valid';
-  if (error.keyword === 'additionalProperties') what = `has an unknown key "${(error.params as any).additionalProperty}"; remove it or check its spelling`;
+  if (error.keyword === 'additionalProperties')
+    what = `has an unknown key "${(error.params as any).additionalProperty}"; remove it or check its spelling`;
   if (error.keyword === 'enum') what = `must be one of ${(error.params as any).allowedValues.join(', ')}`;
   if (error.keyword === 'anyOf') what = `${JSON.stringify(error.data)} is none of the forms allowed`;
   if (error.keyword === 'required') {
     const missing = (error.params as any).missingProperty;
-    const wanted = schemaAt(`${error.schemaPath.replace(/\/required$/, '')}/properties/${missing}/description`).description;
+    const wanted = schemaAt(
+      `${error.schemaPath.replace(/\/required$/, '')}/properties/${missing}/description`,
+    ).description;
     return `${line ? `line ${line}, ` : ''}${where}: "${missing}" is missing${wanted ? ` (expected ${wanted})` : ''}`;
   }
   // The regex says nothing to a reader when the description says what fits; the value refused says more.
   if (error.keyword === 'pattern' && fix) what = `${JSON.stringify(error.data)} is not allowed`;
-  if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].includes(error.keyword)) what = `is ${JSON.stringify(error.data)}, ${what}`;
+  if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].includes(error.keyword))
+    what = `is ${JSON.stringify(error.data)}, ${what}`;
   return `${line ? `line ${line}, ` : ''}${where}: ${what}${fix && error.keyword !== 'additionalProperties' ? ` (expected ${fix})` : ''}`;
 }
 
-export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG_FILE, home = signalboxHome()): SignalboxConfig {
+export function loadConfig(
+  file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG_FILE,
+  home = signalboxHome(),
+): SignalboxConfig {
   const absolute = path.resolve(file);
   let text: string;
   try {
     text = fs.readFileSync(absolute, 'utf8');
   } catch (err) {
-    throw new ConfigError(absolute, [`cannot be read (${(err as Error).message}); pass --config with the path of a signalbox.yml`]);
+    throw new ConfigError(absolute, [
+      `cannot be read (${(err as Error).message}); pass --config with the path of a signalbox.yml`,
+    ]);
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter });
   if (doc.errors.length) {
-    throw new ConfigError(absolute, doc.errors.map((e) => `line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}; fix the YAML syntax there`));
+    throw new ConfigError(
+      absolute,
+      doc.errors.map(
+        (e) => `line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}; fix the YAML syntax there`,
+      ),
+    );
   }
   const raw = doc.toJS() ?? {};
   const lineOf = (parts: (string | number)[]) => {
@@ -220,12 +265,20 @@ export function loadConfig(file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG
     const errors = validate.errors ?? [];
     // Each anyOf branch reports its own type mismatch ("must be null"): noise. A value of the type one branch takes
     // is explained by that branch's error; any other value by the anyOf error and its description.
-    const explainedAt = (e: ErrorObject) => errors.some((o) => o !== e && o.instancePath === e.instancePath && !['type', 'anyOf'].includes(o.keyword));
+    const explainedAt = (e: ErrorObject) =>
+      errors.some((o) => o !== e && o.instancePath === e.instancePath && !['type', 'anyOf'].includes(o.keyword));
     const problems = errors
-      .filter((e) => e.keyword !== 'oneOf' || !errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'required'))
+      .filter(
+        (e) =>
+          e.keyword !== 'oneOf' ||
+          !errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'required'),
+      )
       // A value that is an object was not meant to be the constant of another form (auth: none).
       .filter((e) => !(e.keyword === 'const' && typeof e.data === 'object' && e.data !== null))
-      .filter((e) => !(e.keyword === 'type' && e.schemaPath.includes('/anyOf/')) && !(e.keyword === 'anyOf' && explainedAt(e)))
+      .filter(
+        (e) =>
+          !(e.keyword === 'type' && e.schemaPath.includes('/anyOf/')) && !(e.keyword === 'anyOf' && explainedAt(e)),
+      )
       .map((e) => describe(e, lineOf))
       .filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
     throw new ConfigError(absolute, problems);
@@ -241,16 +294,28 @@ function authFrom(raw: any, file: string, home: string): AuthConfig {
     names.flatMap((name) => {
       if (!name.startsWith('@')) return [name];
       const members = groups[name.slice(1)];
-      if (!members?.length) throw new ConfigError(file, [`auth.roles.${role}: ${name} is not a group under auth.groups (groups: ${Object.keys(groups).join(', ') || 'none'})`]);
+      if (!members?.length)
+        throw new ConfigError(file, [
+          `auth.roles.${role}: ${name} is not a group under auth.groups (groups: ${Object.keys(groups).join(', ') || 'none'})`,
+        ]);
       return members.filter((m) => !m.startsWith('@'));
     });
-  const roles = Object.fromEntries((['deployers', 'approvers', 'admins'] as const).map((role) => [role, [...new Set(expand(role, raw.roles[role]))]])) as Extract<AuthConfig, { mode: 'signed' }>['roles'];
-  const allowedSigners = path.resolve(path.dirname(file), raw.allowedSigners.replace(/^~(?=\/)/, process.env.HOME ?? '~').replace('{{home}}', home));
+  const roles = Object.fromEntries(
+    (['deployers', 'approvers', 'admins'] as const).map((role) => [role, [...new Set(expand(role, raw.roles[role]))]]),
+  ) as Extract<AuthConfig, { mode: 'signed' }>['roles'];
+  const allowedSigners = path.resolve(
+    path.dirname(file),
+    raw.allowedSigners.replace(/^~(?=\/)/, process.env.HOME ?? '~').replace('{{home}}', home),
+  );
   return { mode: 'signed', allowedSigners, roles, maxAgeSeconds: raw.maxAgeSeconds ?? 300 };
 }
 
 function analysisOf(raw: any): AnalysisSpec {
-  const fixed = { maxErrorRate: raw.maxErrorRate ?? 0.01, maxRatioToBaseline: raw.maxRatioToBaseline ?? 10, minRequests: raw.minRequests ?? 20 };
+  const fixed = {
+    maxErrorRate: raw.maxErrorRate ?? 0.01,
+    maxRatioToBaseline: raw.maxRatioToBaseline ?? 10,
+    minRequests: raw.minRequests ?? 20,
+  };
   const failureLimit = raw.failureLimit ?? 0;
   return {
     source: raw.source ?? 'scrape',
@@ -278,7 +343,9 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
   const train = raw.train ?? {};
   const fleet = raw.fleet ?? { sandbox: {} };
   if (!fleet.sandbox && !fleet.hosts) {
-    throw new ConfigError(file, ['fleet: needs either sandbox or hosts (add "sandbox: {}" for the fleet on this machine)']);
+    throw new ConfigError(file, [
+      'fleet: needs either sandbox or hosts (add "sandbox: {}" for the fleet on this machine)',
+    ]);
   }
   const config: SignalboxConfig = {
     auth: { mode: 'none' },
@@ -317,7 +384,11 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       watchNewErrorMin: train.watchNewErrorMin ?? 5,
       watchJudge: judgeSpecOf(
         train.watchJudging,
-        { maxErrorRate: train.watchMaxErrorRate ?? 0.01, maxRatioToBaseline: train.watchMaxRatio ?? 5, minRequests: train.watchMinRequests ?? 50 },
+        {
+          maxErrorRate: train.watchMaxErrorRate ?? 0.01,
+          maxRatioToBaseline: train.watchMaxRatio ?? 5,
+          minRequests: train.watchMinRequests ?? 50,
+        },
         0,
         train.watchNewErrorMin ?? 5,
       ),
@@ -326,7 +397,9 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
       gate: train.gate ?? 'approval',
       windows: {
         timezone: train.windows?.timezone ?? 'UTC',
-        stations: Object.fromEntries(STATIONS.map((s) => [s, { ...DEFAULT_WINDOWS[s], ...(train.windows?.[s] ?? {}) }])) as DeployWindows['stations'],
+        stations: Object.fromEntries(
+          STATIONS.map((s) => [s, { ...DEFAULT_WINDOWS[s], ...(train.windows?.[s] ?? {}) }]),
+        ) as DeployWindows['stations'],
       },
       securityPatches: path.resolve(home, train.securityPatches ?? 'patches'),
       blockers: train.blockers && {
@@ -344,7 +417,12 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
     roadmap: raw.roadmap,
     forge: raw.forge && {
       github: raw.forge.github && { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...raw.forge.github },
-      gerrit: raw.forge.gerrit && { user: 'signalbox', passwordEnv: 'GERRIT_HTTP_PASSWORD', mergeTimeoutMs: 600_000, ...raw.forge.gerrit },
+      gerrit: raw.forge.gerrit && {
+        user: 'signalbox',
+        passwordEnv: 'GERRIT_HTTP_PASSWORD',
+        mergeTimeoutMs: 600_000,
+        ...raw.forge.gerrit,
+      },
     },
   };
   config.auth = authFrom(raw.auth, file, home);
@@ -355,7 +433,9 @@ function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
   }
   for (const key of ['codeService', 'configService'] as const) {
     if (!services[config.train[key]]) {
-      throw new ConfigError(file, [`train.${key}: names service "${config.train[key]}", which is not under services; add it or fix the name`]);
+      throw new ConfigError(file, [
+        `train.${key}: names service "${config.train[key]}", which is not under services; add it or fix the name`,
+      ]);
     }
   }
   return config;

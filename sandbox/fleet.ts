@@ -62,7 +62,9 @@ export async function createFleet(
   const existing = readFleet(home);
   if (existing) {
     if (existing.hosts.length !== hostCount) {
-      throw new Error(`a sandbox of ${existing.hosts.length} hosts already exists in ${sandboxDir(home)}; run \`signalbox sandbox down --purge\` first to make one of ${hostCount}`);
+      throw new Error(
+        `a sandbox of ${existing.hosts.length} hosts already exists in ${sandboxDir(home)}; run \`signalbox sandbox down --purge\` first to make one of ${hostCount}`,
+      );
     }
     return existing;
   }
@@ -73,31 +75,71 @@ export async function createFleet(
   await forge.init(CODE_REPO);
   await forge.init(CONFIG_REPO);
   const author = 'sandbox';
-  await forge.land({ repo: CODE_REPO, branch: 'main', files: seedCodeFiles(), subject: 'Initial import', changeId: 'seed-code', author });
+  await forge.land({
+    repo: CODE_REPO,
+    branch: 'main',
+    files: seedCodeFiles(),
+    subject: 'Initial import',
+    changeId: 'seed-code',
+    author,
+  });
   await cutBranch(forge, CODE_REPO, SANDBOX_START_VERSION, author);
   await forge.land({
     repo: CONFIG_REPO,
     branch: 'main',
     files: {
       'wikis.json': `${JSON.stringify(SANDBOX_WIKIS, null, 2)}\n`,
-      'wikiversions.json': `${JSON.stringify(wikiversionsFor(() => SANDBOX_START_VERSION, SANDBOX_WIKIS), null, 2)}\n`,
+      'wikiversions.json': `${JSON.stringify(
+        wikiversionsFor(() => SANDBOX_START_VERSION, SANDBOX_WIKIS),
+        null,
+        2,
+      )}\n`,
     },
     subject: 'Initial config',
     changeId: 'seed-config',
     author,
   });
-  const code = await stageFromForge(forge, stagingDir, 'mediawiki', CODE_REPO, `refs/heads/wmf/${SANDBOX_START_VERSION}`, SANDBOX_START_VERSION);
+  const code = await stageFromForge(
+    forge,
+    stagingDir,
+    'mediawiki',
+    CODE_REPO,
+    `refs/heads/wmf/${SANDBOX_START_VERSION}`,
+    SANDBOX_START_VERSION,
+  );
   const config = await stageFromForge(forge, stagingDir, 'mediawiki-config', CONFIG_REPO, 'refs/heads/main', 'config');
 
   const hosts: HostSpec[] = Array.from({ length: hostCount }, (_, i) => {
     const name = `mw${1001 + i}`;
     // The first host in every twelve is a canary, as scap's canary lists pick a few per cluster.
-    return { name, ...hostAddress(i, port), root: path.join(dir, 'hosts', name), groups: i % 12 === 0 ? ['appserver', 'canary'] : ['appserver'], transport: 'local', pool: 'appservers' };
+    return {
+      name,
+      ...hostAddress(i, port),
+      root: path.join(dir, 'hosts', name),
+      groups: i % 12 === 0 ? ['appserver', 'canary'] : ['appserver'],
+      transport: 'local',
+      pool: 'appservers',
+    };
   });
   const bootstrap = async (host: HostSpec, release: Release, link: string) => {
     const transport = new LocalTransport(host.name);
-    await fetchRelease(transport, host.name, host.root, release.service, release.id, path.join(stagingDir, release.service, release.id), release.contentHash);
-    const state = { current: release.id, previous: null, lastStable: release.id, deployedAt: new Date().toISOString(), deployedBy: 'sandbox', runId: 'sandbox-bootstrap' };
+    await fetchRelease(
+      transport,
+      host.name,
+      host.root,
+      release.service,
+      release.id,
+      path.join(stagingDir, release.service, release.id),
+      release.contentHash,
+    );
+    const state = {
+      current: release.id,
+      previous: null,
+      lastStable: release.id,
+      deployedAt: new Date().toISOString(),
+      deployedBy: 'sandbox',
+      runId: 'sandbox-bootstrap',
+    };
     await activateRelease(transport, host.name, host.root, release.service, release.id, link, state);
   };
   await eachWithLimit(hosts, 16, async (host) => {
@@ -113,9 +155,19 @@ export async function createFleet(
     wikiApi: `${controlUrl}/wiki/api.php`,
     wikiPassword: crypto.randomBytes(12).toString('hex'),
   };
-  seedRoadmap(dir, initialRoadmap([{ wmf: Number(SANDBOX_START_VERSION.split('wmf.')[1]), date: new Date().toISOString().slice(0, 10), group: '2' }]));
+  seedRoadmap(
+    dir,
+    initialRoadmap([
+      { wmf: Number(SANDBOX_START_VERSION.split('wmf.')[1]), date: new Date().toISOString().slice(0, 10), group: '2' },
+    ]),
+  );
   const fleet: SandboxFleetFile = {
-    hosts, controlUrl, reposDir, stagingDir, trafficPerSecond, records,
+    hosts,
+    controlUrl,
+    reposDir,
+    stagingDir,
+    trafficPerSecond,
+    records,
     errorRate: groupErrorRates(noise.errorRate),
     bursts: noise.bursts !== false,
   };
@@ -136,7 +188,8 @@ function makeDemoPeople(home: string): void {
   for (const person of DEMO_PEOPLE) {
     const key = demoKey(home, person);
     fs.mkdirSync(path.dirname(key), { recursive: true });
-    if (!fs.existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${person}@sandbox`, '-f', key]);
+    if (!fs.existsSync(key))
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${person}@sandbox`, '-f', key]);
     const [type, base64] = fs.readFileSync(`${key}.pub`, 'utf8').trim().split(/\s+/);
     lines.push(`${person} namespaces="signalbox-action" ${type} ${base64}`);
   }

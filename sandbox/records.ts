@@ -17,7 +17,9 @@ export const slackFile = (sandbox: string) => path.join(recordsDir(sandbox), 'sl
 const wikiFile = (sandbox: string) => path.join(recordsDir(sandbox), 'wiki.json');
 
 export function ngircdPath(): string | null {
-  const found = spawnSync('sh', ['-c', 'command -v ngircd || ls /usr/sbin/ngircd 2>/dev/null'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  const found = spawnSync('sh', ['-c', 'command -v ngircd || ls /usr/sbin/ngircd 2>/dev/null'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')[0];
   return found || null;
 }
 
@@ -27,17 +29,32 @@ interface WikiPage {
 
 /** The roadmap table the train edits, one row per wmf branch: {{WMFReleaseTableRow|<N>|<date>|<group>}}. */
 export function initialRoadmap(rows: { wmf: number; date: string; group: string }[]): string {
-  return ['{{WMFReleaseTableHead}}', ...rows.map((r) => `{{WMFReleaseTableRow|${r.wmf}|${r.date}|${r.group}}}`), '{{WMFReleaseTableFooter}}', ''].join('\n');
+  return [
+    '{{WMFReleaseTableHead}}',
+    ...rows.map((r) => `{{WMFReleaseTableRow|${r.wmf}|${r.date}|${r.group}}}`),
+    '{{WMFReleaseTableFooter}}',
+    '',
+  ].join('\n');
 }
 
 export function seedRoadmap(sandbox: string, content: string): void {
   fs.mkdirSync(recordsDir(sandbox), { recursive: true });
-  const pages: Record<string, WikiPage> = { [ROADMAP_PAGE]: { revisions: [{ revid: 1, timestamp: new Date().toISOString(), user: 'sandbox', comment: 'seed', content }] } };
+  const pages: Record<string, WikiPage> = {
+    [ROADMAP_PAGE]: {
+      revisions: [{ revid: 1, timestamp: new Date().toISOString(), user: 'sandbox', comment: 'seed', content }],
+    },
+  };
   fs.writeFileSync(wikiFile(sandbox), JSON.stringify(pages, null, 2));
 }
 
 /** Starts the SMTP sink and ngIRCd; returns the HTTP handler for the webhook and wiki paths, and a stop. */
-export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Promise<{ handle: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => boolean; stop: () => Promise<void> }> {
+export async function serveRecords(
+  sandbox: string,
+  fleet: SandboxFleetFile,
+): Promise<{
+  handle: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => boolean;
+  stop: () => Promise<void>;
+}> {
   const records = fleet.records!;
   fs.mkdirSync(mailDir(sandbox), { recursive: true });
   const smtp = new SMTPServer({
@@ -62,12 +79,28 @@ export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Pr
   if (records.irc && ngircd) {
     const [, ircPort] = records.irc.split(':');
     const conf = path.join(recordsDir(sandbox), 'ngircd.conf');
-    fs.writeFileSync(conf, [
-      '[Global]', '  Name = irc.sandbox.local', '  Info = signalbox sandbox', `  Ports = ${ircPort}`, '  Listen = 127.0.0.1', `  PidFile = ${path.join(recordsDir(sandbox), 'ngircd.pid')}`,
-      '[Limits]', '  MaxConnectionsIP = 0', '  PingTimeout = 120',
-      '[Options]', '  PAM = no', '  Ident = no', '  DNS = no',
-      '[Channel]', '  Name = #wikimedia-operations', '  Topic = sandbox deploys', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      conf,
+      [
+        '[Global]',
+        '  Name = irc.sandbox.local',
+        '  Info = signalbox sandbox',
+        `  Ports = ${ircPort}`,
+        '  Listen = 127.0.0.1',
+        `  PidFile = ${path.join(recordsDir(sandbox), 'ngircd.pid')}`,
+        '[Limits]',
+        '  MaxConnectionsIP = 0',
+        '  PingTimeout = 120',
+        '[Options]',
+        '  PAM = no',
+        '  Ident = no',
+        '  DNS = no',
+        '[Channel]',
+        '  Name = #wikimedia-operations',
+        '  Topic = sandbox deploys',
+        '',
+      ].join('\n'),
+    );
     ircd = spawn(ngircd, ['-n', '-f', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
 
@@ -88,7 +121,10 @@ export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Pr
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (!session) {
       const id = crypto.randomBytes(16).toString('hex');
-      session = { loginToken: `${crypto.randomBytes(8).toString('hex')}+\\`, csrf: `${crypto.randomBytes(8).toString('hex')}+\\` };
+      session = {
+        loginToken: `${crypto.randomBytes(8).toString('hex')}+\\`,
+        csrf: `${crypto.randomBytes(8).toString('hex')}+\\`,
+      };
       sessions.set(id, session);
       headers['set-cookie'] = `sandboxwiki_session=${id}; path=/; HttpOnly`;
     }
@@ -97,11 +133,20 @@ export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Pr
     const action = params.get('action');
     if (action === 'query' && params.get('meta') === 'tokens') {
       const type = params.get('type') ?? 'csrf';
-      return reply({ batchcomplete: true, query: { tokens: type === 'login' ? { logintoken: session.loginToken } : { csrftoken: session.user ? session.csrf : '+\\' } } });
+      return reply({
+        batchcomplete: true,
+        query: {
+          tokens:
+            type === 'login' ? { logintoken: session.loginToken } : { csrftoken: session.user ? session.csrf : '+\\' },
+        },
+      });
     }
     if (action === 'login') {
       if (params.get('lgtoken') !== session.loginToken) return reply({ login: { result: 'WrongToken' } });
-      if (params.get('lgname') !== WIKI_BOT_USER || params.get('lgpassword') !== records.wikiPassword) return reply({ login: { result: 'Failed', reason: 'Incorrect username or password entered. Please try again.' } });
+      if (params.get('lgname') !== WIKI_BOT_USER || params.get('lgpassword') !== records.wikiPassword)
+        return reply({
+          login: { result: 'Failed', reason: 'Incorrect username or password entered. Please try again.' },
+        });
       session.user = WIKI_BOT_USER.split('@')[0];
       return reply({ login: { result: 'Success', lguserid: 2, lgusername: session.user } });
     }
@@ -110,7 +155,27 @@ export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Pr
       const page = readPages()[title];
       if (!page) return reply({ batchcomplete: true, query: { pages: [{ ns: 0, title, missing: true }] } });
       const rev = page.revisions[page.revisions.length - 1];
-      return reply({ batchcomplete: true, query: { pages: [{ pageid: 1, ns: 0, title, revisions: [{ revid: rev.revid, timestamp: rev.timestamp, user: rev.user, comment: rev.comment, slots: { main: { contentmodel: 'wikitext', content: rev.content } } }] }] } });
+      return reply({
+        batchcomplete: true,
+        query: {
+          pages: [
+            {
+              pageid: 1,
+              ns: 0,
+              title,
+              revisions: [
+                {
+                  revid: rev.revid,
+                  timestamp: rev.timestamp,
+                  user: rev.user,
+                  comment: rev.comment,
+                  slots: { main: { contentmodel: 'wikitext', content: rev.content } },
+                },
+              ],
+            },
+          ],
+        },
+      });
     }
     if (action === 'edit') {
       if (!session.user || params.get('token') !== session.csrf) return error('badtoken', 'Invalid CSRF token.');
@@ -122,7 +187,13 @@ export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Pr
       const last = page.revisions[page.revisions.length - 1];
       if (last?.content === text) return reply({ edit: { result: 'Success', title, nochange: true } });
       const revid = Math.max(0, ...Object.values(pages).flatMap((p) => p.revisions.map((r) => r.revid))) + 1;
-      page.revisions.push({ revid, timestamp: new Date().toISOString(), user: session.user, comment: params.get('summary') ?? '', content: text });
+      page.revisions.push({
+        revid,
+        timestamp: new Date().toISOString(),
+        user: session.user,
+        comment: params.get('summary') ?? '',
+        content: text,
+      });
       fs.writeFileSync(wikiFile(sandbox), JSON.stringify(pages, null, 2));
       return reply({ edit: { result: 'Success', title, newrevid: revid, oldrevid: last?.revid ?? 0 } });
     }
@@ -146,9 +217,13 @@ export async function serveRecords(sandbox: string, fleet: SandboxFleetFile): Pr
         } catch {
           payload = {};
         }
-        if (typeof payload.text !== 'string' || !payload.text) res.writeHead(400, { 'content-type': 'text/plain' }).end('invalid_payload');
+        if (typeof payload.text !== 'string' || !payload.text)
+          res.writeHead(400, { 'content-type': 'text/plain' }).end('invalid_payload');
         else {
-          fs.appendFileSync(slackFile(sandbox), `${JSON.stringify({ at: new Date().toISOString(), text: payload.text })}\n`);
+          fs.appendFileSync(
+            slackFile(sandbox),
+            `${JSON.stringify({ at: new Date().toISOString(), text: payload.text })}\n`,
+          );
           res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
         }
       }

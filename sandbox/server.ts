@@ -15,7 +15,14 @@ import { TRAFFIC_SHARE, type WikiInfo } from './wikis';
 import { serveRecords } from './records';
 import type { Station } from '../workflows/names';
 import {
-  baseLatencyMs, Bursts, groupErrorRates, LatencyHistogram, NOISY_FACTOR, noisyHosts, pickBackgroundSignature, poisson,
+  baseLatencyMs,
+  Bursts,
+  groupErrorRates,
+  LatencyHistogram,
+  NOISY_FACTOR,
+  noisyHosts,
+  pickBackgroundSignature,
+  poisson,
 } from './traffic';
 
 export interface GroupFault {
@@ -85,15 +92,21 @@ class AppServer {
   private load(): Loaded {
     const config = path.join(this.host.root, 'mediawiki-config', 'current');
     const wikis: Record<string, WikiInfo> = JSON.parse(fs.readFileSync(path.join(config, 'wikis.json'), 'utf8'));
-    const wikiversions: Record<string, string> = JSON.parse(fs.readFileSync(path.join(config, 'wikiversions.json'), 'utf8'));
+    const wikiversions: Record<string, string> = JSON.parse(
+      fs.readFileSync(path.join(config, 'wikiversions.json'), 'utf8'),
+    );
     const versionOf: Record<string, string> = {};
     for (const [db, dir] of Object.entries(wikiversions)) {
       const versionFile = path.join(this.host.root, 'mediawiki', dir, 'VERSION');
-      if (!fs.existsSync(versionFile)) throw new Error(`${db} is set to ${dir}, which is not deployed on ${this.host.name}`);
+      if (!fs.existsSync(versionFile))
+        throw new Error(`${db} is set to ${dir}, which is not deployed on ${this.host.name}`);
       versionOf[db] = fs.readFileSync(versionFile, 'utf8').trim();
     }
     const crashing = [...new Set(Object.values(versionOf))].filter((v) => this.faults()[v]?.crash);
-    if (crashing.length) throw new Error(`PHP Fatal error: ${this.faults()[crashing[0]]?.signature ?? 'Allowed memory size exhausted'} (MediaWiki ${crashing[0]} fails to start)`);
+    if (crashing.length)
+      throw new Error(
+        `PHP Fatal error: ${this.faults()[crashing[0]]?.signature ?? 'Allowed memory size exhausted'} (MediaWiki ${crashing[0]} fails to start)`,
+      );
     return { wikis, versionOf, byDomain: new Map(Object.entries(wikis).map(([db, w]) => [w.domain, db])) };
   }
 
@@ -166,7 +179,10 @@ class AppServer {
     const server = this.server;
     this.server = undefined;
     if (!server) return this.closing;
-    this.closing = new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+    this.closing = new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
     await this.closing;
   }
 
@@ -206,13 +222,15 @@ class AppServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://sandbox');
-    if (url.pathname === '/metrics') return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+    if (url.pathname === '/metrics')
+      return void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
     if (url.pathname === '/healthz') return void res.writeHead(200).end('ok\n');
     const loaded = this.loaded;
     if (!loaded) return void res.writeHead(503).end('not started\n');
     const hostHeader = (req.headers.host ?? '').split(':')[0];
     const db = url.searchParams.get('wiki') ?? loaded.byDomain.get(hostHeader);
-    if (!db || !loaded.wikis[db]) return void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no wiki is served at ${hostHeader}\n`);
+    if (!db || !loaded.wikis[db])
+      return void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no wiki is served at ${hostHeader}\n`);
     const version = loaded.versionOf[db];
     const group = loaded.wikis[db].group;
     const arrived = performance.now();
@@ -238,10 +256,24 @@ class AppServer {
       if (Math.random() < this.backgroundRate(group)) return failWith(pickBackgroundSignature());
       this.count(this.requests, `${db}|${group}|${version}|200`);
       if (url.pathname === '/w/api.php' && url.searchParams.get('meta') === 'siteinfo') {
-        const body = { batchcomplete: '', query: { general: { generator: `MediaWiki ${version}`, wikiid: db, servername: loaded.wikis[db].domain, host: this.host.name } } };
+        const body = {
+          batchcomplete: '',
+          query: {
+            general: {
+              generator: `MediaWiki ${version}`,
+              wikiid: db,
+              servername: loaded.wikis[db].domain,
+              host: this.host.name,
+            },
+          },
+        };
         return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       }
-      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!DOCTYPE html><html><head><meta name="generator" content="MediaWiki ${version}"></head><body>${db}${url.pathname}</body></html>`);
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(
+          `<!DOCTYPE html><html><head><meta name="generator" content="MediaWiki ${version}"></head><body>${db}${url.pathname}</body></html>`,
+        );
     };
     setTimeout(respond, baseLatencyMs() + (fault?.latencyMs ?? 0));
   }
@@ -292,24 +324,29 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
   const noisy = noisyHosts(fleet.hosts.map((h) => h.name));
   const backgroundRate = (host: string) => (group: Station) =>
     Math.min(1, (errorRates[group] ?? 0) * (noisy.has(host) ? NOISY_FACTOR : 1) * bursts.factor());
-  const apps = new Map(fleet.hosts.map((h) => {
-    return [h.name, new AppServer(h, () => faults, backgroundRate(h.name), noisy.has(h.name))] as const;
-  }));
+  const apps = new Map(
+    fleet.hosts.map((h) => {
+      return [h.name, new AppServer(h, () => faults, backgroundRate(h.name), noisy.has(h.name))] as const;
+    }),
+  );
   for (const app of apps.values()) {
     await app.restart().catch((err) => console.error(`${app.host.name}: ${(err as Error).message}`));
   }
 
-  const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
-  const readBody = (req: http.IncomingMessage) => new Promise<string>((resolve) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => resolve(body));
-  });
+  const json = (res: http.ServerResponse, status: number, body: unknown) =>
+    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+  const readBody = (req: http.IncomingMessage) =>
+    new Promise<string>((resolve) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => resolve(body));
+    });
   const records = fleet.records ? await serveRecords(sandboxDir(home), fleet) : null;
   const control = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://control');
     const parts = url.pathname.split('/').filter(Boolean);
-    if (records && (parts[0] === 'slack' || parts[0] === 'wiki') && records.handle(req, res, await readBody(req))) return;
+    if (records && (parts[0] === 'slack' || parts[0] === 'wiki') && records.handle(req, res, await readBody(req)))
+      return;
     if (url.pathname === '/healthz') return json(res, 200, { ok: true, hosts: apps.size });
     if (url.pathname === '/traffic') {
       const burst = bursts.state();
@@ -326,15 +363,19 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
       });
     }
     if (parts[0] === 'hosts' && parts.length === 1) {
-      return json(res, 200, [...apps.values()].map((a) => ({
-        host: a.host.name,
-        address: `${a.host.address}:${a.host.port}`,
-        up: a.up,
-        pooled: pooled[a.host.name] !== false,
-        served: a.served,
-        noisy: a.noisy,
-        error: a.startError ?? a.crashError,
-      })));
+      return json(
+        res,
+        200,
+        [...apps.values()].map((a) => ({
+          host: a.host.name,
+          address: `${a.host.address}:${a.host.port}`,
+          up: a.up,
+          pooled: pooled[a.host.name] !== false,
+          served: a.served,
+          noisy: a.noisy,
+          error: a.startError ?? a.crashError,
+        })),
+      );
     }
     const app = apps.get(parts[1] ?? '');
     if (parts[0] === 'hosts' && parts[2] === 'restart' && req.method === 'POST') {
@@ -346,7 +387,8 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
         return json(res, 500, { host: app.host.name, up: false, error: (err as Error).message });
       }
     }
-    if (parts[0] === 'pools' && parts.length === 1) return json(res, 200, Object.fromEntries([...apps.keys()].map((h) => [h, pooled[h] !== false])));
+    if (parts[0] === 'pools' && parts.length === 1)
+      return json(res, 200, Object.fromEntries([...apps.keys()].map((h) => [h, pooled[h] !== false])));
     if (parts[0] === 'pools' && req.method === 'POST') {
       if (!app) return json(res, 404, { error: `no host ${parts[1]}` });
       let body: { pooled?: unknown };
@@ -386,7 +428,10 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
       if (!wikis?.length || !live.length) continue;
       const wiki = wikis[Math.floor(Math.random() * wikis.length)];
       const app = live[Math.floor(Math.random() * live.length)];
-      const req = http.request({ host: app.host.address, port: app.host.port, path: '/wiki/Main_Page', headers: { host: wiki.domain }, agent }, (res) => res.resume());
+      const req = http.request(
+        { host: app.host.address, port: app.host.port, path: '/wiki/Main_Page', headers: { host: wiki.domain }, agent },
+        (res) => res.resume(),
+      );
       req.on('error', () => undefined);
       req.end();
     }
@@ -396,7 +441,10 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     clearInterval(trafficTimer);
     clearInterval(faultTimer);
     agent.destroy();
-    await new Promise<void>((resolve) => { control.close(() => resolve()); control.closeAllConnections(); });
+    await new Promise<void>((resolve) => {
+      control.close(() => resolve());
+      control.closeAllConnections();
+    });
     await Promise.all([...apps.values()].map((a) => a.dispose()));
     await records?.stop();
   };

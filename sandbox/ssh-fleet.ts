@@ -23,7 +23,10 @@ export interface SshFleet {
 
 function tool(command: string, paths: string[]): string {
   const found = findTool({ command, paths, debianPackage: '', why: '' });
-  if (!found) throw new Error(`${command} is missing; run \`npm test\` (its setup installs openssh-server and rsync) or apt-get install openssh-server rsync`);
+  if (!found)
+    throw new Error(
+      `${command} is missing; run \`npm test\` (its setup installs openssh-server and rsync) or apt-get install openssh-server rsync`,
+    );
   return found;
 }
 
@@ -66,21 +69,24 @@ export async function startSshFleet(home: string): Promise<SshFleet> {
     const [type, key] = fs.readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/);
     knownHostLines.push(`[${host.address}]:${sshPort} ${type} ${key}`);
     const config = path.join(dir, `sshd_${host.name}.conf`);
-    fs.writeFileSync(config, [
-      `Port ${sshPort}`,
-      `ListenAddress ${host.address}`,
-      `HostKey ${hostKey}`,
-      `PidFile ${path.join(dir, `sshd_${host.name}.pid`)}`,
-      `AuthorizedKeysFile ${authorizedKeys}`,
-      'StrictModes no',
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin no',
-      `AllowUsers ${user}`,
-      'LogLevel ERROR',
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      config,
+      [
+        `Port ${sshPort}`,
+        `ListenAddress ${host.address}`,
+        `HostKey ${hostKey}`,
+        `PidFile ${path.join(dir, `sshd_${host.name}.pid`)}`,
+        `AuthorizedKeysFile ${authorizedKeys}`,
+        'StrictModes no',
+        'UsePAM no',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'PermitRootLogin no',
+        `AllowUsers ${user}`,
+        'LogLevel ERROR',
+        '',
+      ].join('\n'),
+    );
     const child = spawn(sshd, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', () => undefined);
     children.push(child);
@@ -92,16 +98,23 @@ export async function startSshFleet(home: string): Promise<SshFleet> {
 
   const rsyncPort = await freePort();
   const rsyncConfig = path.join(dir, 'rsyncd.conf');
-  fs.writeFileSync(rsyncConfig, [
-    `pid file = ${path.join(dir, 'rsyncd.pid')}`,
-    'use chroot = no',
-    '[releases]',
-    `  path = ${fleet.stagingDir}`,
-    '  read only = yes',
-    ...(process.getuid?.() === 0 ? ['  uid = root', '  gid = root'] : []),
-    '',
-  ].join('\n'));
-  const daemon = spawn(rsync, ['--daemon', '--no-detach', `--config=${rsyncConfig}`, `--port=${rsyncPort}`, '--address=127.0.0.1'], { stdio: 'ignore' });
+  fs.writeFileSync(
+    rsyncConfig,
+    [
+      `pid file = ${path.join(dir, 'rsyncd.pid')}`,
+      'use chroot = no',
+      '[releases]',
+      `  path = ${fleet.stagingDir}`,
+      '  read only = yes',
+      ...(process.getuid?.() === 0 ? ['  uid = root', '  gid = root'] : []),
+      '',
+    ].join('\n'),
+  );
+  const daemon = spawn(
+    rsync,
+    ['--daemon', '--no-detach', `--config=${rsyncConfig}`, `--port=${rsyncPort}`, '--address=127.0.0.1'],
+    { stdio: 'ignore' },
+  );
   children.push(daemon);
 
   // The deploy user owns the services on its hosts, and nothing else; the hosts' parents must be traversable.
@@ -110,7 +123,10 @@ export async function startSshFleet(home: string): Promise<SshFleet> {
   fs.writeFileSync(fleetFile(home), JSON.stringify(fleet, null, 2));
 
   for (let waited = 0; ; waited += 100) {
-    const open = await Promise.all([...fleet.hosts.map((h) => portOpen(h.address, sshPort)), portOpen('127.0.0.1', rsyncPort)]);
+    const open = await Promise.all([
+      ...fleet.hosts.map((h) => portOpen(h.address, sshPort)),
+      portOpen('127.0.0.1', rsyncPort),
+    ]);
     if (open.every(Boolean)) break;
     if (waited > 20_000) throw new Error(`sshd or rsyncd did not listen within 20 s; see ${dir}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -128,6 +144,12 @@ export async function startSshFleet(home: string): Promise<SshFleet> {
 
 /** The config changes that point a sandbox at its SSH fleet. */
 export function sshConfig(raw: any, ssh: SshFleet): void {
-  raw.fleet.ssh = { user: ssh.user, privateKey: ssh.privateKey, knownHosts: ssh.knownHosts, connectTimeoutMs: 5000, commandTimeoutMs: 60_000 };
+  raw.fleet.ssh = {
+    user: ssh.user,
+    privateKey: ssh.privateKey,
+    knownHosts: ssh.knownHosts,
+    connectTimeoutMs: 5000,
+    commandTimeoutMs: 60_000,
+  };
   raw.fleet.rsyncSource = ssh.rsyncSource;
 }

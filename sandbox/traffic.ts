@@ -29,7 +29,7 @@ export const BURST_MAX_MS = 15_000;
 
 /** The background rate of each group: one number for all, a partial map (the rest default), or nothing. */
 export function groupErrorRates(rates: number | Partial<Record<Station, number>> | undefined): Record<Station, number> {
-  const of = (group: Station) => (typeof rates === 'number' ? rates : rates?.[group] ?? BACKGROUND_ERROR_RATE);
+  const of = (group: Station) => (typeof rates === 'number' ? rates : (rates?.[group] ?? BACKGROUND_ERROR_RATE));
   return { testwikis: of('testwikis'), group0: of('group0'), group1: of('group1'), group2: of('group2') };
 }
 
@@ -73,7 +73,11 @@ export class Bursts {
   private startsAt: number;
   private endsAt: number;
 
-  constructor(readonly enabled: boolean, private readonly now = Date.now, private readonly random = Math.random) {
+  constructor(
+    readonly enabled: boolean,
+    private readonly now = Date.now,
+    private readonly random = Math.random,
+  ) {
     this.startsAt = now() + this.gap();
     this.endsAt = this.startsAt + this.duration();
   }

@@ -34,14 +34,17 @@ export const TRAFFIC_SHARE: Record<Station, number> = { testwikis: 0.03, group0:
 
 export const SANDBOX_START_VERSION = '1.41.0-wmf.25';
 
-export function wikiversionsFor(versionOf: (group: Station) => string, wikis: Record<string, WikiInfo>): Record<string, string> {
+export function wikiversionsFor(
+  versionOf: (group: Station) => string,
+  wikis: Record<string, WikiInfo>,
+): Record<string, string> {
   return Object.fromEntries(Object.entries(wikis).map(([db, info]) => [db, `php-${versionOf(info.group)}`]));
 }
 
 /** Files of the code repository's main branch: a tiny MediaWiki-shaped tree. */
 export function seedCodeFiles(): Record<string, string> {
   return {
-    'VERSION': 'master\n',
+    VERSION: 'master\n',
     'index.php': '<?php\nrequire __DIR__ . "/includes/WebStart.php";\n',
     'includes/WebStart.php': '<?php\n// Sets up the request environment.\n',
     'includes/DefaultSettings.php': '<?php\n$wgVersion = trim( file_get_contents( __DIR__ . "/../VERSION" ) );\n',

@@ -4,7 +4,17 @@
 // tuned on real history, not guessed.
 import type { temporal } from '@temporalio/proto';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { assess, describe, withDefaults, type AnalysisContext, type AnalysisSpec, type AnalysisStatus, type MetricReading, type Reference, type Sample } from '../workflows/analysis/index';
+import {
+  assess,
+  describe,
+  withDefaults,
+  type AnalysisContext,
+  type AnalysisSpec,
+  type AnalysisStatus,
+  type MetricReading,
+  type Reference,
+  type Sample,
+} from '../workflows/analysis/index';
 import { sideIncrease, signatureIncrease } from '../workflows/analysis/counters';
 import { STATIONS, type Station } from '../workflows/names';
 import { watchSpec, type TrainInput } from '../workflows/train';
@@ -28,9 +38,12 @@ export interface ReplayedRun {
   differsAt: number | null;
 }
 
-const decode = (payloads: temporal.api.common.v1.IPayloads | null | undefined): unknown[] => (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p as never));
-const millis = (t: HistoryEvent['eventTime']): number => Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
-const failureText = (failure: temporal.api.failure.v1.IFailure | null | undefined): string => (failure?.cause ? failureText(failure.cause) : failure?.message ?? 'failed');
+const decode = (payloads: temporal.api.common.v1.IPayloads | null | undefined): unknown[] =>
+  (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p as never));
+const millis = (t: HistoryEvent['eventTime']): number =>
+  Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
+const failureText = (failure: temporal.api.failure.v1.IFailure | null | undefined): string =>
+  failure?.cause ? failureText(failure.cause) : (failure?.message ?? 'failed');
 
 interface Call {
   name: string;
@@ -53,17 +66,29 @@ function activityCalls(events: HistoryEvent[]): Call[] {
       if (call.name === 'landWikiversions') calls.push({ ...call, at: millis(event.eventTime) });
       continue;
     }
-    const done = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    const done =
+      event.activityTaskCompletedEventAttributes ??
+      event.activityTaskFailedEventAttributes ??
+      event.activityTaskTimedOutEventAttributes;
     const call = done && scheduled.get(String(done.scheduledEventId));
     if (!call || call.name === 'landWikiversions') continue;
     const completed = event.activityTaskCompletedEventAttributes;
-    const error = completed ? undefined : event.activityTaskFailedEventAttributes ? failureText(event.activityTaskFailedEventAttributes.failure) : 'timed out';
-    calls.push({ ...call, at: millis(event.eventTime), ...(completed ? { result: decode(completed.result)[0] } : { error }) });
+    const error = completed
+      ? undefined
+      : event.activityTaskFailedEventAttributes
+        ? failureText(event.activityTaskFailedEventAttributes.failure)
+        : 'timed out';
+    calls.push({
+      ...call,
+      at: millis(event.eventTime),
+      ...(completed ? { result: decode(completed.result)[0] } : { error }),
+    });
   }
   return calls;
 }
 
-const sampleOf = (call: Call): Sample => (call.result ? { at: call.at, metrics: call.result.metrics } : { at: call.at, error: call.error ?? 'failed' });
+const sampleOf = (call: Call): Sample =>
+  call.result ? { at: call.at, metrics: call.result.metrics } : { at: call.at, error: call.error ?? 'failed' };
 
 /** A rollout's canary analysis: its plan, then the samples of its canaries against the baseline. */
 function canaryRuns(events: HistoryEvent[]): RecordedRun[] {
@@ -72,15 +97,30 @@ function canaryRuns(events: HistoryEvent[]): RecordedRun[] {
   const plan = planEvent?.result as { windowSamples: number; spec: Partial<AnalysisSpec> } | null | undefined;
   const samples = calls.filter((c) => c.name === 'measureCanary').map(sampleOf);
   if (!plan || !samples.length) return [];
-  return [{ subject: `canaries of ${planEvent!.input.service}`, spec: plan.spec, context: { windowSamples: plan.windowSamples }, samples }];
+  return [
+    {
+      subject: `canaries of ${planEvent!.input.service}`,
+      spec: plan.spec,
+      context: { windowSamples: plan.windowSamples },
+      samples,
+    },
+  ];
 }
 
 /** What a group served between two readings of every group: the reference its watch compared against. */
-function referenceBetween(from: { at: number; reading: Reading }, to: { at: number; reading: Reading }, group: string): Reference {
+function referenceBetween(
+  from: { at: number; reading: Reading },
+  to: { at: number; reading: Reading },
+  group: string,
+): Reference {
   const [earlier, later] = [from.reading.metrics[group]?.subject, to.reading.metrics[group]?.subject];
   const durationMs = to.at - from.at;
   if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
-  return { ...sideIncrease(earlier, later), durationMs, signatures: signatureIncrease(earlier.signatures, later.signatures) };
+  return {
+    ...sideIncrease(earlier, later),
+    durationMs,
+    signatures: signatureIncrease(earlier.signatures, later.signatures),
+  };
 }
 
 /**
@@ -124,7 +164,16 @@ function watchRuns(events: HistoryEvent[], input: TrainInput): RecordedRun[] {
     if (!current || current.subject !== `${group} after its move`) {
       const to = snapshots[snapshots.length - 1];
       const from = snapshots[windowStartAt[group] ?? snapshots.length - 1] ?? to;
-      current = { subject: `${group} after its move`, spec, context: { windowSamples, baselineName: 'before the move', reference: to ? { [group]: referenceBetween(from, to, group) } : undefined }, samples: [] };
+      current = {
+        subject: `${group} after its move`,
+        spec,
+        context: {
+          windowSamples,
+          baselineName: 'before the move',
+          reference: to ? { [group]: referenceBetween(from, to, group) } : undefined,
+        },
+        samples: [],
+      };
       runs.push(current);
     }
     current.samples.push(sampleOf(call));
@@ -154,17 +203,21 @@ const SETTABLE: Record<string, (spec: Partial<AnalysisSpec>, value: string) => v
   inconclusiveLimit: (s, v) => (s.inconclusiveLimit = whole(v, 'inconclusiveLimit')),
   consecutiveErrorLimit: (s, v) => (s.consecutiveErrorLimit = whole(v, 'consecutiveErrorLimit')),
   newErrorMin: (s, v) => (s.newSignatures = { minCount: whole(v, 'newErrorMin') }),
-  'trafficFloor.share': (s, v) => (s.trafficFloor = { ...withDefaults(s).trafficFloor!, minShareOfBaseline: share(v, 'trafficFloor.share') }),
-  'trafficFloor.intervals': (s, v) => (s.trafficFloor = { ...withDefaults(s).trafficFloor!, intervals: whole(v, 'trafficFloor.intervals') }),
+  'trafficFloor.share': (s, v) =>
+    (s.trafficFloor = { ...withDefaults(s).trafficFloor!, minShareOfBaseline: share(v, 'trafficFloor.share') }),
+  'trafficFloor.intervals': (s, v) =>
+    (s.trafficFloor = { ...withDefaults(s).trafficFloor!, intervals: whole(v, 'trafficFloor.intervals') }),
   'latency.maxP99Ratio': (s, v) => (s.latency = { ...s.latency, maxP99Ratio: positive(v, 'latency.maxP99Ratio') }),
   'latency.maxP99Ms': (s, v) => (s.latency = { ...s.latency, maxP99Ms: positive(v, 'latency.maxP99Ms') }),
   maxErrorRate: (s, v) => (s.fixed = { ...withDefaults(s).fixed, maxErrorRate: share(v, 'maxErrorRate') }),
-  maxRatioToBaseline: (s, v) => (s.fixed = { ...withDefaults(s).fixed, maxRatioToBaseline: positive(v, 'maxRatioToBaseline') }),
+  maxRatioToBaseline: (s, v) =>
+    (s.fixed = { ...withDefaults(s).fixed, maxRatioToBaseline: positive(v, 'maxRatioToBaseline') }),
 };
 
 function share(value: string, key: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new Error(`${key} must be a number from 0 to 1, not "${value}"`);
+  if (value.trim() === '' || !(n >= 0 && n <= 1))
+    throw new Error(`${key} must be a number from 0 to 1, not "${value}"`);
   return n;
 }
 function whole(value: string, key: string): number {
@@ -183,7 +236,8 @@ export function withSettings(spec: Partial<AnalysisSpec>, settings: string[]): P
   for (const setting of settings) {
     const [key, ...rest] = setting.split('=');
     const set = SETTABLE[key];
-    if (!set || !rest.length) throw new Error(`--set takes key=value with key one of ${Object.keys(SETTABLE).join(', ')}; not "${setting}"`);
+    if (!set || !rest.length)
+      throw new Error(`--set takes key=value with key one of ${Object.keys(SETTABLE).join(', ')}; not "${setting}"`);
     set(changed, rest.join('='));
   }
   return changed;
@@ -193,12 +247,18 @@ export function withSettings(spec: Partial<AnalysisSpec>, settings: string[]): P
 export function replay(runs: RecordedRun[], settings: string[]): ReplayedRun[] {
   return runs.map((run) => {
     const other = withSettings(run.spec, settings);
-    const judgeUpTo = (spec: Partial<AnalysisSpec>, n: number) => assess(run.samples.slice(0, n + 1), spec, run.context);
+    const judgeUpTo = (spec: Partial<AnalysisSpec>, n: number) =>
+      assess(run.samples.slice(0, n + 1), spec, run.context);
     let differsAt: number | null = null;
     for (let n = 0; n < run.samples.length && differsAt === null; n++) {
       if (judgeUpTo(run.spec, n).phase !== judgeUpTo(other, n).phase) differsAt = n;
     }
-    return { subject: run.subject, recorded: assess(run.samples, run.spec, run.context), whatIf: assess(run.samples, other, run.context), differsAt };
+    return {
+      subject: run.subject,
+      recorded: assess(run.samples, run.spec, run.context),
+      whatIf: assess(run.samples, other, run.context),
+      differsAt,
+    };
   });
 }
 

@@ -9,8 +9,33 @@ import { createHostActivities, selectHosts, type HostSelector } from '../activit
 import { forgeFor, loadInventory, sandboxDir } from '../activities/inventory';
 import { stageFromForge, treeHash, type Release } from '../activities/releases';
 import { createTrainActivities, CONFIG_REPO, stageVersion } from '../activities/train';
-import { abortRollout, abortTrain, acknowledgeError, approveStation, pauseRollout, pauseTrain, resumeRollout, resumeTrain, rollbackRollout, rollbackTrain, rolloutStatusQuery, trainStatusQuery, type RolloutStatus, type ScheduleChange, type TrainStatus } from '../workflows/definitions';
-import { checkReleaseId, checkServiceName, checkStation, checkVersion, InvalidNameError, parseAmount, STATIONS, trainWorkflowId } from '../workflows/names';
+import {
+  abortRollout,
+  abortTrain,
+  acknowledgeError,
+  approveStation,
+  pauseRollout,
+  pauseTrain,
+  resumeRollout,
+  resumeTrain,
+  rollbackRollout,
+  rollbackTrain,
+  rolloutStatusQuery,
+  trainStatusQuery,
+  type RolloutStatus,
+  type ScheduleChange,
+  type TrainStatus,
+} from '../workflows/definitions';
+import {
+  checkReleaseId,
+  checkServiceName,
+  checkStation,
+  checkVersion,
+  InvalidNameError,
+  parseAmount,
+  STATIONS,
+  trainWorkflowId,
+} from '../workflows/names';
 import { viewLine } from '../workflows/analysis/index';
 import { recordedRuns, renderReplay, replay } from './analysis-replay';
 import { planRollout, type Strategy } from '../workflows/plan';
@@ -28,30 +53,35 @@ import { createFleet, readFleet, serverPid, startFleetServer, stopFleetServer } 
 import { faultsFile, serveFleet, type FaultFile, type GroupFault } from '../sandbox/server';
 import { SANDBOX_WIKIS } from '../sandbox/wikis';
 
-
 // Option parsers: commander would hand over Number("abc"), which is NaN and passes every later `<` check.
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {
     const text = value.trim();
-    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
     return Number(text);
   };
 }
 
 function shareOfOne(value: string): number {
   const text = value.trim();
-  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text) || Number(text) > 1) throw new InvalidArgumentError('expected a number from 0 to 1, such as 0.05');
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text) || Number(text) > 1)
+    throw new InvalidArgumentError('expected a number from 0 to 1, such as 0.05');
   return Number(text);
 }
 
 function hostList(value: string): string[] {
   const names = value.split(',').map((h) => h.trim());
-  if (names.some((h) => !h)) throw new InvalidArgumentError('expected host names separated by commas, such as mw1001,mw1002, with no empty name (leave --hosts out to deploy to every host)');
+  if (names.some((h) => !h))
+    throw new InvalidArgumentError(
+      'expected host names separated by commas, such as mw1001,mw1002, with no empty name (leave --hosts out to deploy to every host)',
+    );
   return names;
 }
 
 function groupName(value: string): string {
-  if (!value.trim()) throw new InvalidArgumentError('expected a group name such as canary (leave --group out to deploy to every host)');
+  if (!value.trim())
+    throw new InvalidArgumentError('expected a group name such as canary (leave --group out to deploy to every host)');
   return value.trim();
 }
 
@@ -75,19 +105,25 @@ async function resolveRelease(cfg: SignalboxConfig, service: string, spec: strin
   const staged = path.join(inventory.stagingDir, service, spec);
   if (/-[0-9a-f]{12}$/.test(spec)) {
     checkReleaseId(spec);
-    if (!fs.existsSync(staged)) throw new UserError(`release ${spec} is not staged for ${service} (looked in ${staged})`);
+    if (!fs.existsSync(staged))
+      throw new UserError(`release ${spec} is not staged for ${service} (looked in ${staged})`);
     return { id: spec, name: spec.slice(0, -13), service, contentHash: treeHash(staged), sha: 'staged' };
   }
   if (service === cfg.train.codeService) {
     const version = checkVersion(spec);
     return stageVersion(cfg, forgeFor(cfg, inventory), version).catch((err) => {
       // The operator at this terminal may see an embargoed failure's details; public channels never do.
-      throw new UserError((err as { details?: { embargoed?: string }[] }).details?.[0]?.embargoed ?? (err as Error).message);
+      throw new UserError(
+        (err as { details?: { embargoed?: string }[] }).details?.[0]?.embargoed ?? (err as Error).message,
+      );
     });
   }
   if (service === cfg.train.configService) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9/._-]*$/.test(spec)) throw new InvalidNameError('ref', spec, 'expected a branch or commit of the config repository');
-    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config', { build: cfg.services[service].build });
+    if (!/^[A-Za-z0-9][A-Za-z0-9/._-]*$/.test(spec))
+      throw new InvalidNameError('ref', spec, 'expected a branch or commit of the config repository');
+    return stageFromForge(forgeFor(cfg, inventory), inventory.stagingDir, service, CONFIG_REPO, spec, 'config', {
+      build: cfg.services[service].build,
+    });
   }
   throw new UserError(`give a staged release id for ${service}, such as name-0123456789ab`);
 }
@@ -97,7 +133,12 @@ async function changeSchedule(cfg: SignalboxConfig, change: ScheduleChange): Pro
   const client = await connectClient(cfg);
   const workflowId = `schedule-change-${change.scheduleId}-${Date.now().toString(36)}`;
   const request = { ...change, ...(await steering(cfg, 'schedule', workflowId, change.scheduleId)) };
-  const handle = await client.workflow.start('scheduleChangeWorkflow', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [request], staticSummary: `Schedule ${change.change}: ${change.scheduleId}` });
+  const handle = await client.workflow.start('scheduleChangeWorkflow', {
+    taskQueue: cfg.temporal.taskQueue,
+    workflowId,
+    args: [request],
+    staticSummary: `Schedule ${change.change}: ${change.scheduleId}`,
+  });
   return handle.result().catch((err) => {
     throw new UserError(`refused: ${err.cause?.cause?.message ?? err.cause?.message ?? err.message}`);
   }) as Promise<string>;
@@ -132,23 +173,43 @@ export function buildCli(): Command {
     .option('--for-tests', 'also install what the tests need')
     .action((opts) => runSetup(Boolean(opts.forTests)));
 
-  const dev = program.command('dev').description('the local Temporal dev server (SQLite in the state folder, UI on 8233)');
-  dev.command('start', { isDefault: true }).description('start it, or use one already listening').action(async (_o, cmd) => {
-    const cfg = config(cmd);
-    await startDevServer({ home: cfg.home, address: cfg.temporal.address, namespace: cfg.temporal.namespace, uiPort: cfg.temporal.uiPort });
-    console.log(`Temporal UI: http://127.0.0.1:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`);
-  });
-  dev.command('stop').description('stop the dev server that signalbox started').action(async (_o, cmd) => {
-    console.log((await stopDevServer(config(cmd).home)) ? 'stopped the dev server' : 'no dev server of ours is running');
-  });
+  const dev = program
+    .command('dev')
+    .description('the local Temporal dev server (SQLite in the state folder, UI on 8233)');
+  dev
+    .command('start', { isDefault: true })
+    .description('start it, or use one already listening')
+    .action(async (_o, cmd) => {
+      const cfg = config(cmd);
+      await startDevServer({
+        home: cfg.home,
+        address: cfg.temporal.address,
+        namespace: cfg.temporal.namespace,
+        uiPort: cfg.temporal.uiPort,
+      });
+      console.log(
+        `Temporal UI: http://127.0.0.1:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`,
+      );
+    });
+  dev
+    .command('stop')
+    .description('stop the dev server that signalbox started')
+    .action(async (_o, cmd) => {
+      console.log(
+        (await stopDevServer(config(cmd).home)) ? 'stopped the dev server' : 'no dev server of ours is running',
+      );
+    });
   dev.command('status').action((_o, cmd) => {
     const pid = devServerPid(config(cmd).home);
     console.log(pid ? `dev server running (pid ${pid})` : 'dev server not running');
   });
 
-  program.command('worker').description('run workflows and activities on the task queue').action(async (_o, cmd) => {
-    await runWorker(config(cmd));
-  });
+  program
+    .command('worker')
+    .description('run workflows and activities on the task queue')
+    .action(async (_o, cmd) => {
+      await runWorker(config(cmd));
+    });
 
   const sandbox = program.command('sandbox').description('the sandbox fleet on this machine');
   sandbox
@@ -158,19 +219,25 @@ export function buildCli(): Command {
     .action(async (opts, cmd) => {
       const cfg = config(cmd);
       const hosts = opts.hosts ?? cfg.fleet.sandbox?.hosts ?? 12;
-      if (!Number.isInteger(hosts) || hosts < 1 || hosts > 5000) throw new UserError('--hosts takes a whole number from 1 to 5000');
+      if (!Number.isInteger(hosts) || hosts < 1 || hosts > 5000)
+        throw new UserError('--hosts takes a whole number from 1 to 5000');
       const traffic = cfg.fleet.sandbox?.trafficPerSecond ?? 40;
       const fleet = await createFleet(cfg.home, hosts, traffic, undefined, cfg.fleet.sandbox);
       const pid = await startFleetServer(cfg.home, CLI_ENTRY);
-      console.log(`sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}`);
+      console.log(
+        `sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}`,
+      );
     });
-  sandbox.command('serve').description('run the fleet server in the foreground (used by `up`)').action(async (_o, cmd) => {
-    const stop = await serveFleet(config(cmd).home);
-    const shutdown = () => void stop().then(() => process.exit(0));
-    process.on('SIGTERM', shutdown);
-    process.on('SIGINT', shutdown);
-    console.log('sandbox server ready');
-  });
+  sandbox
+    .command('serve')
+    .description('run the fleet server in the foreground (used by `up`)')
+    .action(async (_o, cmd) => {
+      const stop = await serveFleet(config(cmd).home);
+      const shutdown = () => void stop().then(() => process.exit(0));
+      process.on('SIGTERM', shutdown);
+      process.on('SIGINT', shutdown);
+      console.log('sandbox server ready');
+    });
   sandbox
     .command('down')
     .description('stop the fleet server')
@@ -191,28 +258,53 @@ export function buildCli(): Command {
       const cfg = config(cmd);
       const fleet = readFleet(cfg.home);
       if (!fleet) throw new UserError('no sandbox; run `signalbox sandbox up`');
-      const live = serverPid(cfg.home) ? ((await (await fetch(`${fleet.controlUrl}/hosts`)).json()) as { host: string; address: string; up: boolean; pooled: boolean; served: number; error?: string }[]) : [];
+      const live = serverPid(cfg.home)
+        ? ((await (await fetch(`${fleet.controlUrl}/hosts`)).json()) as {
+            host: string;
+            address: string;
+            up: boolean;
+            pooled: boolean;
+            served: number;
+            error?: string;
+          }[])
+        : [];
       print(opts.json, live, () =>
-        live.length ? live.map((h) => `${h.host.padEnd(8)} ${h.address.padEnd(18)} ${h.up ? 'up  ' : 'DOWN'} ${h.pooled ? 'pooled  ' : 'depooled'} ${String(h.served).padStart(7)} requests${h.error ? `  ${h.error}` : ''}`).join('\n') : 'sandbox server not running',
+        live.length
+          ? live
+              .map(
+                (h) =>
+                  `${h.host.padEnd(8)} ${h.address.padEnd(18)} ${h.up ? 'up  ' : 'DOWN'} ${h.pooled ? 'pooled  ' : 'depooled'} ${String(h.served).padStart(7)} requests${h.error ? `  ${h.error}` : ''}`,
+              )
+              .join('\n')
+          : 'sandbox server not running',
       );
     });
   // --wiki is repeatable and takes commas; a name the sandbox does not serve is refused, naming the ones it does.
   const wikiList = (value: string, previous: string[] = []): string[] => {
-    const wikis = value.split(',').map((w) => w.trim()).filter(Boolean);
+    const wikis = value
+      .split(',')
+      .map((w) => w.trim())
+      .filter(Boolean);
     const unknown = wikis.filter((w) => !Object.hasOwn(SANDBOX_WIKIS, w));
     if (!wikis.length || unknown.length) {
       const known = Object.keys(SANDBOX_WIKIS).join(', ');
-      throw new InvalidArgumentError(`unknown wiki ${unknown.join(', ') || '(none given)'}; the sandbox's wikis are ${known}`);
+      throw new InvalidArgumentError(
+        `unknown wiki ${unknown.join(', ') || '(none given)'}; the sandbox's wikis are ${known}`,
+      );
     }
     return [...previous, ...wikis];
   };
   sandbox
     .command('fault <version>')
     .description('make a version misbehave in the sandbox, so a bad train is reproducible')
-    .option('--group <group>', 'wiki group the fault applies to (with --wiki alone, the wikis\' group)', 'group2')
+    .option('--group <group>', "wiki group the fault applies to (with --wiki alone, the wikis' group)", 'group2')
     .option('--error-rate <rate>', 'share of requests that fail, 0 to 1', shareOfOne, 0)
     .option('--latency-ms <ms>', 'extra latency per request (0 to 600000)', wholeNumber(0, 600_000))
-    .option('--ramp-minutes <n>', 'the error rate grows from 0 over this many minutes (1 to 1440)', wholeNumber(1, 1440))
+    .option(
+      '--ramp-minutes <n>',
+      'the error rate grows from 0 over this many minutes (1 to 1440)',
+      wholeNumber(1, 1440),
+    )
     .option('--wiki <db>', 'only this wiki is faulty, by database name (repeat, or comma-separated)', wikiList)
     .option('--crash', 'the app fails to start on this version')
     .option('--crash-loop', 'the app starts and answers, then dies after ~3 s and is down ~10 s, again and again')
@@ -254,7 +346,9 @@ export function buildCli(): Command {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(`${file}.next`, JSON.stringify(faults, null, 2));
       fs.renameSync(`${file}.next`, file);
-      console.log(opts.clear ? `cleared faults of ${version}` : `fault set: ${version} ${JSON.stringify(faults[version])}`);
+      console.log(
+        opts.clear ? `cleared faults of ${version}` : `fault set: ${version} ${JSON.stringify(faults[version])}`,
+      );
     });
 
   const train = program.command('train').description('the weekly train');
@@ -263,7 +357,11 @@ export function buildCli(): Command {
     .description('start train-<version>: stage, then testwikis, group0, group1, group2 ("auto" picks the next wmf.N)')
     .option('--from <old-version>', 'the version the groups move from (default: what group2 runs)')
     .option('--auto-approve', 'move to each next station without waiting for approval')
-    .option('--watch-ms <ms>', 'how long to watch after each station (0 to 604800000, a week)', wholeNumber(0, 604_800_000))
+    .option(
+      '--watch-ms <ms>',
+      'how long to watch after each station (0 to 604800000, a week)',
+      wholeNumber(0, 604_800_000),
+    )
     .action(async (version, opts, cmd) => {
       const cfg = config(cmd);
       if (version !== 'auto') checkVersion(version);
@@ -278,8 +376,12 @@ export function buildCli(): Command {
         ...(opts.watchMs !== undefined ? { watchMs: opts.watchMs } : {}),
       });
       const handle = await startTrain(client, cfg, input);
-      console.log(`started ${handle.workflowId}; follow it with \`signalbox train status ${resolved}\` or in the Temporal UI:`);
-      console.log(`  http://127.0.0.1:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows/${handle.workflowId}`);
+      console.log(
+        `started ${handle.workflowId}; follow it with \`signalbox train status ${resolved}\` or in the Temporal UI:`,
+      );
+      console.log(
+        `  http://127.0.0.1:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows/${handle.workflowId}`,
+      );
     });
   train
     .command('approve <version>')
@@ -291,21 +393,36 @@ export function buildCli(): Command {
       const cfg = config(cmd);
       const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
       // The approval names its station, so a stale one can never move the train twice.
-      const station = opts.station === undefined ? ((await update(() => handle.query(trainStatusQuery))).nextStation ?? undefined) : checkStation(opts.station);
-      const request = { ...(await steering(cfg, 'approve', handle.workflowId, station, opts.as)), comment: opts.comment, station };
+      const station =
+        opts.station === undefined
+          ? ((await update(() => handle.query(trainStatusQuery))).nextStation ?? undefined)
+          : checkStation(opts.station);
+      const request = {
+        ...(await steering(cfg, 'approve', handle.workflowId, station, opts.as)),
+        comment: opts.comment,
+        station,
+      };
       const status = await update(() => handle.executeUpdate(approveStation, { args: [request] }));
       console.log(`approved: ${renderTrain(status)}`);
     });
   train
     .command('rollback <version>')
     .description('move groups back to the old version (waits until done)')
-    .addOption(new Option('--to <station>', 'the last station that keeps the new version').choices(['start', ...STATIONS]).default('start'))
+    .addOption(
+      new Option('--to <station>', 'the last station that keeps the new version')
+        .choices(['start', ...STATIONS])
+        .default('start'),
+    )
     .requiredOption('--reason <text>', 'why (recorded in the history and the config repository)')
     .option('--as <name>')
     .action(async (version, opts, cmd) => {
       const cfg = config(cmd);
       const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
-      const request = { ...(await steering(cfg, 'rollback', handle.workflowId, opts.to, opts.as)), reason: opts.reason, toStation: opts.to };
+      const request = {
+        ...(await steering(cfg, 'rollback', handle.workflowId, opts.to, opts.as)),
+        reason: opts.reason,
+        toStation: opts.to,
+      };
       const status = await update(() => handle.executeUpdate(rollbackTrain, { args: [request] }));
       console.log(renderTrain(status));
     });
@@ -317,9 +434,15 @@ export function buildCli(): Command {
     .action(async (version, signature, opts, cmd) => {
       const cfg = config(cmd);
       const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
-      const request = { ...(await steering(cfg, 'ack', handle.workflowId, signature, opts.as)), signature, reason: opts.reason };
+      const request = {
+        ...(await steering(cfg, 'ack', handle.workflowId, signature, opts.as)),
+        signature,
+        reason: opts.reason,
+      };
       const status = await update(() => handle.executeUpdate(acknowledgeError, { args: [request] }));
-      console.log(`acknowledged; known errors: ${status.acknowledged.map((a) => JSON.stringify(a.signature)).join(', ')}`);
+      console.log(
+        `acknowledged; known errors: ${status.acknowledged.map((a) => JSON.stringify(a.signature)).join(', ')}`,
+      );
     });
   train
     .command('report <version>')
@@ -332,14 +455,20 @@ export function buildCli(): Command {
         console.log(`wrote ${opts.out}`);
       } else process.stdout.write(text);
     });
-  for (const [name, definition] of [['pause', pauseTrain], ['resume', resumeTrain]] as const) {
-    train.command(`${name} <version>`).option('--as <name>').action(async (version, opts, cmd) => {
-      const cfg = config(cmd);
-      const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
-      const request = await steering(cfg, name, handle.workflowId, undefined, opts.as);
-      const status = await update(() => handle.executeUpdate(definition, { args: [request] }));
-      console.log(`${name}d ${handle.workflowId}: ${status.state}`);
-    });
+  for (const [name, definition] of [
+    ['pause', pauseTrain],
+    ['resume', resumeTrain],
+  ] as const) {
+    train
+      .command(`${name} <version>`)
+      .option('--as <name>')
+      .action(async (version, opts, cmd) => {
+        const cfg = config(cmd);
+        const handle = (await connectClient(cfg)).workflow.getHandle(trainWorkflowId(version));
+        const request = await steering(cfg, name, handle.workflowId, undefined, opts.as);
+        const status = await update(() => handle.executeUpdate(definition, { args: [request] }));
+        console.log(`${name}d ${handle.workflowId}: ${status.state}`);
+      });
   }
   train
     .command('abort <version>')
@@ -361,10 +490,16 @@ export function buildCli(): Command {
       const client = await connectClient(cfg);
       const ids: string[] = [];
       if (version) ids.push(trainWorkflowId(version));
-      else for await (const wf of client.workflow.list({ query: `SignalboxKind = 'train' AND ExecutionStatus = 'Running'` })) ids.push(wf.workflowId);
+      else
+        for await (const wf of client.workflow.list({
+          query: `SignalboxKind = 'train' AND ExecutionStatus = 'Running'`,
+        }))
+          ids.push(wf.workflowId);
       const statuses: TrainStatus[] = [];
       for (const id of ids) statuses.push(await client.workflow.getHandle(id).query(trainStatusQuery));
-      print(opts.json, version ? statuses[0] : statuses, () => (statuses.length ? statuses.map(renderTrain).join('\n\n') : 'no train is running'));
+      print(opts.json, version ? statuses[0] : statuses, () =>
+        statuses.length ? statuses.map(renderTrain).join('\n\n') : 'no train is running',
+      );
     });
 
   program
@@ -385,14 +520,16 @@ export function buildCli(): Command {
       if (opts.maxFail !== undefined) parseAmount(opts.maxFail, 1, '--max-fail');
       const cfg = config(cmd);
       const service = checkServiceName(opts.service ?? cfg.train.codeService);
-      if (!cfg.services[service]) throw new UserError(`unknown service ${service}; known: ${Object.keys(cfg.services).join(', ')}`);
+      if (!cfg.services[service])
+        throw new UserError(`unknown service ${service}; known: ${Object.keys(cfg.services).join(', ')}`);
       const strategy: Strategy = {
         ...cfg.rollout,
         ...(opts.canary !== undefined ? { canary: opts.canary === 'none' ? null : opts.canary } : {}),
         ...(opts.batch !== undefined ? { batch: opts.batch } : {}),
         ...(opts.maxFail !== undefined ? { maxFail: opts.maxFail } : {}),
       };
-      const selector: HostSelector = opts.hosts !== undefined ? { hosts: opts.hosts } : opts.group !== undefined ? { group: opts.group } : {};
+      const selector: HostSelector =
+        opts.hosts !== undefined ? { hosts: opts.hosts } : opts.group !== undefined ? { group: opts.group } : {};
       try {
         selectHosts(loadInventory(cfg).hosts, selector); // unknown hosts or group: refused before anything is staged
       } catch (err) {
@@ -413,11 +550,17 @@ export function buildCli(): Command {
           console.log(`${wave.name}:`);
           for (const host of wave.hosts) console.log(`  ${host}: ${current[host] ?? '(nothing)'} -> ${release.id}`);
         }
-        const from = [...new Set(plan.waves.flatMap((w) => w.hosts.map((h) => current[h])).filter((r): r is string => !!r))];
+        const from = [
+          ...new Set(plan.waves.flatMap((w) => w.hosts.map((h) => current[h])).filter((r): r is string => !!r)),
+        ];
         for (const old of from) {
           const diff = (() => {
             try {
-              return execFileSync('diff', ['-ru', path.join(staging, service, old), path.join(staging, service, release.id)], { encoding: 'utf8' });
+              return execFileSync(
+                'diff',
+                ['-ru', path.join(staging, service, old), path.join(staging, service, release.id)],
+                { encoding: 'utf8' },
+              );
             } catch (err) {
               return (err as { stdout?: string }).stdout ?? '';
             }
@@ -434,21 +577,35 @@ export function buildCli(): Command {
       const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY && !opts.yes);
       const workflowId = `deploy-${service}`;
       const { by, signed } = await steering(cfg, 'deploy', workflowId, release.id);
-      const handle = await startRollout(client, cfg, { service, release, selector, strategy, by, signed, pauseAfterCanary: interactive }, workflowId);
+      const handle = await startRollout(
+        client,
+        cfg,
+        { service, release, selector, strategy, by, signed, pauseAfterCanary: interactive },
+        workflowId,
+      );
       console.log(`started ${workflowId}`);
       let last = '';
       for (;;) {
         const described = await handle.describe();
         const status: RolloutStatus | undefined = await handle.query(rolloutStatusQuery).catch(() => undefined);
         if (status) {
-          const analysis = status.phase === 'analysis' && status.analysis ? `\n  analysis of ${viewLine(status.analysis)}` : '';
+          const analysis =
+            status.phase === 'analysis' && status.analysis ? `\n  analysis of ${viewLine(status.analysis)}` : '';
           const line = `${status.phase.padEnd(12)} ${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}${analysis}`;
           if (line !== last) console.log(line);
           last = line;
           if (status.paused && interactive) {
             console.log(status.pauseReason ?? 'paused');
-            if (await ask('continue?')) await update(async () => handle.executeUpdate(resumeRollout, { args: [await steering(cfg, 'resume', workflowId)] }));
-            else await update(async () => handle.executeUpdate(rollbackRollout, { args: [{ ...(await steering(cfg, 'rollback', workflowId)), reason: 'operator answered no' }] }));
+            if (await ask('continue?'))
+              await update(async () =>
+                handle.executeUpdate(resumeRollout, { args: [await steering(cfg, 'resume', workflowId)] }),
+              );
+            else
+              await update(async () =>
+                handle.executeUpdate(rollbackRollout, {
+                  args: [{ ...(await steering(cfg, 'rollback', workflowId)), reason: 'operator answered no' }],
+                }),
+              );
           }
         }
         if (described.status.name !== 'RUNNING') {
@@ -471,17 +628,34 @@ export function buildCli(): Command {
     .description("a rollout's phase, hosts done and failed, and why it paused")
     .option('--json')
     .action(async (id, opts, cmd) => {
-      const status = await update(() => connectClient(config(cmd)).then((c) => c.workflow.getHandle(id).query(rolloutStatusQuery)));
-      print(opts.json, status, () => [`${status.service} -> ${status.release}: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`, `${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`, ...(status.analysis ? [`analysis of ${viewLine(status.analysis)}`] : []), ...status.failures.slice(0, 10).map((f) => `  ${f.host}: ${f.detail ?? f.outcome}`)].join('\n'));
+      const status = await update(() =>
+        connectClient(config(cmd)).then((c) => c.workflow.getHandle(id).query(rolloutStatusQuery)),
+      );
+      print(opts.json, status, () =>
+        [
+          `${status.service} -> ${status.release}: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`,
+          `${bar(status.done, status.total)} failed ${status.failed}/${status.maxFail}`,
+          ...(status.analysis ? [`analysis of ${viewLine(status.analysis)}`] : []),
+          ...status.failures.slice(0, 10).map((f) => `  ${f.host}: ${f.detail ?? f.outcome}`),
+        ].join('\n'),
+      );
     });
-  for (const [name, def] of [['pause', pauseRollout], ['resume', resumeRollout], ['abort', abortRollout], ['rollback', rollbackRollout]] as const) {
-    rollout.command(`${name} <workflow-id>`).option('--reason <text>').action(async (id, opts, cmd) => {
-      const handle = (await connectClient(config(cmd))).workflow.getHandle(id);
-      const cfg = config(cmd);
-      const request = { ...(await steering(cfg, name, id)), reason: opts.reason };
-      const status = await update(() => handle.executeUpdate(def, { args: [request] }));
-      console.log(`${name}: ${status.phase}${status.pauseReason ? ` (${status.pauseReason})` : ''}`);
-    });
+  for (const [name, def] of [
+    ['pause', pauseRollout],
+    ['resume', resumeRollout],
+    ['abort', abortRollout],
+    ['rollback', rollbackRollout],
+  ] as const) {
+    rollout
+      .command(`${name} <workflow-id>`)
+      .option('--reason <text>')
+      .action(async (id, opts, cmd) => {
+        const handle = (await connectClient(config(cmd))).workflow.getHandle(id);
+        const cfg = config(cmd);
+        const request = { ...(await steering(cfg, name, id)), reason: opts.reason };
+        const status = await update(() => handle.executeUpdate(def, { args: [request] }));
+        console.log(`${name}: ${status.phase}${status.pauseReason ? ` (${status.pauseReason})` : ''}`);
+      });
   }
 
   program
@@ -495,16 +669,23 @@ export function buildCli(): Command {
         hosts
           .map((h) => {
             const services = Object.entries(h.services).map(([name, s]) =>
-              'error' in s ? `  ${name}: ${s.error}` : `  ${name}: ${s.state.current ?? '-'} (previous ${s.state.previous ?? '-'}, stable ${s.state.lastStable ?? '-'}) by ${s.state.deployedBy ?? '-'} in ${s.state.runId ?? '-'} at ${s.state.deployedAt ?? '-'}`,
+              'error' in s
+                ? `  ${name}: ${s.error}`
+                : `  ${name}: ${s.state.current ?? '-'} (previous ${s.state.previous ?? '-'}, stable ${s.state.lastStable ?? '-'}) by ${s.state.deployedBy ?? '-'} in ${s.state.runId ?? '-'} at ${s.state.deployedAt ?? '-'}`,
             );
-            return [`${h.host} ${h.address} [${h.groups.join(',')}] ${h.pooled === false ? 'DEPOOLED' : 'pooled'}`, ...services].join('\n');
+            return [
+              `${h.host} ${h.address} [${h.groups.join(',')}] ${h.pooled === false ? 'DEPOOLED' : 'pooled'}`,
+              ...services,
+            ].join('\n');
           })
           .join('\n'),
       );
     });
 
   const DAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
-  const schedule = program.command('schedule').description('the weekly Temporal Schedule that starts a train with version auto');
+  const schedule = program
+    .command('schedule')
+    .description('the weekly Temporal Schedule that starts a train with version auto');
   schedule
     .command('create')
     .addOption(new Option('--day <day>', 'day of the week').choices(DAYS).default('tuesday'))
@@ -515,33 +696,63 @@ export function buildCli(): Command {
       const cfg = config(cmd);
       const at = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(opts.at);
       if (!at) throw new UserError('--at takes a time such as 07:00');
-      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(opts.id)) throw new InvalidNameError('schedule id', opts.id, 'expected letters, digits, dashes');
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(opts.id))
+        throw new InvalidNameError('schedule id', opts.id, 'expected letters, digits, dashes');
       try {
         new Intl.DateTimeFormat('en', { timeZone: opts.timezone });
       } catch {
-        throw new UserError(`unknown time zone ${JSON.stringify(opts.timezone)}; use an IANA name such as Europe/Berlin`);
+        throw new UserError(
+          `unknown time zone ${JSON.stringify(opts.timezone)}; use an IANA name such as Europe/Berlin`,
+        );
       }
       const { version: _auto, ...input } = trainInputFrom(cfg, 'auto', { by: `schedule ${opts.id}` });
-      const change: ScheduleChange = { change: 'create', scheduleId: opts.id, dayOfWeek: opts.day.toUpperCase(), hour: Number(at[1]), minute: Number(at[2]), timezone: opts.timezone, trainInput: input, taskQueue: cfg.temporal.taskQueue };
+      const change: ScheduleChange = {
+        change: 'create',
+        scheduleId: opts.id,
+        dayOfWeek: opts.day.toUpperCase(),
+        hour: Number(at[1]),
+        minute: Number(at[2]),
+        timezone: opts.timezone,
+        trainInput: input,
+        taskQueue: cfg.temporal.taskQueue,
+      };
       await changeSchedule(cfg, change);
-      console.log(`schedule ${opts.id}: a train with the next version every ${opts.day} at ${opts.at} ${opts.timezone}`);
+      console.log(
+        `schedule ${opts.id}: a train with the next version every ${opts.day} at ${opts.at} ${opts.timezone}`,
+      );
     });
-  schedule.command('list').option('--json').action(async (opts, cmd) => {
-    const client = await connectClient(config(cmd));
-    const found: { id: string; next?: string }[] = [];
-    for await (const s of client.schedule.list()) found.push({ id: s.scheduleId, next: s.info.nextActionTimes[0]?.toISOString() });
-    print(opts.json, found, () => (found.length ? found.map((s) => `${s.id}  next: ${s.next ?? '-'}`).join('\n') : 'no schedules'));
-  });
-  schedule.command('delete').option('--id <id>', 'schedule id', 'weekly-train').action(async (opts, cmd) => {
-    console.log(await changeSchedule(config(cmd), { change: 'delete', scheduleId: opts.id }));
-  });
+  schedule
+    .command('list')
+    .option('--json')
+    .action(async (opts, cmd) => {
+      const client = await connectClient(config(cmd));
+      const found: { id: string; next?: string }[] = [];
+      for await (const s of client.schedule.list())
+        found.push({ id: s.scheduleId, next: s.info.nextActionTimes[0]?.toISOString() });
+      print(opts.json, found, () =>
+        found.length ? found.map((s) => `${s.id}  next: ${s.next ?? '-'}`).join('\n') : 'no schedules',
+      );
+    });
+  schedule
+    .command('delete')
+    .option('--id <id>', 'schedule id', 'weekly-train')
+    .action(async (opts, cmd) => {
+      console.log(await changeSchedule(config(cmd), { change: 'delete', scheduleId: opts.id }));
+    });
 
   program
     .command('analysis')
     .description('analysis runs of past trains and rollouts')
     .command('replay <workflow-id>')
-    .description('judge the recorded samples of a rollout\'s canary analysis or a train\'s watches again under other settings')
-    .option('--set <key=value>', 'a setting to change, such as alpha=0.01, minEffect=0.02, ceiling=0.1, method=fixed (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .description(
+      "judge the recorded samples of a rollout's canary analysis or a train's watches again under other settings",
+    )
+    .option(
+      '--set <key=value>',
+      'a setting to change, such as alpha=0.01, minEffect=0.02, ceiling=0.1, method=fixed (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd) => {
       const client = await connectClient(config(cmd));
@@ -556,9 +767,12 @@ export function buildCli(): Command {
       print(opts.json, replayed, () => renderReplay(replayed, settings));
     });
 
-  program.command('demo').description('npm start: dev server, sandbox, worker, and a whole train with auto-approval').action(async (_o, cmd) => {
-    await runDemo(config(cmd));
-  });
+  program
+    .command('demo')
+    .description('npm start: dev server, sandbox, worker, and a whole train with auto-approval')
+    .action(async (_o, cmd) => {
+      await runDemo(config(cmd));
+    });
 
   return program;
 }

@@ -23,7 +23,11 @@ export class UserError extends Error {}
 /** How to run this CLI in a child process (the sandbox server runs as `signalbox sandbox serve`). */
 export const CLI_ENTRY = [path.join(__dirname, 'signalbox.js')];
 
-export function trainInputFrom(config: SignalboxConfig, version: string, overrides: Partial<TrainInput> = {}): TrainInput {
+export function trainInputFrom(
+  config: SignalboxConfig,
+  version: string,
+  overrides: Partial<TrainInput> = {},
+): TrainInput {
   return {
     version,
     autoApprove: config.train.autoApprove,
@@ -42,7 +46,9 @@ export function trainInputFrom(config: SignalboxConfig, version: string, overrid
     gate: config.train.gate,
     windows: config.train.windows,
     blockersPollMs: config.train.blockers?.pollMs,
-    link: isVersion(version) ? `http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/${trainWorkflowId(version)}` : undefined,
+    link: isVersion(version)
+      ? `http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/${trainWorkflowId(version)}`
+      : undefined,
     strategy: config.rollout,
     codeService: config.train.codeService,
     configService: config.train.configService,
@@ -82,15 +88,25 @@ async function startOnce(client: Client, config: SignalboxConfig, request: Start
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    const described = await client.workflow.getHandle(request.workflowId).describe().catch(() => undefined);
-    throw new UserError(request.whenTaken(described && { status: described.status.name.toLowerCase(), started: described.startTime.toISOString() }));
+    const described = await client.workflow
+      .getHandle(request.workflowId)
+      .describe()
+      .catch(() => undefined);
+    throw new UserError(
+      request.whenTaken(
+        described && { status: described.status.name.toLowerCase(), started: described.startTime.toISOString() },
+      ),
+    );
   }
 }
 
 export async function startTrain(client: Client, config: SignalboxConfig, input: TrainInput) {
   const workflowId = trainWorkflowId(input.version);
   const moving = await trainsInMotion(client, workflowId);
-  if (moving.length) throw new UserError(`refused: another train is in motion: ${moving.join(', ')}; start ${input.version} when it is complete, blocked or aborted`);
+  if (moving.length)
+    throw new UserError(
+      `refused: another train is in motion: ${moving.join(', ')}; start ${input.version} when it is complete, blocked or aborted`,
+    );
   return startOnce(client, config, {
     workflowType: 'trainWorkflow',
     workflowId,
@@ -116,7 +132,8 @@ export function startRollout(client: Client, config: SignalboxConfig, input: Rol
     summary: `Deploy ${input.release.id} (${input.service})`,
     details: `Started by ${input.by}: canary ${input.strategy.canary ?? 'none'}, batch ${input.strategy.batch}, max-fail ${input.strategy.maxFail}`,
     attributes: { kind: 'rollout', version: input.release.name, service: input.service },
-    whenTaken: () => `${workflowId} is running; wait for it, or steer it with \`signalbox rollout pause|resume|abort|rollback ${workflowId}\``,
+    whenTaken: () =>
+      `${workflowId} is running; wait for it, or steer it with \`signalbox rollout pause|resume|abort|rollback ${workflowId}\``,
   });
 }
 
@@ -126,7 +143,10 @@ export async function update<T>(run: () => Promise<T>): Promise<T> {
     return await run();
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new UserError(`refused: ${err.cause?.message ?? err.message}`);
-    if (err instanceof ServiceError) throw new UserError(`${err.message}: ${(err.cause as Error | undefined)?.message ?? 'no detail from the server'}`);
+    if (err instanceof ServiceError)
+      throw new UserError(
+        `${err.message}: ${(err.cause as Error | undefined)?.message ?? 'no detail from the server'}`,
+      );
     throw err;
   }
 }

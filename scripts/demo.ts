@@ -16,8 +16,17 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
   runSetup(false);
-  await startDevServer({ home: config.home, address: config.temporal.address, namespace: config.temporal.namespace, uiPort: config.temporal.uiPort });
-  const fleet = await createFleet(config.home, config.fleet.sandbox?.hosts ?? 12, config.fleet.sandbox?.trafficPerSecond ?? 40);
+  await startDevServer({
+    home: config.home,
+    address: config.temporal.address,
+    namespace: config.temporal.namespace,
+    uiPort: config.temporal.uiPort,
+  });
+  const fleet = await createFleet(
+    config.home,
+    config.fleet.sandbox?.hosts ?? 12,
+    config.fleet.sandbox?.trafficPerSecond ?? 40,
+  );
   await startFleetServer(config.home, CLI_ENTRY);
   console.log(`[${elapsed()}] sandbox: ${fleet.hosts.length} hosts serving`);
 
@@ -46,10 +55,17 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
     console.log(renderTrain(result));
     const { catalog } = await train.readStations();
     const expected = Object.fromEntries(Object.keys(catalog.groups).map((db) => [db, version]));
-    const check = await createWikiActivities(config).verifyLiveVersions({ expected, domains: catalog.domains, everyMs: 500, timeoutMs: 5000 });
+    const check = await createWikiActivities(config).verifyLiveVersions({
+      expected,
+      domains: catalog.domains,
+      everyMs: 500,
+      timeoutMs: 5000,
+    });
     console.log(`[${elapsed()}] verified: ${check.checked} wiki answers across the fleet say MediaWiki ${version}`);
     if (result.state !== 'complete') throw new Error(`the train ended ${result.state}`);
-    console.log(`\nDone in ${elapsed()}. The dev server and the sandbox keep running:\n  ${ui}\n  npx signalbox hosts\n  npx signalbox dev stop; npx signalbox sandbox down`);
+    console.log(
+      `\nDone in ${elapsed()}. The dev server and the sandbox keep running:\n  ${ui}\n  npx signalbox hosts\n  npx signalbox dev stop; npx signalbox sandbox down`,
+    );
   } finally {
     worker.shutdown();
     await running;

@@ -22,9 +22,15 @@ export function ensureGerritWar(say: (line: string) => void = console.log): stri
   fs.mkdirSync(toolsDir(), { recursive: true });
   say(`gerrit: downloading ${GERRIT_WAR_URL}`);
   const partial = `${war}.part`;
-  const got = spawnSync('curl', ['-fsSL', '--retry', '3', '--max-time', '600', '-o', partial, GERRIT_WAR_URL], { encoding: 'utf8' });
-  if (got.status !== 0) throw new Error(`could not download the Gerrit war from Maven Central (${got.stderr.trim()}); put gerrit-${GERRIT_VERSION}.war in ${toolsDir()} by hand`);
-  if (sha1(partial) !== GERRIT_WAR_SHA1) throw new Error(`the downloaded Gerrit war has sha1 ${sha1(partial)}, not ${GERRIT_WAR_SHA1}; refusing to run it`);
+  const got = spawnSync('curl', ['-fsSL', '--retry', '3', '--max-time', '600', '-o', partial, GERRIT_WAR_URL], {
+    encoding: 'utf8',
+  });
+  if (got.status !== 0)
+    throw new Error(
+      `could not download the Gerrit war from Maven Central (${got.stderr.trim()}); put gerrit-${GERRIT_VERSION}.war in ${toolsDir()} by hand`,
+    );
+  if (sha1(partial) !== GERRIT_WAR_SHA1)
+    throw new Error(`the downloaded Gerrit war has sha1 ${sha1(partial)}, not ${GERRIT_WAR_SHA1}; refusing to run it`);
   fs.renameSync(partial, war);
   return war;
 }
@@ -45,11 +51,21 @@ export interface RunningGerrit {
 export async function startGerrit(site: string, port: number): Promise<RunningGerrit> {
   const war = ensureGerritWar(() => undefined);
   const java = javaVersion();
-  if (!java || java < 11 || java > 17) throw new Error(`Gerrit ${GERRIT_VERSION} needs Java 11 or 17 (found ${java ?? 'none'}); install openjdk-17-jre-headless`);
-  await run('java', ['-jar', war, 'init', '--batch', '--dev', '--no-auto-start', '--skip-plugins', '-d', site], { maxBuffer: 16 * 1024 * 1024 });
+  if (!java || java < 11 || java > 17)
+    throw new Error(
+      `Gerrit ${GERRIT_VERSION} needs Java 11 or 17 (found ${java ?? 'none'}); install openjdk-17-jre-headless`,
+    );
+  await run('java', ['-jar', war, 'init', '--batch', '--dev', '--no-auto-start', '--skip-plugins', '-d', site], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const config = path.join(site, 'etc', 'gerrit.config');
   const url = `http://127.0.0.1:${port}/`;
-  for (const [key, value] of [['httpd.listenUrl', url], ['sshd.listenAddress', 'off'], ['gerrit.canonicalWebUrl', url], ['container.heapLimit', '512m']]) {
+  for (const [key, value] of [
+    ['httpd.listenUrl', url],
+    ['sshd.listenAddress', 'off'],
+    ['gerrit.canonicalWebUrl', url],
+    ['container.heapLimit', '512m'],
+  ]) {
     await run('git', ['config', '-f', config, key, value]);
   }
   const log = fs.openSync(path.join(site, 'daemon.log'), 'a');
@@ -57,7 +73,10 @@ export async function startGerrit(site: string, port: number): Promise<RunningGe
   const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const up = await fetch(`${url}changes/`).then((r) => r.ok, () => false);
+    const up = await fetch(`${url}changes/`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) break;
     if (daemon.exitCode !== null || Date.now() > deadline) {
       daemon.kill('SIGKILL');

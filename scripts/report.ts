@@ -6,8 +6,10 @@ import type { temporal } from '@temporalio/proto';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-const timeOf = (event: HistoryEvent) => new Date(Number(event.eventTime?.seconds ?? 0) * 1000 + Math.round((event.eventTime?.nanos ?? 0) / 1e6));
-const decode = (payloads?: temporal.api.common.v1.IPayloads | null): any[] => (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
+const timeOf = (event: HistoryEvent) =>
+  new Date(Number(event.eventTime?.seconds ?? 0) * 1000 + Math.round((event.eventTime?.nanos ?? 0) / 1e6));
+const decode = (payloads?: temporal.api.common.v1.IPayloads | null): any[] =>
+  (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
 const who = (args: any[]) => (args[0]?.by ? ` by ${args[0].by}` : '');
 const why = (args: any[]) => (args[0]?.reason ? `: ${args[0].reason}` : args[0]?.comment ? `: ${args[0].comment}` : '');
 
@@ -52,7 +54,8 @@ export function describeEvent(event: HistoryEvent, scheduled: Map<string, string
     const seconds = Number(event.timerStartedEventAttributes.startToFireTimeout?.seconds ?? 0);
     return seconds >= 60 ? `timer ${Math.round(seconds / 60)} min` : null;
   }
-  if (event.startChildWorkflowExecutionInitiatedEventAttributes) return `started ${event.startChildWorkflowExecutionInitiatedEventAttributes.workflowId}`;
+  if (event.startChildWorkflowExecutionInitiatedEventAttributes)
+    return `started ${event.startChildWorkflowExecutionInitiatedEventAttributes.workflowId}`;
   if (event.childWorkflowExecutionCompletedEventAttributes) {
     const [result] = decode(event.childWorkflowExecutionCompletedEventAttributes.result);
     return `${event.childWorkflowExecutionCompletedEventAttributes.workflowExecution?.workflowId} ${result?.phase ?? 'finished'}${result ? `: ${result.done}/${result.total} hosts, ${result.failed} failed` : ''}`;
@@ -65,8 +68,10 @@ export function describeEvent(event: HistoryEvent, scheduled: Map<string, string
     const [status] = decode(event.workflowExecutionCompletedEventAttributes.result);
     return `train ended ${status?.state}${status?.blocker ? `: ${status.blocker}` : ''}`;
   }
-  if (event.workflowExecutionFailedEventAttributes) return `train failed: ${event.workflowExecutionFailedEventAttributes.failure?.message}`;
-  if (event.workflowExecutionTerminatedEventAttributes) return `train terminated: ${event.workflowExecutionTerminatedEventAttributes.reason}`;
+  if (event.workflowExecutionFailedEventAttributes)
+    return `train failed: ${event.workflowExecutionFailedEventAttributes.failure?.message}`;
+  if (event.workflowExecutionTerminatedEventAttributes)
+    return `train terminated: ${event.workflowExecutionTerminatedEventAttributes.reason}`;
   return null;
 }
 

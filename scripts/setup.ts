@@ -17,18 +17,34 @@ const COMMON: Tool[] = [
   { command: 'git', paths: ['/usr/bin/git'], debianPackage: 'git', why: 'the forge repositories' },
   { command: 'rsync', paths: ['/usr/bin/rsync'], debianPackage: 'rsync', why: 'moving releases to hosts' },
   { command: 'curl', paths: ['/usr/bin/curl'], debianPackage: 'curl', why: 'restarting sandbox app servers' },
-  { command: 'ngircd', paths: ['/usr/sbin/ngircd'], debianPackage: 'ngircd', why: "the sandbox's IRC server for deploy messages" },
+  {
+    command: 'ngircd',
+    paths: ['/usr/sbin/ngircd'],
+    debianPackage: 'ngircd',
+    why: "the sandbox's IRC server for deploy messages",
+  },
 ];
 
 const FOR_TESTS: Tool[] = [
   { command: 'sshd', paths: ['/usr/sbin/sshd'], debianPackage: 'openssh-server', why: 'the SSH transport tests' },
   { command: 'ssh-keygen', paths: ['/usr/bin/ssh-keygen'], debianPackage: 'openssh-client', why: 'test host keys' },
-  { command: 'prometheus', paths: ['/usr/bin/prometheus'], debianPackage: 'prometheus', why: 'the metric analysis tests' },
-  { command: 'java', paths: ['/usr/bin/java'], debianPackage: 'openjdk-17-jre-headless', why: 'the Gerrit forge tests' },
+  {
+    command: 'prometheus',
+    paths: ['/usr/bin/prometheus'],
+    debianPackage: 'prometheus',
+    why: 'the metric analysis tests',
+  },
+  {
+    command: 'java',
+    paths: ['/usr/bin/java'],
+    debianPackage: 'openjdk-17-jre-headless',
+    why: 'the Gerrit forge tests',
+  },
 ];
 
 export function findTool(tool: Tool): string | null {
-  for (const dir of (process.env.PATH ?? '').split(':')) if (fs.existsSync(`${dir}/${tool.command}`)) return `${dir}/${tool.command}`;
+  for (const dir of (process.env.PATH ?? '').split(':'))
+    if (fs.existsSync(`${dir}/${tool.command}`)) return `${dir}/${tool.command}`;
   return tool.paths.find((p) => fs.existsSync(p)) ?? null;
 }
 
@@ -40,11 +56,17 @@ export function runSetup(forTests: boolean, say: (line: string) => void = consol
     const isRoot = process.getuid?.() === 0;
     const hasApt = fs.existsSync('/usr/bin/apt-get');
     if (isRoot && hasApt) {
-      say(`setup: installing ${packages.join(' ')} with apt-get (${missing.map((t) => `${t.command}: ${t.why}`).join('; ')})`);
+      say(
+        `setup: installing ${packages.join(' ')} with apt-get (${missing.map((t) => `${t.command}: ${t.why}`).join('; ')})`,
+      );
       const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
       spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-      const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env });
-      if (install.status !== 0) throw new Error(`apt-get install ${packages.join(' ')} failed; install them by hand and run again`);
+      const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+        stdio: 'inherit',
+        env,
+      });
+      if (install.status !== 0)
+        throw new Error(`apt-get install ${packages.join(' ')} failed; install them by hand and run again`);
     } else {
       throw new Error(
         `missing: ${missing.map((t) => `${t.command} (${t.why})`).join(', ')}. Install the Debian packages ${packages.join(' ')} ` +

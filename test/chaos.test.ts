@@ -20,20 +20,48 @@ describe('chaos trials', () => {
     ['worker-kill-rollout', 11],
     ['worker-kill-rollback', 7],
   ];
-  it.each(trials)('%s (seed %i): every host ends pooled, consistent and on a checked release', async (kind, seed) => {
-    const result = await runTrial({ kind, seed, hosts: 8, temporal: temporal(), workflowBundle: inject('workflowBundle'), maxKills: 2, faultWindowMs: 30_000, restTimeoutMs: 60_000 });
-    const report = [...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`), ...result.notes.map((n) => `note: ${n}`), result.home ? `kept: ${result.home}` : ''].join('\n');
-    expect(result.error, report).toBeUndefined();
-    expect(result.workerKills, 'a trial without a fault proves nothing').toBeGreaterThan(0);
-    expect(result.violations, report).toEqual([]);
-    expect(result.converged).toBe(true);
-  }, 120_000);
+  it.each(trials)(
+    '%s (seed %i): every host ends pooled, consistent and on a checked release',
+    async (kind, seed) => {
+      const result = await runTrial({
+        kind,
+        seed,
+        hosts: 8,
+        temporal: temporal(),
+        workflowBundle: inject('workflowBundle'),
+        maxKills: 2,
+        faultWindowMs: 30_000,
+        restTimeoutMs: 60_000,
+      });
+      const report = [
+        ...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`),
+        ...result.notes.map((n) => `note: ${n}`),
+        result.home ? `kept: ${result.home}` : '',
+      ].join('\n');
+      expect(result.error, report).toBeUndefined();
+      expect(result.workerKills, 'a trial without a fault proves nothing').toBeGreaterThan(0);
+      expect(result.violations, report).toEqual([]);
+      expect(result.converged).toBe(true);
+    },
+    120_000,
+  );
 
   // A full disk fails a switch after its link moved and before its state file was written; going back fails the
   // same way. The host never restarted onto the new release, so it must end pooled on the old one, not depooled.
   it('disk-full (seed 324097387): a host whose switch and switch back fail on a full disk ends pooled on what it served', async () => {
-    const result = await runTrial({ kind: 'disk-full', seed: 324097387, hosts: 10, temporal: temporal(), workflowBundle: inject('workflowBundle'), restTimeoutMs: 60_000 });
-    const report = [...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`), ...result.notes.map((n) => `note: ${n}`), result.home ? `kept: ${result.home}` : ''].join('\n');
+    const result = await runTrial({
+      kind: 'disk-full',
+      seed: 324097387,
+      hosts: 10,
+      temporal: temporal(),
+      workflowBundle: inject('workflowBundle'),
+      restTimeoutMs: 60_000,
+    });
+    const report = [
+      ...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`),
+      ...result.notes.map((n) => `note: ${n}`),
+      result.home ? `kept: ${result.home}` : '',
+    ].join('\n');
     expect(result.error, report).toBeUndefined();
     expect(result.violations, report).toEqual([]);
     expect(result.converged).toBe(true);
@@ -51,7 +79,13 @@ describe('chaos checks', () => {
 
   it('see a host left depooled, a link switched without its state, and an app serving other than its link', async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-chaos-checks-'));
-    world = await startWorld({ home, hosts: 3, temporal: temporal(), workflowBundle: inject('workflowBundle'), taskQueue: 'chaos-checks' });
+    world = await startWorld({
+      home,
+      hosts: 3,
+      temporal: temporal(),
+      workflowBundle: inject('workflowBundle'),
+      taskQueue: 'chaos-checks',
+    });
     const [a, b] = world.fleet.hosts;
     const clean = await inspectHosts(world.fleet.hosts, world.fleet.controlUrl);
     expect(clean.violations).toEqual([]);
@@ -64,16 +98,30 @@ describe('chaos checks', () => {
     const other = 'config-0123456789ab';
     fs.cpSync(path.join(dir, 'revs', current), path.join(dir, 'revs', other), { recursive: true });
     const wikiversions = JSON.parse(fs.readFileSync(path.join(dir, 'revs', other, 'wikiversions.json'), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'revs', other, 'wikiversions.json'), JSON.stringify({ ...wikiversions, enwiki: 'php-1.41.0-wmf.99' }));
+    fs.writeFileSync(
+      path.join(dir, 'revs', other, 'wikiversions.json'),
+      JSON.stringify({ ...wikiversions, enwiki: 'php-1.41.0-wmf.99' }),
+    );
     fs.mkdirSync(path.join(b.root, 'mediawiki', 'php-1.41.0-wmf.99'));
     fs.writeFileSync(path.join(b.root, 'mediawiki', 'php-1.41.0-wmf.99', 'VERSION'), '1.41.0-wmf.99\n');
-    await new Promise<void>((resolve, reject) => execFile('ln', ['-sfn', `revs/${other}`, path.join(dir, 'current')], (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      execFile('ln', ['-sfn', `revs/${other}`, path.join(dir, 'current')], (err) => (err ? reject(err) : resolve())),
+    );
     fs.mkdirSync(path.join(dir, 'revs', `.${other}.partial`));
 
     const found = await inspectHosts(world.fleet.hosts, world.fleet.controlUrl);
     const kinds = found.violations.map((v) => `${v.kind} ${v.host}`).sort();
-    expect(kinds).toEqual([`depooled ${a.name}`, `half-done ${b.name}`, `serves-other-than-link ${b.name}`, `state-disagrees ${b.name}`].sort());
-    expect(found.violations.find((v) => v.kind === 'serves-other-than-link')?.detail).toMatch(/enwiki answers 1\.41\.0-wmf\.25, link says 1\.41\.0-wmf\.99/);
+    expect(kinds).toEqual(
+      [
+        `depooled ${a.name}`,
+        `half-done ${b.name}`,
+        `serves-other-than-link ${b.name}`,
+        `state-disagrees ${b.name}`,
+      ].sort(),
+    );
+    expect(found.violations.find((v) => v.kind === 'serves-other-than-link')?.detail).toMatch(
+      /enwiki answers 1\.41\.0-wmf\.25, link says 1\.41\.0-wmf\.99/,
+    );
     expect(found.depooled).toEqual([a.name]);
     expect(found.unchecked.sort()).toEqual([b.name]);
   }, 60_000);

@@ -16,10 +16,31 @@ import type { Blocker } from '../workflows/render';
 type Activities = ReturnType<typeof createActivities>;
 /** Every activity a workflow calls; a workflow calling one not listed here fails its test ("not registered"). */
 type UsedByWorkflows =
-  | 'trainsInMotion' | 'readStations' | 'stageCode' | 'landWikiversions' | 'verifyLiveVersions' | 'fleetPicture'
-  | 'acquireServiceLease' | 'releaseServiceLease' | 'groupCounters' | 'openBlockers' | 'logAction' | 'sendNotification'
-  | 'sendPrivately' | 'updateRoadmap' | 'verifyAction' | 'nextTrainVersion' | 'checkDependsOn' | 'currentReleases'
-  | 'fetchToHosts' | 'promoteHosts' | 'rollbackHosts' | 'analyzeCanary' | 'markStable' | 'measureGroups' | 'measureCanary'
+  | 'trainsInMotion'
+  | 'readStations'
+  | 'stageCode'
+  | 'landWikiversions'
+  | 'verifyLiveVersions'
+  | 'fleetPicture'
+  | 'acquireServiceLease'
+  | 'releaseServiceLease'
+  | 'groupCounters'
+  | 'openBlockers'
+  | 'logAction'
+  | 'sendNotification'
+  | 'sendPrivately'
+  | 'updateRoadmap'
+  | 'verifyAction'
+  | 'nextTrainVersion'
+  | 'checkDependsOn'
+  | 'currentReleases'
+  | 'fetchToHosts'
+  | 'promoteHosts'
+  | 'rollbackHosts'
+  | 'analyzeCanary'
+  | 'markStable'
+  | 'measureGroups'
+  | 'measureCanary'
   | 'canaryAnalysisPlan';
 export type FakeActivities = Pick<Activities, UsedByWorkflows>;
 
@@ -47,7 +68,8 @@ interface HostCounters {
 }
 
 const hash12 = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
-export const allOn = (version: string) => Object.fromEntries(STATIONS.map((s) => [s, version])) as Record<Station, string>;
+export const allOn = (version: string) =>
+  Object.fromEntries(STATIONS.map((s) => [s, version])) as Record<Station, string>;
 
 export interface Call {
   name: string;
@@ -93,8 +115,15 @@ export class FakeFleet {
   /** Per host, per group: cumulative counters like each host's /metrics; a minute of traffic per read. */
   readonly hostCounters = new Map<string, Record<Station, HostCounters>>(HOSTS.map((h) => [h, this.zeroCounters()]));
   blockers: Blocker[] = [];
-  analysis: (canaries: string[]) => AnalysisResult = (canaries) => ({ result: 'pass', summary: `${canaries.length} canaries like the baseline`, measurements: [], notes: [] });
-  private readonly counters: Record<string, GroupCounts> = Object.fromEntries(STATIONS.map((s) => [s, { requests: 0, errors: 0, signatures: {} }]));
+  analysis: (canaries: string[]) => AnalysisResult = (canaries) => ({
+    result: 'pass',
+    summary: `${canaries.length} canaries like the baseline`,
+    measurements: [],
+    notes: [],
+  });
+  private readonly counters: Record<string, GroupCounts> = Object.fromEntries(
+    STATIONS.map((s) => [s, { requests: 0, errors: 0, signatures: {} }]),
+  );
   readonly initialConfig: Release;
   readonly oldCode: Release;
 
@@ -102,7 +131,11 @@ export class FakeFleet {
     this.initialConfig = this.configRelease(allOn(OLD));
     this.oldCode = this.codeRelease(OLD);
     for (const host of HOSTS) {
-      this.hosts.set(host, { current: { [CONFIG]: this.initialConfig.id, [CODE]: this.oldCode.id }, previous: { [CONFIG]: null, [CODE]: null }, fetched: new Set([this.initialConfig.id, this.oldCode.id]) });
+      this.hosts.set(host, {
+        current: { [CONFIG]: this.initialConfig.id, [CODE]: this.oldCode.id },
+        previous: { [CONFIG]: null, [CODE]: null },
+        fetched: new Set([this.initialConfig.id, this.oldCode.id]),
+      });
     }
   }
 
@@ -110,11 +143,23 @@ export class FakeFleet {
     const content = JSON.stringify(STATIONS.map((s) => versions[s]));
     const id = `config-${hash12(content)}`;
     this.configReleases.set(id, { ...versions });
-    return { id, name: 'config', service: CONFIG, contentHash: hash12(`tree ${content}`), sha: createHash('sha1').update(content).digest('hex') };
+    return {
+      id,
+      name: 'config',
+      service: CONFIG,
+      contentHash: hash12(`tree ${content}`),
+      sha: createHash('sha1').update(content).digest('hex'),
+    };
   }
 
   codeRelease(version: string): Release {
-    return { id: `${version}-${hash12(version)}`, name: version, service: CODE, contentHash: hash12(`tree ${version}`), sha: createHash('sha1').update(version).digest('hex') };
+    return {
+      id: `${version}-${hash12(version)}`,
+      name: version,
+      service: CODE,
+      contentHash: hash12(`tree ${version}`),
+      sha: createHash('sha1').update(version).digest('hex'),
+    };
   }
 
   /** The version a host serves to a group's wikis now. */
@@ -126,11 +171,16 @@ export class FakeFleet {
   /** The station versions every host serves, when they all agree; else null. */
   fleetServes(): Record<Station, string> | null {
     const seen = new Set(HOSTS.map((h) => JSON.stringify(STATIONS.map((s) => this.serves(h, s)))));
-    return seen.size === 1 ? (Object.fromEntries(STATIONS.map((s, i) => [s, JSON.parse([...seen][0])[i]])) as Record<Station, string>) : null;
+    return seen.size === 1
+      ? (Object.fromEntries(STATIONS.map((s, i) => [s, JSON.parse([...seen][0])[i]])) as Record<Station, string>)
+      : null;
   }
 
   private zeroCounters(): Record<Station, HostCounters> {
-    return Object.fromEntries(STATIONS.map((s) => [s, { requests: 0, errors: 0, signatures: {} }])) as Record<Station, HostCounters>;
+    return Object.fromEntries(STATIONS.map((s) => [s, { requests: 0, errors: 0, signatures: {} }])) as Record<
+      Station,
+      HostCounters
+    >;
   }
 
   /** A host's app server restarted: its counters start again from zero. */
@@ -154,7 +204,8 @@ export class FakeFleet {
       for (const group of STATIONS) {
         const counters = this.hostCounters.get(host)![group];
         const onNew = this.serves(host, group) === NEW;
-        const requests = ((minutes * REQUESTS_PER_READ) / pooled.length) * (onNew && this.crashLoop.has(group) ? 0.1 : 1);
+        const requests =
+          ((minutes * REQUESTS_PER_READ) / pooled.length) * (onNew && this.crashLoop.has(group) ? 0.1 : 1);
         const fault = onNew ? this.faults[group] : undefined;
         // Exact shares here; a reading shows whole counts (see side()).
         const background = requests * BACKGROUND_RATE;
@@ -169,14 +220,21 @@ export class FakeFleet {
 
   /** One side of a comparison, summed over hosts and the groups `inGroup` takes, with a series per host. */
   private side(hosts: string[], inGroup: (group: Station) => boolean) {
-    const side = { requests: 0, errors: 0, hosts: hosts.length, series: {} as Record<string, { requests: number; errors: number }>, signatures: {} as Record<string, number> };
+    const side = {
+      requests: 0,
+      errors: 0,
+      hosts: hosts.length,
+      series: {} as Record<string, { requests: number; errors: number }>,
+      signatures: {} as Record<string, number>,
+    };
     for (const host of hosts) {
       const series = { requests: 0, errors: 0 };
       for (const group of STATIONS.filter(inGroup)) {
         const counters = this.hostCounters.get(host)![group];
         series.requests += Math.floor(counters.requests);
         series.errors += Math.floor(counters.errors);
-        for (const [signature, n] of Object.entries(counters.signatures)) side.signatures[signature] = (side.signatures[signature] ?? 0) + Math.floor(n);
+        for (const [signature, n] of Object.entries(counters.signatures))
+          side.signatures[signature] = (side.signatures[signature] ?? 0) + Math.floor(n);
       }
       side.series[host] = series;
       side.requests += series.requests;
@@ -189,11 +247,22 @@ export class FakeFleet {
     return this.calls.filter((c) => c.name === name).map((c) => c.args);
   }
 
-  private hostResults(request: HostsRequest, each: (host: string, state: HostState) => HostResult, whenUnreachable: (host: string) => string = () => ''): HostResult[] {
+  private hostResults(
+    request: HostsRequest,
+    each: (host: string, state: HostState) => HostResult,
+    whenUnreachable: (host: string) => string = () => '',
+  ): HostResult[] {
     const unknown = request.hosts.filter((h) => !this.hosts.has(h));
     if (unknown.length) throw ApplicationFailure.nonRetryable(`unknown hosts: ${unknown.join(', ')}`, 'BadInput');
     return request.hosts.map((host) =>
-      this.unreachable.has(host) ? { host, outcome: 'failed', code: 'unreachable', detail: `ssh connection to ${host}:22 failed: connect ETIMEDOUT${whenUnreachable(host)}` } : each(host, this.hosts.get(host)!),
+      this.unreachable.has(host)
+        ? {
+            host,
+            outcome: 'failed',
+            code: 'unreachable',
+            detail: `ssh connection to ${host}:22 failed: connect ETIMEDOUT${whenUnreachable(host)}`,
+          }
+        : each(host, this.hosts.get(host)!),
     );
   }
 
@@ -201,14 +270,23 @@ export class FakeFleet {
     trainsInMotion: async () => [],
     readStations: async () => ({
       versions: { ...this.main },
-      catalog: { groups: Object.fromEntries(Object.entries(WIKIS).map(([db, w]) => [db, w.group])), domains: Object.fromEntries(Object.entries(WIKIS).map(([db, w]) => [db, w.domain])) },
+      catalog: {
+        groups: Object.fromEntries(Object.entries(WIKIS).map(([db, w]) => [db, w.group])),
+        domains: Object.fromEntries(Object.entries(WIKIS).map(([db, w]) => [db, w.domain])),
+      },
     }),
     nextTrainVersion: async () => NEW,
     stageCode: async ({ version }) => ({ ...this.codeRelease(checkVersion(version)), patches: [] }),
     // Landing is idempotent by change id, as the forges are: a retried rollback finds its own change.
     landWikiversions: async ({ versions, changeId, by }) => {
       const known = this.landed.get(changeId);
-      if (known) return { release: known.release, sha: known.sha, range: `${known.sha.slice(0, 12)}^..${known.sha.slice(0, 12)}`, alreadyLanded: true };
+      if (known)
+        return {
+          release: known.release,
+          sha: known.sha,
+          range: `${known.sha.slice(0, 12)}^..${known.sha.slice(0, 12)}`,
+          alreadyLanded: true,
+        };
       for (const station of STATIONS) checkVersion(versions[station]);
       const release = this.configRelease(versions);
       const sha = createHash('sha1').update(changeId).digest('hex');
@@ -218,12 +296,21 @@ export class FakeFleet {
     },
     verifyLiveVersions: async ({ expected }) => {
       const pooled = HOSTS.filter((h) => !this.depooled.has(h));
-      if (!pooled.length) throw ApplicationFailure.nonRetryable('no pooled host answered the live-version check: every host is depooled', 'VersionMismatch');
-      const answers = pooled.flatMap((host) => Object.keys(expected).map((wiki) => ({ host, wiki, version: this.serves(host, WIKIS[wiki].group) })));
+      if (!pooled.length)
+        throw ApplicationFailure.nonRetryable(
+          'no pooled host answered the live-version check: every host is depooled',
+          'VersionMismatch',
+        );
+      const answers = pooled.flatMap((host) =>
+        Object.keys(expected).map((wiki) => ({ host, wiki, version: this.serves(host, WIKIS[wiki].group) })),
+      );
       const wrong = answers.filter((a) => a.version !== expected[a.wiki]);
       if (wrong.length) {
         const sample = wrong.slice(0, 5).map((w) => `${w.host}/${w.wiki}: ${w.version} (expected ${expected[w.wiki]})`);
-        throw ApplicationFailure.nonRetryable(`${wrong.length} of ${answers.length} wiki answers do not show the expected version after 10 checks: ${sample.join('; ')}`, 'VersionMismatch');
+        throw ApplicationFailure.nonRetryable(
+          `${wrong.length} of ${answers.length} wiki answers do not show the expected version after 10 checks: ${sample.join('; ')}`,
+          'VersionMismatch',
+        );
       }
       return { checked: answers.length, attempts: 1 };
     },
@@ -236,15 +323,21 @@ export class FakeFleet {
         }
         return `${service}: ${[...counts].map(([r, n]) => `${n} on ${r}`).join(', ')}`;
       });
-      return [...parts, this.depooled.size ? `depooled: ${[...this.depooled].join(', ')}` : 'every host pooled'].join('; ');
+      return [...parts, this.depooled.size ? `depooled: ${[...this.depooled].join(', ')}` : 'every host pooled'].join(
+        '; ',
+      );
     },
     // The lease workflow's rules (workflows/lease.ts): a parent's rollout works under the parent's lease.
     acquireServiceLease: async ({ service, workflowId, by, parent }) => {
       const holder = this.leases.get(service);
       if (holder && holder.workflowId !== workflowId && holder.workflowId !== parent) {
-        throw ApplicationFailure.nonRetryable(`${service} is being changed by ${holder.workflowId} (started by ${holder.by}, since ${holder.since}); one change at a time per service`, 'LeaseTaken');
+        throw ApplicationFailure.nonRetryable(
+          `${service} is being changed by ${holder.workflowId} (started by ${holder.by}, since ${holder.since}); one change at a time per service`,
+          'LeaseTaken',
+        );
       }
-      if (!holder || holder.workflowId !== parent) this.leases.set(service, { workflowId, by, since: new Date().toISOString() });
+      if (!holder || holder.workflowId !== parent)
+        this.leases.set(service, { workflowId, by, since: new Date().toISOString() });
       return this.leases.get(service)!;
     },
     releaseServiceLease: async ({ service, workflowId }) => {
@@ -273,34 +366,53 @@ export class FakeFleet {
     checkDependsOn: async () => ({ dependencies: [] }),
     currentReleases: async ({ service, selector }) => {
       const hosts = selector.hosts ?? HOSTS;
-      return { current: Object.fromEntries(hosts.map((h) => [h, this.hosts.get(h)!.current[service]])), canaryHosts: ['mw1001'] };
+      return {
+        current: Object.fromEntries(hosts.map((h) => [h, this.hosts.get(h)!.current[service]])),
+        canaryHosts: ['mw1001'],
+      };
     },
     fetchToHosts: async (request) => {
       if (this.fetchRefusal) throw ApplicationFailure.nonRetryable(this.fetchRefusal, 'BadInput');
-      return this.hostResults(request, (host, state) => (state.fetched.add(request.release.id), { host, outcome: 'done' }));
+      return this.hostResults(
+        request,
+        (host, state) => (state.fetched.add(request.release.id), { host, outcome: 'done' }),
+      );
     },
     promoteHosts: async (request) => {
-      if (request.hosts.some((h) => this.promoteOutage.has(h))) throw new Error('fleet.json: Unexpected end of JSON input');
-      return this.hostResults(request, (host, state) => {
-        const { service, release } = request;
-        if (state.current[service] === release.id) return { host, outcome: 'already' };
-        if (!state.fetched.has(release.id)) return { host, outcome: 'failed', code: 'not-fetched', detail: `${release.id} is not on the host` };
-        if (this.failingChecks.has(host)) return { host, outcome: 'failed', code: 'check-failed', detail: `check "siteinfo answers" failed on ${host}; switched back to ${state.current[service]}` };
-        const previous = state.current[service];
-        [state.previous[service], state.current[service]] = [previous, release.id];
-        this.depooled.delete(host); // depool, switch, restart, checks, repool
-        return { host, outcome: 'done', previous };
-      }, (host) => {
-        // Moving back, a host that may come back serving the newer release is taken out of the pool.
-        if (!request.movingBack) return '';
-        this.depooled.add(host);
-        return '; left depooled until it can be rolled back';
-      });
+      if (request.hosts.some((h) => this.promoteOutage.has(h)))
+        throw new Error('fleet.json: Unexpected end of JSON input');
+      return this.hostResults(
+        request,
+        (host, state) => {
+          const { service, release } = request;
+          if (state.current[service] === release.id) return { host, outcome: 'already' };
+          if (!state.fetched.has(release.id))
+            return { host, outcome: 'failed', code: 'not-fetched', detail: `${release.id} is not on the host` };
+          if (this.failingChecks.has(host))
+            return {
+              host,
+              outcome: 'failed',
+              code: 'check-failed',
+              detail: `check "siteinfo answers" failed on ${host}; switched back to ${state.current[service]}`,
+            };
+          const previous = state.current[service];
+          [state.previous[service], state.current[service]] = [previous, release.id];
+          this.depooled.delete(host); // depool, switch, restart, checks, repool
+          return { host, outcome: 'done', previous };
+        },
+        (host) => {
+          // Moving back, a host that may come back serving the newer release is taken out of the pool.
+          if (!request.movingBack) return '';
+          this.depooled.add(host);
+          return '; left depooled until it can be rolled back';
+        },
+      );
     },
     rollbackHosts: async (request) =>
       this.hostResults(request, (host, state) => {
         const { service, release } = request;
-        if (state.current[service] !== release.id) return { host, outcome: 'skipped', code: 'not-on-release', detail: 'not on the release' };
+        if (state.current[service] !== release.id)
+          return { host, outcome: 'skipped', code: 'not-on-release', detail: 'not on the release' };
         [state.current[service], state.previous[service]] = [state.previous[service], release.id];
         return { host, outcome: 'rolled-back', previous: state.current[service] };
       }),
@@ -309,12 +421,20 @@ export class FakeFleet {
     measureGroups: async ({ groups, version }) => {
       this.serveUntilNow();
       const known = version ? { known: [BACKGROUND_SIGNATURE] } : {};
-      return { at: Date.now(), metrics: Object.fromEntries(groups.map((g) => [g, { subject: this.side(HOSTS, (group) => group === g), ...known }])) };
+      return {
+        at: Date.now(),
+        metrics: Object.fromEntries(
+          groups.map((g) => [g, { subject: this.side(HOSTS, (group) => group === g), ...known }]),
+        ),
+      };
     },
     measureCanary: async ({ canaries }) => {
       this.serveUntilNow();
       const baseline = HOSTS.filter((h) => !canaries.includes(h) && !this.depooled.has(h));
-      return { at: Date.now(), metrics: { errors: { subject: this.side(canaries, () => true), baseline: this.side(baseline, () => true) } } };
+      return {
+        at: Date.now(),
+        metrics: { errors: { subject: this.side(canaries, () => true), baseline: this.side(baseline, () => true) } },
+      };
     },
     markStable: async ({ hosts }) => hosts.length,
   });
@@ -322,7 +442,13 @@ export class FakeFleet {
   /** Records each call (name and arguments) before the activity runs. */
   private recorded(activities: FakeActivities): FakeActivities {
     return Object.fromEntries(
-      Object.entries(activities).map(([name, fn]) => [name, async (...args: unknown[]) => (this.calls.push({ name, args: structuredClone(args[0]) }), (fn as (...a: unknown[]) => Promise<unknown>)(...args))]),
+      Object.entries(activities).map(([name, fn]) => [
+        name,
+        async (...args: unknown[]) => (
+          this.calls.push({ name, args: structuredClone(args[0]) }),
+          (fn as (...a: unknown[]) => Promise<unknown>)(...args)
+        ),
+      ]),
     ) as FakeActivities;
   }
 }

@@ -44,19 +44,36 @@ interface FixtureEntry {
 
 /** One recorded exchange of an @octokit/fixtures scenario, by position. */
 export function fixture(scenario: string, index: number): RecordedResponse {
-  const file = path.join(REPO_ROOT, 'node_modules', '@octokit', 'fixtures', 'scenarios', 'api.github.com', scenario, 'normalized-fixture.json');
+  const file = path.join(
+    REPO_ROOT,
+    'node_modules',
+    '@octokit',
+    'fixtures',
+    'scenarios',
+    'api.github.com',
+    scenario,
+    'normalized-fixture.json',
+  );
   const entry: FixtureEntry = JSON.parse(fs.readFileSync(file, 'utf8'))[index];
   if (!entry) throw new Error(`@octokit/fixtures ${scenario} has no exchange ${index}`);
   const keep = ['content-type', 'location', 'link'];
   const headers = Object.fromEntries(Object.entries(entry.headers).filter(([k]) => keep.includes(k)));
-  return entry.responseIsBinary ? { status: entry.status, binaryHex: String(entry.response), headers } : { status: entry.status, body: entry.response, headers };
+  return entry.responseIsBinary
+    ? { status: entry.status, binaryHex: String(entry.response), headers }
+    : { status: entry.status, body: entry.response, headers };
 }
 
 /** GitHub's documented example response for one endpoint. */
 export function example(name: string): RecordedResponse {
-  const all = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'recordings', 'github-openapi-examples.json'), 'utf8'));
+  const all = JSON.parse(
+    fs.readFileSync(path.join(REPO_ROOT, 'test', 'recordings', 'github-openapi-examples.json'), 'utf8'),
+  );
   if (!all[name]) throw new Error(`no recorded GitHub example named ${name}`);
-  return { status: all[name].status, body: structuredClone(all[name].body), headers: { 'content-type': 'application/json; charset=utf-8' } };
+  return {
+    status: all[name].status,
+    body: structuredClone(all[name].body),
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+  };
 }
 
 export interface Replay {
@@ -79,22 +96,35 @@ export async function replay(script: Exchange[]): Promise<Replay> {
       const url = new URL(req.url ?? '/', 'http://replay');
       const raw = Buffer.concat(chunks).toString('utf8');
       // GitHub reads an encoded slash in a ref (heads%2Fmain) as a slash, and so does the replay.
-      const request: SeenRequest = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers, body: raw ? JSON.parse(raw) : undefined };
+      const request: SeenRequest = {
+        method: req.method ?? '',
+        path: decodeURIComponent(url.pathname),
+        query: url.searchParams,
+        headers: req.headers,
+        body: raw ? JSON.parse(raw) : undefined,
+      };
       seen.push(request);
       const expected = script[next];
       if (!expected || expected.method !== request.method || expected.path !== request.path) {
         const wanted = expected ? `${expected.method} ${expected.path}` : 'nothing more';
         unexpected.push(`${request.method} ${request.path} (expected ${wanted})`);
-        res.writeHead(599, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `replay: expected ${wanted}` }));
+        res
+          .writeHead(599, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ message: `replay: expected ${wanted}` }));
         return;
       }
       next++;
       const { status, body, binaryHex, headers = {} } = expected.respond;
       const base = `http://${req.headers.host}`;
-      const rewritten = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace(/https:\/\/(api|codeload)\.github\.com/g, base)]));
+      const rewritten = Object.fromEntries(
+        Object.entries(headers).map(([k, v]) => [k, v.replace(/https:\/\/(api|codeload)\.github\.com/g, base)]),
+      );
       if (binaryHex !== undefined) res.writeHead(status, rewritten).end(Buffer.from(binaryHex, 'hex'));
       else if (body === undefined) res.writeHead(status, rewritten).end();
-      else res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...rewritten }).end(typeof body === 'string' ? body : JSON.stringify(body));
+      else
+        res
+          .writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...rewritten })
+          .end(typeof body === 'string' ? body : JSON.stringify(body));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -17,7 +17,8 @@ afterEach(async () => {
 
 const OWNER = 'wikimedia';
 const REPO = `/repos/${OWNER}/mediawiki-config`;
-const forgeAt = (url: string, owner = OWNER) => new GitHubForge({ owner, apiUrl: url, tokenEnv: 'SIGNALBOX_TEST_GITHUB_TOKEN' });
+const forgeAt = (url: string, owner = OWNER) =>
+  new GitHubForge({ owner, apiUrl: url, tokenEnv: 'SIGNALBOX_TEST_GITHUB_TOKEN' });
 const mainRef = () => ({ ...fixture('git-refs', 0), body: (fixture('git-refs', 0).body as unknown[])[0] });
 
 /**
@@ -79,19 +80,37 @@ describe('GitHub forge', () => {
       author: 'alice',
     });
     expectScriptDone(s);
-    expect(landed).toEqual({ sha: '6dcb09b5b57875f334f61aebed695e2e4193db5e', changeId: 'I-move-group1', alreadyLanded: false });
+    expect(landed).toEqual({
+      sha: '6dcb09b5b57875f334f61aebed695e2e4193db5e',
+      changeId: 'I-move-group1',
+      alreadyLanded: false,
+    });
 
     const [list, , , createRef, getFile, putFile, createPull, , merge] = s.seen;
     expect(list.headers.authorization).toBe('token test-token');
     expect(Object.fromEntries(list.query)).toMatchObject({ state: 'all', head: `${OWNER}:${head}`, base: 'main' });
     expect(createRef.body).toEqual({ ref: `refs/heads/${head}`, sha: '0000000000000000000000000000000000000001' });
     expect(getFile.query.get('ref')).toBe(head);
-    expect(putFile.body).toMatchObject({ branch: head, sha: existingFile.sha, message: 'group1 wikis to 1.41.0-wmf.26' });
+    expect(putFile.body).toMatchObject({
+      branch: head,
+      sha: existingFile.sha,
+      message: 'group1 wikis to 1.41.0-wmf.26',
+    });
     expect(Buffer.from(putFile.body.content, 'base64').toString('utf8')).toBe(wikiversions);
-    expect(createPull.body).toEqual({ head, base: 'main', title: 'group1 wikis to 1.41.0-wmf.26', body: 'Depends-On: I-code-fix\nChange-Id: I-move-group1' });
+    expect(createPull.body).toEqual({
+      head,
+      base: 'main',
+      title: 'group1 wikis to 1.41.0-wmf.26',
+      body: 'Depends-On: I-code-fix\nChange-Id: I-move-group1',
+    });
     // Only the head whose files were checked may be merged.
     const createdHead = (example('pulls-create').body as { head: { sha: string } }).head.sha;
-    expect(merge.body).toEqual({ sha: createdHead, merge_method: 'squash', commit_title: 'group1 wikis to 1.41.0-wmf.26', commit_message: 'Depends-On: I-code-fix\nChange-Id: I-move-group1' });
+    expect(merge.body).toEqual({
+      sha: createdHead,
+      merge_method: 'squash',
+      commit_title: 'group1 wikis to 1.41.0-wmf.26',
+      commit_message: 'Depends-On: I-code-fix\nChange-Id: I-move-group1',
+    });
     await s.close();
 
     // The activity is retried after a crash that came after the merge: it finds the merged pull request and writes nothing.
@@ -100,9 +119,20 @@ describe('GitHub forge', () => {
       { method: 'GET', path: `${REPO}/pulls`, respond: merged },
       { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'wikiversions.json': wikiversions }) },
     ]);
-    const retried = await forgeAt(again.url).land({ repo: 'mediawiki-config', branch: 'main', files: { 'wikiversions.json': wikiversions }, subject: 'group1 wikis to 1.41.0-wmf.26', changeId: 'I-move-group1', author: 'alice' });
+    const retried = await forgeAt(again.url).land({
+      repo: 'mediawiki-config',
+      branch: 'main',
+      files: { 'wikiversions.json': wikiversions },
+      subject: 'group1 wikis to 1.41.0-wmf.26',
+      changeId: 'I-move-group1',
+      author: 'alice',
+    });
     expectScriptDone(again);
-    expect(retried).toEqual({ sha: (merged.body as { merge_commit_sha: string }[])[0].merge_commit_sha, changeId: 'I-move-group1', alreadyLanded: true });
+    expect(retried).toEqual({
+      sha: (merged.body as { merge_commit_sha: string }[])[0].merge_commit_sha,
+      changeId: 'I-move-group1',
+      alreadyLanded: true,
+    });
   });
 
   it('skips writing a file whose content is already on the branch', async () => {
@@ -110,13 +140,24 @@ describe('GitHub forge', () => {
     const s = await serve([
       { method: 'GET', path: `${REPO}/pulls`, respond: { status: 200, body: [] } },
       { method: 'GET', path: `${REPO}/git/ref/heads/${changeBranch('I-same')}`, respond: mainRef() },
-      { method: 'GET', path: `${REPO}/contents/README.md`, respond: { status: 200, body: { ...(fixture('get-content', 0).body as object[])[0], sha: gitBlobId(content) } } },
+      {
+        method: 'GET',
+        path: `${REPO}/contents/README.md`,
+        respond: { status: 200, body: { ...(fixture('get-content', 0).body as object[])[0], sha: gitBlobId(content) } },
+      },
       { method: 'POST', path: `${REPO}/pulls`, respond: example('pulls-create') },
       { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'README.md': content }) },
       { method: 'PUT', path: `${REPO}/pulls/1347/merge`, respond: example('pulls-merge') },
       { method: 'DELETE', path: `${REPO}/git/refs/heads/${changeBranch('I-same')}`, respond: fixture('git-refs', 4) },
     ]);
-    await forgeAt(s.url).land({ repo: 'mediawiki-config', branch: 'main', files: { 'README.md': content }, subject: 'no-op edit', changeId: 'I-same', author: 'alice' });
+    await forgeAt(s.url).land({
+      repo: 'mediawiki-config',
+      branch: 'main',
+      files: { 'README.md': content },
+      subject: 'no-op edit',
+      changeId: 'I-same',
+      author: 'alice',
+    });
     expectScriptDone(s);
   });
 
@@ -134,11 +175,22 @@ describe('GitHub forge', () => {
       { method: 'GET', path: `${REPO}/contents/file1.txt`, respond: fixture('branch-protection', 0) },
       { method: 'PUT', path: `${REPO}/contents/file1.txt`, respond: fixture('create-file', 0) },
       { method: 'POST', path: `${REPO}/pulls`, respond: example('pulls-create') },
-      { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles({ 'file1.txt': '# hello-world' }, 'added') },
+      {
+        method: 'GET',
+        path: `${REPO}/pulls/1347/files`,
+        respond: pullFiles({ 'file1.txt': '# hello-world' }, 'added'),
+      },
       { method: 'PUT', path: `${REPO}/pulls/1347/merge`, respond: example('pulls-merge') },
       { method: 'DELETE', path: `${REPO}/git/refs/heads/${head}`, respond: fixture('git-refs', 4) },
     ]);
-    const reverted = await forgeAt(s.url).revert('mediawiki-config', 'main', sha, 'I-revert-bad', 'signalbox', 'errors rose on group1');
+    const reverted = await forgeAt(s.url).revert(
+      'mediawiki-config',
+      'main',
+      sha,
+      'I-revert-bad',
+      'signalbox',
+      'errors rose on group1',
+    );
     expectScriptDone(s);
     expect(reverted.alreadyLanded).toBe(false);
     expect(s.seen[1].query.get('ref')).toBe(parents[0].sha);
@@ -146,24 +198,46 @@ describe('GitHub forge', () => {
     expect(put.body.sha).toBeUndefined(); // the file was not on the branch yet: created, not updated
     expect(Buffer.from(put.body.content, 'base64').toString('utf8')).toBe('# hello-world');
     expect(s.seen[8].body.title).toBe('Revert "Fix all the bugs"');
-    expect(s.seen[10].body.commit_message).toBe(`errors rose on group1\n\nThis reverts commit ${sha}.\n\nChange-Id: I-revert-bad`);
+    expect(s.seen[10].body.commit_message).toBe(
+      `errors rose on group1\n\nThis reverts commit ${sha}.\n\nChange-Id: I-revert-bad`,
+    );
   });
 
   it('will not merge, or take as landed, a pull request on its branch that changes what it did not ask for', async () => {
     const asked = { 'wikiversions.json': '{"enwiki": "php-1.41.0-wmf.27"}\n' };
     // Someone who may push to the repository opened the pull request signalbox's retry looks for, with more in it.
     const planted = { ...asked, 'evil.php': '<?php system($_GET["c"]);\n' };
-    const open = { ...example('pulls-list'), body: (example('pulls-list').body as object[]).map((p) => ({ ...p, merged_at: null, merge_commit_sha: null })) };
+    const open = {
+      ...example('pulls-list'),
+      body: (example('pulls-list').body as object[]).map((p) => ({ ...p, merged_at: null, merge_commit_sha: null })),
+    };
     const mergedAlready = example('pulls-list');
-    for (const [pulls, what] of [[open, 'open'], [mergedAlready, 'merged']] as const) {
+    for (const [pulls, what] of [
+      [open, 'open'],
+      [mergedAlready, 'merged'],
+    ] as const) {
       const s = await serve([
         { method: 'GET', path: `${REPO}/pulls`, respond: pulls },
         { method: 'GET', path: `${REPO}/pulls/1347/files`, respond: pullFiles(planted) },
       ]);
-      const err = await forgeAt(s.url).land({ repo: 'mediawiki-config', branch: 'main', files: asked, subject: 'group1 to 1.41.0-wmf.27', changeId: 'I-planted', author: 'alice' }).then(() => undefined, (e: unknown) => e);
+      const err = await forgeAt(s.url)
+        .land({
+          repo: 'mediawiki-config',
+          branch: 'main',
+          files: asked,
+          subject: 'group1 to 1.41.0-wmf.27',
+          changeId: 'I-planted',
+          author: 'alice',
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err, `an ${what} pull request`).toBeInstanceOf(ApplicationFailure);
       expect((err as ApplicationFailure).type).toBe('ChangePlanted');
-      expect((err as ApplicationFailure).message).toMatch(/pull request https:\/\/github\.com\/octocat\/Hello-World\/pull\/1347 \(#1347, opened by octocat\) changes evil\.php other than signalbox asked/);
+      expect((err as ApplicationFailure).message).toMatch(
+        /pull request https:\/\/github\.com\/octocat\/Hello-World\/pull\/1347 \(#1347, opened by octocat\) changes evil\.php other than signalbox asked/,
+      );
       expectScriptDone(s); // and no merge was asked for
       await s.close();
       server = undefined;
@@ -175,7 +249,11 @@ describe('GitHub forge', () => {
     const s = await serve([
       { method: 'GET', path: `/repos/${owner}/hello-world/contents/README.md`, respond: fixture('get-content', 1) },
       { method: 'GET', path: `/repos/${owner}/get-archive/tarball/main`, respond: fixture('get-archive', 0) },
-      { method: 'GET', path: `/${owner}/get-archive/legacy.tar.gz/refs/heads/main`, respond: fixture('get-archive', 1) },
+      {
+        method: 'GET',
+        path: `/${owner}/get-archive/legacy.tar.gz/refs/heads/main`,
+        respond: fixture('get-archive', 1),
+      },
       { method: 'GET', path: `/repos/${owner}/hello-world/compare/aaaaaaa...bbbbbbb`, respond: example('compare') },
     ]);
     const forge = forgeAt(s.url, owner);
@@ -197,12 +275,28 @@ describe('GitHub forge', () => {
 });
 
 describe('GitHub blockers', () => {
-  const config = (url: string) => ({ train: { blockers: { pollMs: 1000, github: { repository: 'octokit-fixture-org/search-issues', apiUrl: url, tokenEnv: 'SIGNALBOX_TEST_GITHUB_TOKEN' } } } }) as unknown as SignalboxConfig;
+  const config = (url: string) =>
+    ({
+      train: {
+        blockers: {
+          pollMs: 1000,
+          github: {
+            repository: 'octokit-fixture-org/search-issues',
+            apiUrl: url,
+            tokenEnv: 'SIGNALBOX_TEST_GITHUB_TOKEN',
+          },
+        },
+      },
+    }) as unknown as SignalboxConfig;
 
-  it('finds no blocker issue when the search returns none with this week\'s title', async () => {
+  it("finds no blocker issue when the search returns none with this week's title", async () => {
     const s = await serve([{ method: 'GET', path: '/search/issues', respond: fixture('search-issues', 0) }]);
-    expect(await createGitHubActivities(config(s.url)).openBlockers({ version: '1.41.0-wmf.26' })).toEqual({ open: [] });
-    expect(s.seen[0].query.get('q')).toBe('repo:octokit-fixture-org/search-issues is:issue in:title "1.41.0-wmf.26 deployment blockers"');
+    expect(await createGitHubActivities(config(s.url)).openBlockers({ version: '1.41.0-wmf.26' })).toEqual({
+      open: [],
+    });
+    expect(s.seen[0].query.get('q')).toBe(
+      'repo:octokit-fixture-org/search-issues is:issue in:title "1.41.0-wmf.26 deployment blockers"',
+    );
     expectScriptDone(s);
   });
 
@@ -213,11 +307,17 @@ describe('GitHub blockers', () => {
     found.items[0].title = '1.41.0-wmf.26 deployment blockers';
     const s = await serve([
       { method: 'GET', path: '/search/issues', respond: search },
-      { method: 'GET', path: `/repos/octokit-fixture-org/search-issues/issues/${found.items[0].number}/sub_issues`, respond: example('sub-issues') },
+      {
+        method: 'GET',
+        path: `/repos/octokit-fixture-org/search-issues/issues/${found.items[0].number}/sub_issues`,
+        respond: example('sub-issues'),
+      },
     ]);
     const report = await createGitHubActivities(config(s.url)).openBlockers({ version: '1.41.0-wmf.26' });
     expectScriptDone(s);
     expect(report.issue?.number).toBe(found.items[0].number);
-    expect(report.open).toEqual([{ title: '#1347 Found a bug', url: 'https://github.com/octocat/Hello-World/issues/1347' }]);
+    expect(report.open).toEqual([
+      { title: '#1347 Found a bug', url: 'https://github.com/octocat/Hello-World/issues/1347' },
+    ]);
   });
 });

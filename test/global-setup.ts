@@ -23,8 +23,19 @@ export default async function setup(project: TestProject) {
   const address = `127.0.0.1:${await freePort()}`;
   // Workflow ids such as train-<version> are meant to be unique, so each test sandbox gets a namespace of its own.
   const namespaces = Array.from({ length: 60 }, (_, i) => `test-${i}`);
-  await startDevServer({ home, address, namespace: 'default', extraNamespaces: namespaces, uiPort: 0, headless: true, say: () => undefined });
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error } });
+  await startDevServer({
+    home,
+    address,
+    namespace: 'default',
+    extraNamespaces: namespaces,
+    uiPort: 0,
+    headless: true,
+    say: () => undefined,
+  });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
+  });
   const bundlePath = path.join(home, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);
   project.provide('temporalAddress', address);

@@ -85,9 +85,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const taskQueue = `test-${path.basename(home)}`;
   const namespace = options.temporalAddress ? 'default' : claimNamespace();
   const raw = parse(fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8'));
-  raw.temporal = { ...raw.temporal, address: options.temporalAddress ?? inject('temporalAddress'), taskQueue, namespace };
+  raw.temporal = {
+    ...raw.temporal,
+    address: options.temporalAddress ?? inject('temporalAddress'),
+    taskQueue,
+    namespace,
+  };
   raw.fleet.sandbox = { hosts: options.hosts ?? 8, trafficPerSecond: options.trafficPerSecond ?? 120 };
-  raw.services['mediawiki-config'].analysis = { ...raw.services['mediawiki-config'].analysis, intervalMs: 1000, measurements: 1, minRequests: 3 };
+  raw.services['mediawiki-config'].analysis = {
+    ...raw.services['mediawiki-config'].analysis,
+    intervalMs: 1000,
+    measurements: 1,
+    minRequests: 3,
+  };
   // A 300 ms watch sees too few requests to vouch for a release; tests about the watch set their own minimum.
   raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300, watchMinRequests: 0 };
   options.configure?.(raw);
@@ -95,7 +105,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   fs.writeFileSync(configFile, stringify(raw));
   const config = loadConfig(configFile, home);
   // Tests that go through the CLI or a worker process get the same sandbox from the environment.
-  const env = { ...process.env, SIGNALBOX_HOME: home, SIGNALBOX_CONFIG: configFile, TEMPORAL_ADDRESS: config.temporal.address, TEMPORAL_NAMESPACE: namespace, SIGNALBOX_TASK_QUEUE: taskQueue };
+  const env = {
+    ...process.env,
+    SIGNALBOX_HOME: home,
+    SIGNALBOX_CONFIG: configFile,
+    TEMPORAL_ADDRESS: config.temporal.address,
+    TEMPORAL_NAMESPACE: namespace,
+    SIGNALBOX_TASK_QUEUE: taskQueue,
+  };
   const sandboxSpec = config.fleet.sandbox!;
   await createFleet(home, sandboxSpec.hosts, sandboxSpec.trafficPerSecond, await freePort(), sandboxSpec);
   const stopFleet = await serveFleet(home);
@@ -144,17 +161,33 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
  */
 export function cli(sandbox: Sandbox, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), ...args], { env: sandbox.env, encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(err);
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr: stderr.split('\n').filter((l) => !l.includes('nodedir')).join('\n').trim() });
-    });
+    execFile(
+      process.execPath,
+      [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), ...args],
+      { env: sandbox.env, encoding: 'utf8', timeout: 120_000 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err);
+        resolve({
+          code: err ? (err.code as number) : 0,
+          stdout,
+          stderr: stderr
+            .split('\n')
+            .filter((l) => !l.includes('nodedir'))
+            .join('\n')
+            .trim(),
+        });
+      },
+    );
   });
 }
 
 /** A worker in its own process, so a test can SIGKILL it. */
 export function workerProcess(sandbox: Sandbox): ChildProcess {
   const log = fs.openSync(path.join(sandbox.home, 'worker.log'), 'a');
-  return spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'worker'], { env: sandbox.env, stdio: ['ignore', log, log] });
+  return spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'worker'], {
+    env: sandbox.env,
+    stdio: ['ignore', log, log],
+  });
 }
 
 /** The message a workflow's update validator refused with. */
@@ -167,7 +200,12 @@ export async function refusal(pending: Promise<unknown>): Promise<string> {
   throw new Error('the update was accepted, but a refusal was expected');
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -179,22 +217,34 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`,
+  );
 }
 
 /** Every host's view of one service, read with the same scripts the engine uses. */
 export async function serviceOnEveryHost(sandbox: Sandbox, service: string) {
   const { hosts } = loadInventory(sandbox.config);
-  return Promise.all(hosts.map(async (h) => ({ host: h.name, root: h.root, ...(await readService(new LocalTransport(h.name), h.name, h.root, service)) })));
+  return Promise.all(
+    hosts.map(async (h) => ({
+      host: h.name,
+      root: h.root,
+      ...(await readService(new LocalTransport(h.name), h.name, h.root, service)),
+    })),
+  );
 }
 
 /** Asserts nothing is half-done on any host: no partial fetches, no dangling next-links, state agrees with links. */
 export async function assertHostsConsistent(sandbox: Sandbox, service: string, link = 'current'): Promise<void> {
   for (const h of await serviceOnEveryHost(sandbox, service)) {
     const dir = path.join(h.root, service);
-    const leftovers = fs.readdirSync(dir).filter((f) => f.startsWith('.')).concat(fs.readdirSync(path.join(dir, 'revs')).filter((f) => f.startsWith('.')));
+    const leftovers = fs
+      .readdirSync(dir)
+      .filter((f) => f.startsWith('.'))
+      .concat(fs.readdirSync(path.join(dir, 'revs')).filter((f) => f.startsWith('.')));
     if (leftovers.length) throw new Error(`${h.host}: half-done files in ${dir}: ${leftovers.join(', ')}`);
-    if (h.links[link] !== `revs/${h.state.current}`) throw new Error(`${h.host}: ${link} -> ${h.links[link]} but state.json says current ${h.state.current}`);
+    if (h.links[link] !== `revs/${h.state.current}`)
+      throw new Error(`${h.host}: ${link} -> ${h.links[link]} but state.json says current ${h.state.current}`);
   }
 }
 
@@ -205,14 +255,21 @@ export async function assertHostsConsistent(sandbox: Sandbox, service: string, l
  */
 export async function askVersion(host: { address: string; port?: number }, domain: string): Promise<string> {
   for (let attempt = 1; ; attempt++) {
-    const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, domain, 5000);
-    if (res.status < 500 || attempt === 5) return JSON.parse(res.body).query.general.generator.replace('MediaWiki ', '');
+    const res = await httpGet(
+      `http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`,
+      domain,
+      5000,
+    );
+    if (res.status < 500 || attempt === 5)
+      return JSON.parse(res.body).query.general.generator.replace('MediaWiki ', '');
   }
 }
 
 export async function liveVersions(sandbox: Sandbox): Promise<Map<string, Set<string>>> {
   const { hosts } = loadInventory(sandbox.config);
-  const wikis: Record<string, { domain: string }> = JSON.parse(await sandbox.forge.readFile('mediawiki-config', 'refs/heads/main', 'wikis.json'));
+  const wikis: Record<string, { domain: string }> = JSON.parse(
+    await sandbox.forge.readFile('mediawiki-config', 'refs/heads/main', 'wikis.json'),
+  );
   const byWiki = new Map<string, Set<string>>();
   for (const host of hosts) {
     for (const [db, w] of Object.entries(wikis)) {
@@ -226,20 +283,60 @@ export async function liveVersions(sandbox: Sandbox): Promise<Map<string, Set<st
 export async function configMoving(s: Sandbox, groups: string[]): Promise<Release> {
   const code = await s.activities.stageCode({ version: NEW, by: 'test' });
   const hosts = (await serviceOnEveryHost(s, 'mediawiki')).map((h) => h.host);
-  const fetched = await s.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'setup' });
+  const fetched = await s.activities.fetchToHosts({
+    service: 'mediawiki',
+    release: code,
+    hosts,
+    by: 'test',
+    runId: 'setup',
+  });
   expect(fetched.filter((r) => r.outcome !== 'done' && r.host !== 'mw-gone')).toEqual([]);
-  const promoted = await s.activities.promoteHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'setup' });
+  const promoted = await s.activities.promoteHosts({
+    service: 'mediawiki',
+    release: code,
+    hosts,
+    by: 'test',
+    runId: 'setup',
+  });
   expect(promoted.filter((r) => !['done', 'already'].includes(r.outcome) && r.host !== 'mw-gone')).toEqual([]);
-  const versions = Object.fromEntries(['testwikis', 'group0', 'group1', 'group2'].map((g) => [g, groups.includes(g) ? NEW : OLD])) as any;
-  return (await s.activities.landWikiversions({ versions, subject: `test: ${groups.join(',')} to ${NEW}`, changeId: `test-${++counter}-${Date.now()}`, by: 'test' })).release;
+  const versions = Object.fromEntries(
+    ['testwikis', 'group0', 'group1', 'group2'].map((g) => [g, groups.includes(g) ? NEW : OLD]),
+  ) as any;
+  return (
+    await s.activities.landWikiversions({
+      versions,
+      subject: `test: ${groups.join(',')} to ${NEW}`,
+      changeId: `test-${++counter}-${Date.now()}`,
+      by: 'test',
+    })
+  ).release;
 }
 
-export async function rollout(s: Sandbox, release: Release, strategy: Strategy = STRATEGY, extra: { pauseAfterCanary?: boolean; id?: string; service?: string } = {}) {
-  return startRollout(s.client, s.config, { service: extra.service ?? 'mediawiki-config', release, selector: {}, strategy, by: 'tester', pauseAfterCanary: extra.pauseAfterCanary }, extra.id ?? `rollout-${++counter}`);
+export async function rollout(
+  s: Sandbox,
+  release: Release,
+  strategy: Strategy = STRATEGY,
+  extra: { pauseAfterCanary?: boolean; id?: string; service?: string } = {},
+) {
+  return startRollout(
+    s.client,
+    s.config,
+    {
+      service: extra.service ?? 'mediawiki-config',
+      release,
+      selector: {},
+      strategy,
+      by: 'tester',
+      pauseAfterCanary: extra.pauseAfterCanary,
+    },
+    extra.id ?? `rollout-${++counter}`,
+  );
 }
 
 export async function configLinks(s: Sandbox): Promise<Record<string, string | undefined>> {
-  return Object.fromEntries((await serviceOnEveryHost(s, 'mediawiki-config')).map((h) => [h.host, h.links.current?.replace('revs/', '')]));
+  return Object.fromEntries(
+    (await serviceOnEveryHost(s, 'mediawiki-config')).map((h) => [h.host, h.links.current?.replace('revs/', '')]),
+  );
 }
 
 export function failureOf(err: unknown): { type?: string; message: string; details?: RolloutStatus } {

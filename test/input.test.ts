@@ -18,7 +18,14 @@ let s: Sandbox;
 beforeAll(async () => {
   s = await startSandbox();
   // A config change not deployed yet: any refusal that let the deploy through would move hosts onto it.
-  await s.forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'InputTest.php': '<?php $wgInputTest = true;\n' }, subject: 'Input test change', changeId: 'I-input-test', author: 'tester' });
+  await s.forge.land({
+    repo: 'mediawiki-config',
+    branch: 'main',
+    files: { 'InputTest.php': '<?php $wgInputTest = true;\n' },
+    subject: 'Input test change',
+    changeId: 'I-input-test',
+    author: 'tester',
+  });
 });
 
 afterAll(async () => {
@@ -43,15 +50,24 @@ async function everything() {
 
 /** Workflows a refused command might have started, asked by id (consistent), plus whatever visibility lists. */
 async function workflowsStarted(): Promise<string[]> {
-  const ids = ['deploy-mediawiki-config', 'deploy-mediawiki', 'lease-mediawiki-config', 'lease-mediawiki', `train-${NEW}`];
+  const ids = [
+    'deploy-mediawiki-config',
+    'deploy-mediawiki',
+    'lease-mediawiki-config',
+    'lease-mediawiki',
+    `train-${NEW}`,
+  ];
   const found: string[] = [];
   for (const id of ids) {
-    await s.client.workflow.getHandle(id).describe().then(
-      () => found.push(id),
-      (err) => {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      },
-    );
+    await s.client.workflow
+      .getHandle(id)
+      .describe()
+      .then(
+        () => found.push(id),
+        (err) => {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        },
+      );
   }
   for await (const wf of s.client.workflow.list()) if (!found.includes(wf.workflowId)) found.push(wf.workflowId);
   return found;
@@ -81,18 +97,25 @@ async function expectRefused(cases: [string[], RegExp][]): Promise<void> {
 describe('input that cannot hurt', () => {
   it('deploy refuses empty, unknown or conflicting host selectors and amounts out of range, touching nothing', async () => {
     const deploy = (...args: string[]) => ['deploy', 'main', '--service', 'mediawiki-config', '--yes', ...args];
-    const badList = /option '--hosts <list>' argument '.*' is invalid\. expected host names separated by commas, such as mw1001,mw1002, with no empty name/;
+    const badList =
+      /option '--hosts <list>' argument '.*' is invalid\. expected host names separated by commas, such as mw1001,mw1002, with no empty name/;
     const badGroup = /option '--group <group>' argument '.*' is invalid\. expected a group name such as canary/;
     await expectRefused([
       [deploy('--hosts', ''), badList],
       [deploy('--hosts', 'mw1001,,mw1002'), badList],
       [deploy('--group', ''), badGroup],
       [deploy('--group', ' '), badGroup],
-      [deploy('--hosts', 'mw1001', '--group', 'canary'), /option '--group <group>' cannot be used with option '--hosts <list>'/],
+      [
+        deploy('--hosts', 'mw1001', '--group', 'canary'),
+        /option '--group <group>' cannot be used with option '--hosts <list>'/,
+      ],
       [deploy('--hosts', 'mw1001,mw9999'), /unknown hosts: mw9999; `signalbox hosts` lists the 8 hosts there are/],
       [deploy('--group', 'nosuch'), /no host is in group "nosuch"; groups there are: appserver, canary/],
       [deploy('--canary', '150%'), /invalid --canary "150%": a percentage must be between 0% and 100%/],
-      [deploy('--batch', '-1'), /invalid --batch "-1": an amount cannot be negative; expected a whole count such as 5, or a percentage from 0% to 100%/],
+      [
+        deploy('--batch', '-1'),
+        /invalid --batch "-1": an amount cannot be negative; expected a whole count such as 5, or a percentage from 0% to 100%/,
+      ],
     ]);
   });
 
@@ -101,15 +124,31 @@ describe('input that cannot hurt', () => {
     await expectRefused([
       [['train', 'start', NEW, '--auto-approve', '--watch-ms', 'abc'], watch],
       [['train', 'start', NEW, '--auto-approve', '--watch-ms', '-1'], watch],
-      [['sandbox', 'up', '--hosts', 'abc'], /option '--hosts <n>' argument 'abc' is invalid\. expected a whole number from 1 to 5000/],
-      [['sandbox', 'fault', NEW, '--error-rate', ''], /option '--error-rate <rate>' argument '' is invalid\. expected a number from 0 to 1/],
+      [
+        ['sandbox', 'up', '--hosts', 'abc'],
+        /option '--hosts <n>' argument 'abc' is invalid\. expected a whole number from 1 to 5000/,
+      ],
+      [
+        ['sandbox', 'fault', NEW, '--error-rate', ''],
+        /option '--error-rate <rate>' argument '' is invalid\. expected a number from 0 to 1/,
+      ],
       [['sandbox', 'fault', NEW, '--error-rate', '1.5'], /option '--error-rate <rate>' argument '1\.5' is invalid/],
-      [['sandbox', 'fault', NEW, '--error-rate', '0.5', '--latency-ms', ''], /option '--latency-ms <ms>' argument '' is invalid\. expected a whole number from 0 to 600000/],
+      [
+        ['sandbox', 'fault', NEW, '--error-rate', '0.5', '--latency-ms', ''],
+        /option '--latency-ms <ms>' argument '' is invalid\. expected a whole number from 0 to 600000/,
+      ],
     ]);
   });
 
   it('the engine refuses an empty host list, an empty name or group, and both at once, as BadInput, touching no host', async () => {
-    const release: Release = await stageFromForge(s.forge, loadInventory(s.config).stagingDir, 'mediawiki-config', 'mediawiki-config', 'refs/heads/main', 'config');
+    const release: Release = await stageFromForge(
+      s.forge,
+      loadInventory(s.config).stagingDir,
+      'mediawiki-config',
+      'mediawiki-config',
+      'refs/heads/main',
+      'config',
+    );
     const before = await serviceOnEveryHost(s, 'mediawiki-config');
     const cases: [HostSelector, RegExp][] = [
       [{ hosts: [] }, /the host list is empty; name at least one host/],
@@ -121,7 +160,12 @@ describe('input that cannot hurt', () => {
     // One after another: concurrent rollouts of one service would be refused by its lease, not by the selector.
     const failures = [];
     for (const [i, [selector]] of cases.entries()) {
-      const handle = await startRollout(s.client, s.config, { service: 'mediawiki-config', release, selector, strategy: STRATEGY, by: 'tester' }, `bad-selector-${i}`);
+      const handle = await startRollout(
+        s.client,
+        s.config,
+        { service: 'mediawiki-config', release, selector, strategy: STRATEGY, by: 'tester' },
+        `bad-selector-${i}`,
+      );
       failures.push(
         await handle.result().then(
           () => undefined,

@@ -19,7 +19,16 @@ import { poolStates, setPooled } from '../activities/loadbalancer';
 import { stageFromForge, type Release } from '../activities/releases';
 import { LocalTransport } from '../activities/transport';
 import type { HostResult } from '../workflows/definitions';
-import { askVersion, assertHostsConsistent, configMoving, NEW, OLD, serviceOnEveryHost, startSandbox, type Sandbox } from './helpers';
+import {
+  askVersion,
+  assertHostsConsistent,
+  configMoving,
+  NEW,
+  OLD,
+  serviceOnEveryHost,
+  startSandbox,
+  type Sandbox,
+} from './helpers';
 
 const SERVICE = 'mediawiki-config';
 const RUN = 'journal-run';
@@ -45,8 +54,26 @@ async function crashPromote(s: Sandbox, hostName: string, release: Release, cras
   const t = new LocalTransport(host.name);
   const before = await readService(t, host.name, host.root, SERVICE, [path.join(host.root, 'logs', 'error.log')]);
   const replaced = linkTarget(before, 'current');
-  const entry = (step: JournalStep): HostJournal => ({ op: 'promote', runId: RUN, release: release.id, replaced, link: 'current', step, at: new Date().toISOString(), stateBefore: before.state, logOffsets: before.logSizes });
-  const state: ServiceState = { current: release.id, previous: before.state.current, lastStable: before.state.lastStable, deployedAt: new Date().toISOString(), deployedBy: 'tester', runId: RUN, replaced };
+  const entry = (step: JournalStep): HostJournal => ({
+    op: 'promote',
+    runId: RUN,
+    release: release.id,
+    replaced,
+    link: 'current',
+    step,
+    at: new Date().toISOString(),
+    stateBefore: before.state,
+    logOffsets: before.logSizes,
+  });
+  const state: ServiceState = {
+    current: release.id,
+    previous: before.state.current,
+    lastStable: before.state.lastStable,
+    deployedAt: new Date().toISOString(),
+    deployedBy: 'tester',
+    runId: RUN,
+    replaced,
+  };
   await setPooled(inv.loadBalancer, host.name, false);
   if (crash === 'no-journal') {
     fs.rmSync(path.join(host.root, SERVICE, 'journal.json'), { force: true });
@@ -55,7 +82,8 @@ async function crashPromote(s: Sandbox, hostName: string, release: Release, cras
   }
   await writeJournal(t, host.name, host.root, SERVICE, entry('depooled'));
   if (crash === 'depooled') return;
-  if (crash === 'switched-before-journal') return activateRelease(t, host.name, host.root, SERVICE, release.id, 'current', state);
+  if (crash === 'switched-before-journal')
+    return activateRelease(t, host.name, host.root, SERVICE, release.id, 'current', state);
   await activateRelease(t, host.name, host.root, SERVICE, release.id, 'current', state, { journal: entry('switched') });
   if (crash === 'switched') return;
   const restarted = await fetch(`${inv.loadBalancer}/hosts/${host.name}/restart`, { method: 'POST' });
@@ -67,7 +95,9 @@ async function crashPromote(s: Sandbox, hostName: string, release: Release, cras
 
 /** What each host's app server answers for every wiki of a group: the version it loaded at its last restart. */
 async function answering(s: Sandbox, hostNames: string[], group: string): Promise<Record<string, string[]>> {
-  const wikis: Record<string, { domain: string; group: string }> = JSON.parse(await s.forge.readFile(SERVICE, 'refs/heads/main', 'wikis.json'));
+  const wikis: Record<string, { domain: string; group: string }> = JSON.parse(
+    await s.forge.readFile(SERVICE, 'refs/heads/main', 'wikis.json'),
+  );
   const { hosts } = loadInventory(s.config);
   const found: Record<string, string[]> = {};
   for (const name of hostNames) {
@@ -88,20 +118,40 @@ describe('host journal', () => {
     sandbox = await startSandbox({
       worker: false,
       // A check that fails with more output than a host result may carry, on one host only.
-      configure: (c) => c.services[SERVICE].checks.push({ name: 'noisy check', command: ['sh', '-c', 'printf "%0600d" 0 >&2; exit 1'], groups: ['noisy'] }),
+      configure: (c) =>
+        c.services[SERVICE].checks.push({
+          name: 'noisy check',
+          command: ['sh', '-c', 'printf "%0600d" 0 >&2; exit 1'],
+          groups: ['noisy'],
+        }),
     });
     const s = sandbox;
     const fleet = JSON.parse(fs.readFileSync(fleetFile(s.home), 'utf8'));
     fleet.hosts[7].groups.push('noisy');
     fs.writeFileSync(fleetFile(s.home), JSON.stringify(fleet));
-    const before = Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
+    const before = Object.fromEntries(
+      (await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]),
+    );
     const release = await configMoving(s, ['testwikis']);
     const hosts = Object.keys(before);
-    expect((await s.activities.fetchToHosts({ service: SERVICE, release, hosts, by: 'tester', runId: RUN })).every((r) => r.outcome === 'done')).toBe(true);
-    const crashes: Record<string, Crash> = { mw1001: 'depooled', mw1002: 'switched-before-journal', mw1003: 'switched', mw1004: 'restarted', mw1005: 'checked', mw1006: 'no-journal' };
+    expect(
+      (await s.activities.fetchToHosts({ service: SERVICE, release, hosts, by: 'tester', runId: RUN })).every(
+        (r) => r.outcome === 'done',
+      ),
+    ).toBe(true);
+    const crashes: Record<string, Crash> = {
+      mw1001: 'depooled',
+      mw1002: 'switched-before-journal',
+      mw1003: 'switched',
+      mw1004: 'restarted',
+      mw1005: 'checked',
+      mw1006: 'no-journal',
+    };
     for (const [host, crash] of Object.entries(crashes)) await crashPromote(s, host, release, crash);
 
-    const results = byHost(await s.activities.promoteHosts({ service: SERVICE, release, hosts, by: 'tester', runId: RUN }));
+    const results = byHost(
+      await s.activities.promoteHosts({ service: SERVICE, release, hosts, by: 'tester', runId: RUN }),
+    );
     const healthy = hosts.filter((h) => h !== 'mw1008');
     for (const host of healthy) expect(results[host], host).toMatchObject({ outcome: 'done', previous: before[host] });
     const pools = await poolStates(loadInventory(s.config).loadBalancer);
@@ -110,7 +160,13 @@ describe('host journal', () => {
       expect(pools[host], `${host} pooled`).toBe(true);
       expect(onHosts[host].links.current).toBe(`revs/${release.id}`);
       expect(onHosts[host].state).toMatchObject({ current: release.id, runId: RUN, replaced: before[host] });
-      expect(onHosts[host].journal).toMatchObject({ op: 'promote', runId: RUN, release: release.id, replaced: before[host], step: 'repooled' });
+      expect(onHosts[host].journal).toMatchObject({
+        op: 'promote',
+        runId: RUN,
+        release: release.id,
+        replaced: before[host],
+        step: 'repooled',
+      });
       expect(onHosts[host].pins).not.toContain(release.id);
     }
     // Every host was restarted onto the release: none serves the old version it loaded before the switch.
@@ -125,36 +181,71 @@ describe('host journal', () => {
     expect(logged).toMatch(/check "noisy check" failed: exit 1: 0{200}/);
     expect(logged).toContain(`back on ${before.mw1008}`);
     expect(onHosts.mw1008.links.current).toBe(`revs/${before.mw1008}`);
-    expect(onHosts.mw1008.journal).toMatchObject({ op: 'restore', runId: RUN, release: before.mw1008, replaced: release.id, step: 'repooled' });
+    expect(onHosts.mw1008.journal).toMatchObject({
+      op: 'restore',
+      runId: RUN,
+      release: before.mw1008,
+      replaced: release.id,
+      step: 'repooled',
+    });
     expect(pools.mw1008).toBe(true);
     expect(await answering(s, ['mw1008'], 'testwikis')).toEqual({ mw1008: [OLD] });
     await assertHostsConsistent(s, SERVICE);
 
     // Once checked and repooled, another run finds every healthy host already there.
-    const again = byHost(await s.activities.promoteHosts({ service: SERVICE, release, hosts: healthy, by: 'tester', runId: 'another-run' }));
+    const again = byHost(
+      await s.activities.promoteHosts({
+        service: SERVICE,
+        release,
+        hosts: healthy,
+        by: 'tester',
+        runId: 'another-run',
+      }),
+    );
     expect(healthy.map((h) => again[h].outcome)).toEqual(healthy.map(() => 'already'));
   });
 
   it('a host whose state file cannot be written (a full disk) fails its switch, ends back on its link and in the pool', async () => {
     sandbox = await startSandbox({ worker: false });
     const s = sandbox;
-    const before = Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
+    const before = Object.fromEntries(
+      (await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]),
+    );
     const release = await configMoving(s, ['testwikis']);
-    expect((await s.activities.fetchToHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN }))[0].outcome).toBe('done');
+    expect(
+      (await s.activities.fetchToHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN }))[0]
+        .outcome,
+    ).toBe('done');
     // Where the state file is written first, a directory: the write fails after the link has moved, as on a full disk.
     const host = loadInventory(s.config).hosts.find((h) => h.name === 'mw1003')!;
     fs.mkdirSync(path.join(host.root, SERVICE, '.state.json.next', 'full'), { recursive: true });
 
-    const [promoted] = await s.activities.promoteHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN });
+    const [promoted] = await s.activities.promoteHosts({
+      service: SERVICE,
+      release,
+      hosts: ['mw1003'],
+      by: 'tester',
+      runId: RUN,
+    });
     expect(promoted).toMatchObject({ outcome: 'failed', previous: before.mw1003 });
     // The result is bounded; its whole text is in the run's log.
-    expect(fs.readFileSync(promoted.log!, 'utf8')).toMatch(new RegExp(`its link is back on ${before.mw1003} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool`));
+    expect(fs.readFileSync(promoted.log!, 'utf8')).toMatch(
+      new RegExp(
+        `its link is back on ${before.mw1003} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool`,
+      ),
+    );
     const pooled = async () => (await poolStates(loadInventory(s.config).loadBalancer)).mw1003;
     expect(await pooled()).toBe(true);
     expect(await answering(s, ['mw1003'], 'testwikis')).toEqual({ mw1003: [OLD] });
 
     // The rollout's rollback of this run finds it never switched: it stays pooled on what it served.
-    const [rolledBack] = await s.activities.rollbackHosts({ service: SERVICE, release, hosts: ['mw1003'], by: 'tester', runId: RUN });
+    const [rolledBack] = await s.activities.rollbackHosts({
+      service: SERVICE,
+      release,
+      hosts: ['mw1003'],
+      by: 'tester',
+      runId: RUN,
+    });
     expect(rolledBack.outcome).not.toBe('failed');
     expect(await pooled()).toBe(true);
     const [onHost] = (await serviceOnEveryHost(s, SERVICE)).filter((h) => h.host === 'mw1003');
@@ -162,13 +253,24 @@ describe('host journal', () => {
   });
 
   it('rolls back only what its run touched, never forward, repools what it depooled, and names hosts it cannot put back', async () => {
-    sandbox = await startSandbox({ worker: false, configure: (c) => (c.fleet.ssh = { knownHosts: '/dev/null', connectTimeoutMs: 2000 }) });
+    sandbox = await startSandbox({
+      worker: false,
+      configure: (c) => (c.fleet.ssh = { knownHosts: '/dev/null', connectTimeoutMs: 2000 }),
+    });
     const s = sandbox;
-    const before = Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
+    const before = Object.fromEntries(
+      (await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]),
+    );
     const release = await configMoving(s, ['testwikis']);
     const hosts = Object.keys(before);
     await s.activities.fetchToHosts({ service: SERVICE, release, hosts, by: 'tester', runId: RUN });
-    const promoted = await s.activities.promoteHosts({ service: SERVICE, release, hosts: ['mw1001', 'mw1006'], by: 'tester', runId: RUN });
+    const promoted = await s.activities.promoteHosts({
+      service: SERVICE,
+      release,
+      hosts: ['mw1001', 'mw1006'],
+      by: 'tester',
+      runId: RUN,
+    });
     expect(promoted.map((r) => r.outcome)).toEqual(['done', 'done']);
     await crashPromote(s, 'mw1002', release, 'depooled');
     await crashPromote(s, 'mw1003', release, 'switched');
@@ -182,11 +284,15 @@ describe('host journal', () => {
     const rollback = () => s.activities.rollbackHosts({ service: SERVICE, release, hosts, by: 'tester', runId: RUN });
     const first = byHost(await rollback());
     const expectOutcomes = (results: Record<string, HostResult>) => {
-      for (const host of ['mw1001', 'mw1003', 'mw1004']) expect(results[host], host).toMatchObject({ outcome: 'rolled-back', previous: before[host] });
+      for (const host of ['mw1001', 'mw1003', 'mw1004'])
+        expect(results[host], host).toMatchObject({ outcome: 'rolled-back', previous: before[host] });
       expect(results.mw1002).toMatchObject({ outcome: 'rolled-back', code: 'never-switched', previous: before.mw1002 });
-      for (const host of ['mw1005', 'mw1007', 'mw1008']) expect(results[host], host).toMatchObject({ outcome: 'skipped', code: 'not-on-release' });
+      for (const host of ['mw1005', 'mw1007', 'mw1008'])
+        expect(results[host], host).toMatchObject({ outcome: 'skipped', code: 'not-on-release' });
       expect(results.mw1006).toMatchObject({ outcome: 'failed', code: 'unreachable' });
-      expect(results.mw1006.detail).toMatch(/^mw1006: ssh connection to 127\.0\.0\.254:9 failed.*; left depooled for a person$/);
+      expect(results.mw1006.detail).toMatch(
+        /^mw1006: ssh connection to 127\.0\.0\.254:9 failed.*; left depooled for a person$/,
+      );
       expect(fs.readFileSync(results.mw1006.log!, 'utf8')).toContain('left depooled for a person');
     };
     expectOutcomes(first);
@@ -202,7 +308,13 @@ describe('host journal', () => {
         expect(onHosts[host].pins).not.toContain(release.id);
       }
       for (const host of ['mw1001', 'mw1002', 'mw1003', 'mw1004']) {
-        expect(onHosts[host].journal, host).toMatchObject({ op: 'rollback', runId: RUN, release: before[host], replaced: release.id, step: 'repooled' });
+        expect(onHosts[host].journal, host).toMatchObject({
+          op: 'rollback',
+          runId: RUN,
+          release: before[host],
+          replaced: release.id,
+          step: 'repooled',
+        });
       }
       expect(await answering(s, reachable, 'testwikis')).toEqual(Object.fromEntries(reachable.map((h) => [h, [OLD]])));
       // The host that could not be reached is out of the pool, still on the release, for a person to look at.
@@ -212,7 +324,8 @@ describe('host journal', () => {
     await check();
     // A retried rollback changes nothing and reports the same outcomes.
     const retried = byHost(await rollback());
-    const outcomes = (results: Record<string, HostResult>) => hosts.map((h) => [h, results[h].outcome, results[h].previous]);
+    const outcomes = (results: Record<string, HostResult>) =>
+      hosts.map((h) => [h, results[h].outcome, results[h].previous]);
     expect(outcomes(retried)).toEqual(outcomes(first));
     await check();
   });
@@ -224,7 +337,14 @@ describe('host journal', () => {
     const hosts = ['mw1001', 'mw1002'];
     const bootstrapped = linkTarget((await serviceOnEveryHost(s, SERVICE))[0], 'current')!;
     const stage = async (name: string): Promise<Release> => {
-      await s.forge.land({ repo: SERVICE, branch: 'main', files: { [`${name}.php`]: `<?php // ${name}\n` }, subject: name, changeId: `I-${name}`, author: 'tester' });
+      await s.forge.land({
+        repo: SERVICE,
+        branch: 'main',
+        files: { [`${name}.php`]: `<?php // ${name}\n` },
+        subject: name,
+        changeId: `I-${name}`,
+        author: 'tester',
+      });
       return stageFromForge(s.forge, stagingDir, SERVICE, SERVICE, 'refs/heads/main', 'config');
     };
     const deploy = async (release: Release, runId: string) => {
@@ -242,12 +362,24 @@ describe('host journal', () => {
     const second = await stage('second');
     await deploy(second, 'second-run');
     const weekAgo = new Date(Date.now() - 8 * 24 * 3600_000);
-    for (const h of await serviceOnEveryHost(s, SERVICE)) fs.utimesSync(path.join(h.root, SERVICE, 'pins', abandoned.id), weekAgo, weekAgo);
+    for (const h of await serviceOnEveryHost(s, SERVICE))
+      fs.utimesSync(path.join(h.root, SERVICE, 'pins', abandoned.id), weekAgo, weekAgo);
 
-    const pruned = await s.activities.markStable({ service: SERVICE, release: second, hosts, by: 'tester', runId: 'second-run' });
+    const pruned = await s.activities.markStable({
+      service: SERVICE,
+      release: second,
+      hosts,
+      by: 'tester',
+      runId: 'second-run',
+    });
     expect(pruned).toBe(2); // the abandoned release, on each of the two hosts
     for (const h of await serviceOnEveryHost(s, SERVICE)) {
-      expect(h.state).toMatchObject({ current: second.id, previous: first.id, lastStable: second.id, replaced: first.id });
+      expect(h.state).toMatchObject({
+        current: second.id,
+        previous: first.id,
+        lastStable: second.id,
+        replaced: first.id,
+      });
       // Kept: the link's, the previous one, the pinned one, and the last stable one before `second` (its journal's
       // state to go back to names it). Only the release whose pin went stale is gone, and its pin with it.
       expect(new Set(h.revs)).toEqual(new Set([second.id, first.id, waiting.id, bootstrapped]));
@@ -259,20 +391,39 @@ describe('host journal', () => {
     sandbox = await startSandbox({
       worker: false,
       hosts: 2,
-      configure: (c) => c.services[SERVICE].checks.push({ name: 'breaks on the older release', command: ['sh', '-c', 'test ! -e {{root}}/BREAKS'], groups: ['fragile'] }),
+      configure: (c) =>
+        c.services[SERVICE].checks.push({
+          name: 'breaks on the older release',
+          command: ['sh', '-c', 'test ! -e {{root}}/BREAKS'],
+          groups: ['fragile'],
+        }),
     });
     const s = sandbox;
     const { stagingDir } = loadInventory(s.config);
     const hosts = ['mw1001', 'mw1002'];
     const stage = async (name: string): Promise<Release> => {
-      await s.forge.land({ repo: SERVICE, branch: 'main', files: { [`${name}.php`]: `<?php // ${name}\n` }, subject: name, changeId: `I-${name}`, author: 'tester' });
+      await s.forge.land({
+        repo: SERVICE,
+        branch: 'main',
+        files: { [`${name}.php`]: `<?php // ${name}\n` },
+        subject: name,
+        changeId: `I-${name}`,
+        author: 'tester',
+      });
       return stageFromForge(s.forge, stagingDir, SERVICE, SERVICE, 'refs/heads/main', 'config');
     };
     const older = await stage('older');
     const newer = await stage('newer');
-    for (const [release, runId] of [[older, 'older-run'], [newer, 'newer-run']] as const) {
+    for (const [release, runId] of [
+      [older, 'older-run'],
+      [newer, 'newer-run'],
+    ] as const) {
       await s.activities.fetchToHosts({ service: SERVICE, release, hosts, by: 'tester', runId });
-      expect((await s.activities.promoteHosts({ service: SERVICE, release, hosts, by: 'tester', runId })).map((r) => r.outcome)).toEqual(['done', 'done']);
+      expect(
+        (await s.activities.promoteHosts({ service: SERVICE, release, hosts, by: 'tester', runId })).map(
+          (r) => r.outcome,
+        ),
+      ).toEqual(['done', 'done']);
     }
     const fleet = JSON.parse(fs.readFileSync(fleetFile(s.home), 'utf8'));
     fleet.hosts[1].groups.push('fragile');
@@ -283,14 +434,23 @@ describe('host journal', () => {
     const moved = byHost(await s.activities.promoteHosts(back));
     expect(moved.mw1001).toMatchObject({ outcome: 'done', previous: newer.id });
     expect(moved.mw1002).toMatchObject({ outcome: 'failed', code: 'check-failed-moving-back' });
-    expect(moved.mw1002.detail).toMatch(/check "breaks on the older release" failed.*stays on .* \(the older release\), in the pool, marked unhealthy for a person to look at/);
-    expect(journalFor((await serviceOnEveryHost(s, SERVICE)).find((h) => h.host === 'mw1002')!, 'current')?.step).toBe('unhealthy');
+    expect(moved.mw1002.detail).toMatch(
+      /check "breaks on the older release" failed.*stays on .* \(the older release\), in the pool, marked unhealthy for a person to look at/,
+    );
+    expect(
+      journalFor(
+        (await serviceOnEveryHost(s, SERVICE)).find((h) => h.host === 'mw1002')!,
+        'current',
+      )?.step,
+    ).toBe('unhealthy');
 
     const undone = byHost(await s.activities.rollbackHosts(back));
     expect(undone.mw1001.outcome).toBe('skipped');
     expect(undone.mw1002).toMatchObject({ outcome: 'failed', code: 'check-failed-moving-back' });
     const pools = await poolStates(loadInventory(s.config).loadBalancer);
-    const links = Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
+    const links = Object.fromEntries(
+      (await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]),
+    );
     expect(links).toEqual({ mw1001: older.id, mw1002: older.id });
     // Failing on the last good release is no reason to empty the pool: it stays in, named for a person.
     expect(pools).toMatchObject({ mw1001: true, mw1002: true });

@@ -8,7 +8,12 @@ const fleet = (n: number, onRelease: number[] = []) =>
 
 describe('planRollout', () => {
   it('puts named canaries first, then batches of the rest', () => {
-    const plan = planRollout(fleet(20), 'new', { ...DEFAULT_STRATEGY, canary: '10%', batch: '50%', canaryHosts: ['mw1013'] });
+    const plan = planRollout(fleet(20), 'new', {
+      ...DEFAULT_STRATEGY,
+      canary: '10%',
+      batch: '50%',
+      canaryHosts: ['mw1013'],
+    });
     expect(plan.waves.map((w) => w.name)).toEqual(['canary', 'batch 1', 'batch 2']);
     expect(plan.waves[0].hosts).toEqual(['mw1013', 'mw1001']);
     expect(plan.waves[1].hosts).toHaveLength(10);
@@ -46,13 +51,17 @@ describe('planRollout', () => {
   });
 
   it('refuses negative, empty and not-a-number amounts with a message that says what to give', () => {
-    expect(() => parseAmount('-1', 10, 'batch')).toThrow('invalid batch "-1": an amount cannot be negative; expected a whole count such as 5, or a percentage from 0% to 100% such as 10%');
+    expect(() => parseAmount('-1', 10, 'batch')).toThrow(
+      'invalid batch "-1": an amount cannot be negative; expected a whole count such as 5, or a percentage from 0% to 100% such as 10%',
+    );
     expect(() => parseAmount('-5%', 10, 'canary')).toThrow(/an amount cannot be negative/);
     expect(() => parseAmount(-1, 10, 'max-fail')).toThrow(/an amount cannot be negative/);
     expect(() => parseAmount('', 10, 'canary')).toThrow('invalid canary "": it is empty; expected a whole count');
     expect(() => parseAmount('  ', 10, 'canary')).toThrow(/it is empty/);
     for (const bad of ['NaN', NaN, 'Infinity', Infinity, '1.5', 1.5, '1e3', '0x10', '10 %', '%']) {
-      expect(() => parseAmount(bad, 10, 'batch'), String(bad)).toThrow(/expected a whole count such as 5, or a percentage from 0% to 100% such as 10%/);
+      expect(() => parseAmount(bad, 10, 'batch'), String(bad)).toThrow(
+        /expected a whole count such as 5, or a percentage from 0% to 100% such as 10%/,
+      );
     }
     expect(parseAmount('100%', 7, 'batch')).toBe(7);
     expect(parseAmount(' 3 ', 7, 'batch')).toBe(3);

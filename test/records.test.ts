@@ -57,13 +57,24 @@ class IrcListener {
 
 function mails(s: Sandbox): string[] {
   const dir = mailDir(path.join(s.home, 'sandbox'));
-  return fs.existsSync(dir) ? fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '')) : []; // undo quoted-printable soft line breaks
+  return fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .sort()
+        .map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, ''))
+    : []; // undo quoted-printable soft line breaks
 }
 
 /** A security patch made the way developers make them: git format-patch against the code repository. */
 async function makePatch(s: Sandbox, name: string, edit: (checkout: string) => void): Promise<void> {
   const checkout = fs.mkdtempSync(path.join(s.home, 'checkout-'));
-  const env = { ...process.env, GIT_AUTHOR_NAME: 'Sec', GIT_AUTHOR_EMAIL: 'sec@localhost', GIT_COMMITTER_NAME: 'Sec', GIT_COMMITTER_EMAIL: 'sec@localhost' };
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'Sec',
+    GIT_AUTHOR_EMAIL: 'sec@localhost',
+    GIT_COMMITTER_NAME: 'Sec',
+    GIT_COMMITTER_EMAIL: 'sec@localhost',
+  };
   await run('git', ['clone', '--quiet', path.join(loadInventory(s.config).reposDir, 'mediawiki.git'), checkout]);
   edit(checkout);
   await run('git', ['commit', '--quiet', '-am', 'SECURITY: escape the skin name'], { cwd: checkout, env });
@@ -83,7 +94,18 @@ describe('train records', () => {
     const tomorrow = WEEKDAYS[(now.getUTCDay() + 1) % 7];
     sandbox = await startSandbox({
       configure: (c) => {
-        c.train = { ...c.train, gate: 'window', approvers: ['alice'], windows: { timezone: 'UTC', testwikis: { day: today }, group0: { day: today }, group1: { day: today }, group2: { day: tomorrow } } };
+        c.train = {
+          ...c.train,
+          gate: 'window',
+          approvers: ['alice'],
+          windows: {
+            timezone: 'UTC',
+            testwikis: { day: today },
+            group0: { day: today },
+            group1: { day: today },
+            group2: { day: tomorrow },
+          },
+        };
       },
     });
     await makePatch(sandbox, '0001-escape-skin-name.patch', addFix);
@@ -92,11 +114,19 @@ describe('train records', () => {
     listener = new IrcListener(irc, '#wikimedia-operations');
     await listener.joined;
 
-    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: false }));
-    const waiting = await waitFor('the train to wait for the group2 window', async () => {
-      const s = await handle.query(trainStatusQuery);
-      return s.state === 'awaiting-window' && s;
-    }, 120_000);
+    const handle = await startTrain(
+      sandbox.client,
+      sandbox.config,
+      trainInputFrom(sandbox.config, NEW, { autoApprove: false }),
+    );
+    const waiting = await waitFor(
+      'the train to wait for the group2 window',
+      async () => {
+        const s = await handle.query(trainStatusQuery);
+        return s.state === 'awaiting-window' && s;
+      },
+      120_000,
+    );
     expect(waiting.nextStation).toBe('group2');
     const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
     expect(waiting.windowOpensAt).toBe(midnight.toISOString());
@@ -104,9 +134,13 @@ describe('train records', () => {
 
     // The security patch is in what every host runs, and nowhere in the forge.
     for (const host of loadInventory(sandbox.config).hosts) {
-      expect(fs.readFileSync(path.join(host.root, 'mediawiki', `php-${NEW}`, 'includes/WebStart.php'), 'utf8')).toContain(SECURITY_FIX);
+      expect(
+        fs.readFileSync(path.join(host.root, 'mediawiki', `php-${NEW}`, 'includes/WebStart.php'), 'utf8'),
+      ).toContain(SECURITY_FIX);
     }
-    expect(await sandbox.forge.readFile('mediawiki', `refs/heads/wmf/${NEW}`, 'includes/WebStart.php')).not.toContain('security fix');
+    expect(await sandbox.forge.readFile('mediawiki', `refs/heads/wmf/${NEW}`, 'includes/WebStart.php')).not.toContain(
+      'security fix',
+    );
     expect(await sandbox.forge.branches('mediawiki-config')).toContain(`wmf/${NEW}`);
 
     const roadmap = JSON.parse(fs.readFileSync(path.join(sandbox.home, 'sandbox', 'records', 'wiki.json'), 'utf8'));
@@ -115,15 +149,31 @@ describe('train records', () => {
     expect(page.user).toBe('Signalbox');
 
     // An approver may move a station outside its window.
-    await handle.executeUpdate(approveStation, { args: [{ by: 'alice', comment: 'fixing a group2-only bug', station: 'group2' }] });
+    await handle.executeUpdate(approveStation, {
+      args: [{ by: 'alice', comment: 'fixing a group2-only bug', station: 'group2' }],
+    });
     const result: TrainStatus = await handle.result();
     expect(result.state).toBe('complete');
 
     const sal = fs.readFileSync(path.join(sandbox.home, 'sal.log'), 'utf8').trim().split('\n');
-    expect(sal[0]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+: ${NEW.replace(/\./g, '\\.')}: branch cut and staged ${NEW.replace(/\./g, '\\.')}-[0-9a-f]{12} with 1 security patch\\(es\\) \\(wmf/1\\.41\\.0-wmf\\.25\\.\\.[0-9a-f]{12}\\)`));
-    expect(sal.some((l) => /signalbox \(group1 deploy window\): .*move group1 to .*: done and verified \([0-9a-f]{12}\.\.[0-9a-f]{12}\)/.test(l))).toBe(true);
+    expect(sal[0]).toMatch(
+      new RegExp(
+        `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+: ${NEW.replace(/\./g, '\\.')}: branch cut and staged ${NEW.replace(/\./g, '\\.')}-[0-9a-f]{12} with 1 security patch\\(es\\) \\(wmf/1\\.41\\.0-wmf\\.25\\.\\.[0-9a-f]{12}\\)`,
+      ),
+    );
+    expect(
+      sal.some((l) =>
+        /signalbox \(group1 deploy window\): .*move group1 to .*: done and verified \([0-9a-f]{12}\.\.[0-9a-f]{12}\)/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
     expect(sal.some((l) => /alice \(unverified: auth none\): .*move group2 to .*done and verified/.test(l))).toBe(true);
-    await waitFor('the IRC log lines', async () => listener!.said.filter((m) => m.startsWith('!log ')).length >= sal.length - 1 && true, 15_000);
+    await waitFor(
+      'the IRC log lines',
+      async () => listener!.said.filter((m) => m.startsWith('!log ')).length >= sal.length - 1 && true,
+      15_000,
+    );
     expect(listener.said).toContain(`[Train] ${NEW} is on all wikis`);
     const completion = mails(sandbox).find((m) => m.includes(`Subject: [Train] ${NEW} is on all wikis`));
     expect(completion).toMatch(/To: ops@lists\.sandbox\.local, wikitech-l@lists\.sandbox\.local/);
@@ -139,26 +189,51 @@ describe('train records', () => {
 
   it('stops at stage when a security patch does not apply, tells people, and goes on after a fix and resume', async () => {
     sandbox = await startSandbox({ configure: (c) => (c.train = { ...c.train, autoApprove: true }) });
-    await makePatch(sandbox, '0001-escape-skin-name.patch', (checkout) => fs.writeFileSync(path.join(checkout, 'index.php'), '<?php\n// rewritten on main\n'));
+    await makePatch(sandbox, '0001-escape-skin-name.patch', (checkout) =>
+      fs.writeFileSync(path.join(checkout, 'index.php'), '<?php\n// rewritten on main\n'),
+    );
     // The patch was made against a file that then changes differently on the branch: it cannot apply.
-    await sandbox.forge.land({ repo: 'mediawiki', branch: 'main', files: { 'index.php': '<?php\nrequire __DIR__ . "/includes/Setup.php";\n' }, subject: 'Move setup', changeId: 'move-setup', author: 'dev' });
+    await sandbox.forge.land({
+      repo: 'mediawiki',
+      branch: 'main',
+      files: { 'index.php': '<?php\nrequire __DIR__ . "/includes/Setup.php";\n' },
+      subject: 'Move setup',
+      changeId: 'move-setup',
+      author: 'dev',
+    });
     const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW));
-    const blocked = await waitFor('the train to block at stage', async () => {
-      const s = await handle.query(trainStatusQuery);
-      return s.state === 'blocked' && s;
-    }, 60_000);
+    const blocked = await waitFor(
+      'the train to block at stage',
+      async () => {
+        const s = await handle.query(trainStatusQuery);
+        return s.state === 'blocked' && s;
+      },
+      60_000,
+    );
     // Embargoed: the public blocker, SAL, IRC, Slack and lists say a patch does not apply, and nothing more.
-    expect(blocked.blocker).toBe(`stage of ${NEW}: a security patch does not apply to wmf/${NEW}; the security team has the details`);
+    expect(blocked.blocker).toBe(
+      `stage of ${NEW}: a security patch does not apply to wmf/${NEW}; the security team has the details`,
+    );
     expect(blocked.station).toBe(-1);
     for (const host of await serviceOnEveryHost(sandbox, 'mediawiki')) expect(host.links[`php-${NEW}`]).toBeUndefined();
-    const update = await waitFor('the status update mail', async () => mails(sandbox!).find((m) => m.includes(`Subject: [Train] ${NEW} status update`)), 15_000);
+    const update = await waitFor(
+      'the status update mail',
+      async () => mails(sandbox!).find((m) => m.includes(`Subject: [Train] ${NEW} status update`)),
+      15_000,
+    );
     expect(update).toContain('a security patch does not apply');
-    const embargoed = await waitFor('the private mail', async () => mails(sandbox!).find((m) => m.includes('blocked by a security patch (embargoed)')), 15_000);
+    const embargoed = await waitFor(
+      'the private mail',
+      async () => mails(sandbox!).find((m) => m.includes('blocked by a security patch (embargoed)')),
+      15_000,
+    );
     expect(embargoed).toMatch(/To: security@lists\.sandbox\.local\r?\n/);
     expect(embargoed).toMatch(/security patch 0001-escape-skin-name\.patch does not apply \(git am: /);
     const everythingPublic = [
       fs.readFileSync(path.join(sandbox.home, 'sal.log'), 'utf8'),
-      fs.existsSync(slackFile(path.join(sandbox.home, 'sandbox'))) ? fs.readFileSync(slackFile(path.join(sandbox.home, 'sandbox')), 'utf8') : '',
+      fs.existsSync(slackFile(path.join(sandbox.home, 'sandbox')))
+        ? fs.readFileSync(slackFile(path.join(sandbox.home, 'sandbox')), 'utf8')
+        : '',
       ...mails(sandbox).filter((m) => !m.includes('(embargoed)')),
     ].join('\n');
     expect(everythingPublic).not.toContain('0001-escape-skin-name');
@@ -169,7 +244,9 @@ describe('train records', () => {
     const result: TrainStatus = await handle.result();
     expect(result.state).toBe('complete');
     for (const host of loadInventory(sandbox.config).hosts) {
-      expect(fs.readFileSync(path.join(host.root, 'mediawiki', `php-${NEW}`, 'includes/WebStart.php'), 'utf8')).toContain(SECURITY_FIX);
+      expect(
+        fs.readFileSync(path.join(host.root, 'mediawiki', `php-${NEW}`, 'includes/WebStart.php'), 'utf8'),
+      ).toContain(SECURITY_FIX);
     }
   });
 });

@@ -50,7 +50,15 @@ describe('replay of recorded histories', () => {
     installRuntime();
     const saved = savedHistories();
     // What `npm run histories` records; a missing file would silently shrink what this test guards.
-    expect(new Set(saved.map((s) => s.workflowType))).toEqual(new Set(['trainWorkflow', 'rolloutWorkflow', 'rolloutWaveWorkflow', 'serviceLeaseWorkflow', 'weeklyTrainWorkflow']));
+    expect(new Set(saved.map((s) => s.workflowType))).toEqual(
+      new Set([
+        'trainWorkflow',
+        'rolloutWorkflow',
+        'rolloutWaveWorkflow',
+        'serviceLeaseWorkflow',
+        'weeklyTrainWorkflow',
+      ]),
+    );
     const results = Worker.runReplayHistories(
       { workflowBundle: { codePath: inject('workflowBundle') }, replayName: 'signalbox-replay' },
       saved.map(({ workflowId, history }) => ({ workflowId, history })),

@@ -3,7 +3,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pauseRollout, resumeRollout, rollbackRollout, rolloutStatusQuery, type RolloutStatus } from '../workflows/definitions';
+import {
+  pauseRollout,
+  resumeRollout,
+  rollbackRollout,
+  rolloutStatusQuery,
+  type RolloutStatus,
+} from '../workflows/definitions';
 import { fleetFile, loadInventory } from '../activities/inventory';
 import { stageFromForge } from '../activities/releases';
 import { SANDBOX_START_VERSION } from '../sandbox/wikis';
@@ -38,12 +44,21 @@ describe('rollout engine', () => {
     const handle = await rollout(sandbox, release, STRATEGY, { id: 'first' });
     const status: RolloutStatus = await handle.result();
     expect(status.phase).toBe('done');
-    expect(status.waves.map((w) => [w.name, w.hosts])).toEqual([['canary', 1], ['batch 1', 4], ['batch 2', 3]]);
+    expect(status.waves.map((w) => [w.name, w.hosts])).toEqual([
+      ['canary', 1],
+      ['batch 1', 4],
+      ['batch 2', 3],
+    ]);
     const hosts = await serviceOnEveryHost(sandbox, 'mediawiki-config');
     expect(hosts[0].host).toBe('mw1001'); // the named canary went first
     for (const h of hosts) {
       expect(h.links.current).toBe(`revs/${release.id}`);
-      expect(h.state).toMatchObject({ current: release.id, lastStable: release.id, deployedBy: 'tester (unverified: auth none)', runId: 'first' });
+      expect(h.state).toMatchObject({
+        current: release.id,
+        lastStable: release.id,
+        deployedBy: 'tester (unverified: auth none)',
+        runId: 'first',
+      });
       expect(h.state.previous).toMatch(/^config-[0-9a-f]{12}$/);
     }
     await assertHostsConsistent(sandbox, 'mediawiki-config');
@@ -56,13 +71,18 @@ describe('rollout engine', () => {
 
   it('rolls back a canary whose error rate is above the baseline, and only the canary ever served it', async () => {
     sandbox = await startSandbox({ trafficPerSecond: 200 });
-    fs.writeFileSync(path.join(sandbox.home, 'sandbox', 'faults.json'), JSON.stringify({ [NEW]: { groups: { group2: { errorRate: 0.5 } } } }));
+    fs.writeFileSync(
+      path.join(sandbox.home, 'sandbox', 'faults.json'),
+      JSON.stringify({ [NEW]: { groups: { group2: { errorRate: 0.5 } } } }),
+    );
     const before = await configLinks(sandbox);
     const release = await configMoving(sandbox, ['testwikis', 'group0', 'group1', 'group2']);
     const err = await (await rollout(sandbox, release)).result().catch((e) => e);
     const failure = failureOf(err);
     expect(failure.type).toBe('RolloutRolledBack');
-    expect(failure.message).toMatch(/^canary analysis failed: errors: errors \d+\.\d\d% of [\d,]+ vs \d\.\d\d% of [\d,]+ on the baseline; .* at sample \d+; rolled back 1 hosts/);
+    expect(failure.message).toMatch(
+      /^canary analysis failed: errors: errors \d+\.\d\d% of [\d,]+ vs \d\.\d\d% of [\d,]+ on the baseline; .* at sample \d+; rolled back 1 hosts/,
+    );
     expect(await configLinks(sandbox)).toEqual(before);
     const hosts = await serviceOnEveryHost(sandbox, 'mediawiki-config');
     const exposed = hosts.filter((h) => h.state.previous === release.id).map((h) => h.host);
@@ -72,13 +92,18 @@ describe('rollout engine', () => {
 
   it('counts a release that will not start as a failure, and rolls back at max-fail 0', async () => {
     sandbox = await startSandbox();
-    fs.writeFileSync(path.join(sandbox.home, 'sandbox', 'faults.json'), JSON.stringify({ [NEW]: { groups: {}, crash: true, signature: 'Class "Wikimedia\\\\Foo" not found' } }));
+    fs.writeFileSync(
+      path.join(sandbox.home, 'sandbox', 'faults.json'),
+      JSON.stringify({ [NEW]: { groups: {}, crash: true, signature: 'Class "Wikimedia\\\\Foo" not found' } }),
+    );
     const before = await configLinks(sandbox);
     const release = await configMoving(sandbox, ['testwikis']);
     const failure = failureOf(await (await rollout(sandbox, release)).result().catch((e) => e));
     expect(failure.message).toMatch(/1 hosts failed, more than the limit of 0: mw1001: restart failed/);
     expect(await configLinks(sandbox)).toEqual(before);
-    const live = (await (await fetch(`${JSON.parse(fs.readFileSync(fleetFile(sandbox.home), 'utf8')).controlUrl}/hosts`)).json()) as { up: boolean; pooled: boolean }[];
+    const live = (await (
+      await fetch(`${JSON.parse(fs.readFileSync(fleetFile(sandbox.home), 'utf8')).controlUrl}/hosts`)
+    ).json()) as { up: boolean; pooled: boolean }[];
     expect(live.every((h: { up: boolean; pooled: boolean }) => h.up && h.pooled)).toBe(true);
   });
 
@@ -86,19 +111,34 @@ describe('rollout engine', () => {
     sandbox = await startSandbox({
       worker: false,
       configure: (c) => {
-        c.services['mediawiki-config'].checks.push({ name: 'slow check', command: ['sleep', '30'], timeoutMs: 1000, groups: ['slow'] });
+        c.services['mediawiki-config'].checks.push({
+          name: 'slow check',
+          command: ['sleep', '30'],
+          timeoutMs: 1000,
+          groups: ['slow'],
+        });
         c.fleet.ssh = { knownHosts: '/dev/null', connectTimeoutMs: 2000 };
       },
     });
     const fleet = JSON.parse(fs.readFileSync(fleetFile(sandbox.home), 'utf8'));
     fleet.hosts[3].groups.push('slow');
-    fleet.hosts.push({ name: 'mw-gone', address: '127.0.0.254', port: 9, sshPort: 9, root: '/srv/gone', groups: ['appserver'], transport: 'ssh' });
+    fleet.hosts.push({
+      name: 'mw-gone',
+      address: '127.0.0.254',
+      port: 9,
+      sshPort: 9,
+      root: '/srv/gone',
+      groups: ['appserver'],
+      transport: 'ssh',
+    });
     fs.writeFileSync(fleetFile(sandbox.home), JSON.stringify(fleet));
     await sandbox.startWorker();
     const release = await configMoving(sandbox, ['testwikis']).catch(async (err) => {
       throw err;
     });
-    const status: RolloutStatus = await (await rollout(sandbox, release, { ...STRATEGY, canary: null, batch: '100%', maxFail: '2' })).result();
+    const status: RolloutStatus = await (
+      await rollout(sandbox, release, { ...STRATEGY, canary: null, batch: '100%', maxFail: '2' })
+    ).result();
     expect(status.phase).toBe('done');
     expect(status.failed).toBe(2);
     const byHost = Object.fromEntries(status.failures.map((f) => [f.host, f.detail]));
@@ -125,22 +165,30 @@ describe('rollout engine', () => {
     expect(await refusal(handle.executeUpdate(resumeRollout, { args: [{ by: 'ops' }] }))).toMatch(/not paused/);
     await handle.executeUpdate(pauseRollout, { args: [{ by: 'ops', reason: 'dashboards look odd' }] });
     await handle.executeUpdate(rollbackRollout, { args: [{ by: 'ops' }] });
-    expect(failureOf(await handle.result().catch((e) => e)).message).toMatch(/rollback requested by operator; rolled back \d+ hosts/);
+    expect(failureOf(await handle.result().catch((e) => e)).message).toMatch(
+      /rollback requested by operator; rolled back \d+ hosts/,
+    );
     expect(await configLinks(sandbox)).toEqual(before);
   });
 
   it('resumes after the worker is killed mid-promote, with every host consistent', async () => {
     sandbox = await startSandbox({
       worker: false,
-      configure: (c) => c.services['mediawiki-config'].checks.push({ name: 'settle', command: ['sleep', '1'], timeoutMs: 5000 }),
+      configure: (c) =>
+        c.services['mediawiki-config'].checks.push({ name: 'settle', command: ['sleep', '1'], timeoutMs: 5000 }),
     });
     const release = await configMoving(sandbox, ['testwikis']);
     const first = workerProcess(sandbox);
     const handle = await rollout(sandbox, release, { ...STRATEGY, batch: '2' });
-    await waitFor('a batch in flight', async () => {
-      const s = await handle.query(rolloutStatusQuery);
-      return s.phase === 'batches' && s.done >= 2 && s.done < 6;
-    }, 90_000, 100);
+    await waitFor(
+      'a batch in flight',
+      async () => {
+        const s = await handle.query(rolloutStatusQuery);
+        return s.phase === 'batches' && s.done >= 2 && s.done < 6;
+      },
+      90_000,
+      100,
+    );
     first.kill('SIGKILL');
     const second = workerProcess(sandbox);
     try {
@@ -164,22 +212,67 @@ describe('rollout engine', () => {
     expect(dry.stdout).toMatch(/-\s+"enwiktionary": "php-1\.41\.0-wmf\.25"/);
     expect(JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'))).toBe(before);
 
-    for (const bad of [['deploy', 'main;reboot', '--service', 'mediawiki-config'], ['deploy', '../../etc/passwd-0123456789ab', '--service', 'mediawiki-config'], ['deploy', 'main', '--service', 'Bad_Service'], ['deploy', 'main', '--service', 'mediawiki-config', '--canary', 'lots']]) {
+    for (const bad of [
+      ['deploy', 'main;reboot', '--service', 'mediawiki-config'],
+      ['deploy', '../../etc/passwd-0123456789ab', '--service', 'mediawiki-config'],
+      ['deploy', 'main', '--service', 'Bad_Service'],
+      ['deploy', 'main', '--service', 'mediawiki-config', '--canary', 'lots'],
+    ]) {
       const refused = await cli(sandbox, bad);
       expect(refused.code, bad.join(' ')).toBe(2);
       expect(refused.stderr).toMatch(/invalid|unknown service/);
     }
     const badConfig = path.join(sandbox.home, 'bad.yml');
     fs.writeFileSync(badConfig, 'auth: none\nservices:\n  mediawiki:\n    link: [oops]\n');
-    const refusedConfig = await cli(sandbox, ['--config', badConfig, 'deploy', 'main', '--service', 'mediawiki-config']);
+    const refusedConfig = await cli(sandbox, [
+      '--config',
+      badConfig,
+      'deploy',
+      'main',
+      '--service',
+      'mediawiki-config',
+    ]);
     expect(refusedConfig.code).toBe(2);
-    expect(refusedConfig.stderr).toMatch(/bad\.yml is not valid:\n {2}- line 4, services\.mediawiki\.link: must be string/);
+    expect(refusedConfig.stderr).toMatch(
+      /bad\.yml is not valid:\n {2}- line 4, services\.mediawiki\.link: must be string/,
+    );
     expect(JSON.stringify(await serviceOnEveryHost(sandbox, 'mediawiki-config'))).toBe(before);
 
-    const onRelease = async () => Object.values(await configLinks(sandbox!)).filter((r) => r !== JSON.parse(before)[0].links.current.replace('revs/', '')).length;
-    expect((await cli(sandbox, ['deploy', 'main', '--service', 'mediawiki-config', '--canary', '25%', '--batch', '0', '--yes'])).code).toBe(0);
+    const onRelease = async () =>
+      Object.values(await configLinks(sandbox!)).filter(
+        (r) => r !== JSON.parse(before)[0].links.current.replace('revs/', ''),
+      ).length;
+    expect(
+      (
+        await cli(sandbox, [
+          'deploy',
+          'main',
+          '--service',
+          'mediawiki-config',
+          '--canary',
+          '25%',
+          '--batch',
+          '0',
+          '--yes',
+        ])
+      ).code,
+    ).toBe(0);
     expect(await onRelease()).toBe(2);
-    expect((await cli(sandbox, ['deploy', 'main', '--service', 'mediawiki-config', '--canary', '50%', '--batch', '0', '--yes'])).code).toBe(0);
+    expect(
+      (
+        await cli(sandbox, [
+          'deploy',
+          'main',
+          '--service',
+          'mediawiki-config',
+          '--canary',
+          '50%',
+          '--batch',
+          '0',
+          '--yes',
+        ])
+      ).code,
+    ).toBe(0);
     expect(await onRelease()).toBe(4);
     const full = await cli(sandbox, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
     expect(full.stdout).toContain('deployed config-');
@@ -192,24 +285,53 @@ describe('Depends-On', () => {
     sandbox = await startSandbox();
     const s = sandbox;
     const code = SANDBOX_START_VERSION;
-    await s.forge.land({ repo: 'mediawiki-config', branch: 'main', files: { 'FancyFeature.php': '<?php $wgFancyFeature = true;\n' }, subject: 'Enable FancyFeature everywhere', changeId: 'I-fancy-config', dependsOn: ['I-fancy-code'], author: 'tester' });
+    await s.forge.land({
+      repo: 'mediawiki-config',
+      branch: 'main',
+      files: { 'FancyFeature.php': '<?php $wgFancyFeature = true;\n' },
+      subject: 'Enable FancyFeature everywhere',
+      changeId: 'I-fancy-config',
+      dependsOn: ['I-fancy-code'],
+      author: 'tester',
+    });
     const before = JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'));
 
     const notLanded = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
     expect(notLanded.code).toBe(2);
-    expect(notLanded.stderr).toMatch(/\("Enable FancyFeature everywhere"\) depends on I-fancy-code, which is in none of mediawiki-config, mediawiki/);
+    expect(notLanded.stderr).toMatch(
+      /\("Enable FancyFeature everywhere"\) depends on I-fancy-code, which is in none of mediawiki-config, mediawiki/,
+    );
     expect(JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'))).toBe(before);
 
     // The backport lands on the running branch but is not deployed yet: still refused, naming the hosts without it.
-    await s.forge.land({ repo: 'mediawiki', branch: `wmf/${code}`, files: { 'includes/FancyFeature.php': '<?php class FancyFeature {}\n' }, subject: 'Backport: FancyFeature', changeId: 'I-fancy-code', author: 'tester' });
+    await s.forge.land({
+      repo: 'mediawiki',
+      branch: `wmf/${code}`,
+      files: { 'includes/FancyFeature.php': '<?php class FancyFeature {}\n' },
+      subject: 'Backport: FancyFeature',
+      changeId: 'I-fancy-code',
+      author: 'tester',
+    });
     const notLive = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
     expect(notLive.code).toBe(2);
-    expect(notLive.stderr).toMatch(/depends on I-fancy-code \(mediawiki [0-9a-f]{10}\), which is not live on 8 of 8 hosts \(mw1001, .*, and 3 more\); deploy it there first/);
+    expect(notLive.stderr).toMatch(
+      /depends on I-fancy-code \(mediawiki [0-9a-f]{10}\), which is not live on 8 of 8 hosts \(mw1001, .*, and 3 more\); deploy it there first/,
+    );
     expect(JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'))).toBe(before);
 
     // Started straight on the engine (as a train or a script would), the workflow refuses before touching a host.
-    const release = await stageFromForge(s.forge, loadInventory(s.config).stagingDir, 'mediawiki-config', 'mediawiki-config', 'refs/heads/main', 'config');
-    const refused = await (await rollout(s, release)).result().then(() => undefined, (err) => (err as { cause?: { cause?: { type?: string; message?: string } } }).cause?.cause);
+    const release = await stageFromForge(
+      s.forge,
+      loadInventory(s.config).stagingDir,
+      'mediawiki-config',
+      'mediawiki-config',
+      'refs/heads/main',
+      'config',
+    );
+    const refused = await (await rollout(s, release)).result().then(
+      () => undefined,
+      (err) => (err as { cause?: { cause?: { type?: string; message?: string } } }).cause?.cause,
+    );
     expect(refused?.type).toBe('DependencyNotLive');
     expect(refused?.message).toMatch(/not live on 8 of 8 hosts/);
     expect(JSON.stringify(await serviceOnEveryHost(s, 'mediawiki-config'))).toBe(before);
@@ -219,6 +341,7 @@ describe('Depends-On', () => {
     const deployed = await cli(s, ['deploy', 'main', '--service', 'mediawiki-config', '--yes']);
     expect(deployed.stderr).toBe('');
     expect(deployed.stdout).toContain('deployed config-');
-    for (const h of await serviceOnEveryHost(s, 'mediawiki-config')) expect(fs.existsSync(path.join(h.root, 'mediawiki-config', h.links.current!, 'FancyFeature.php'))).toBe(true);
+    for (const h of await serviceOnEveryHost(s, 'mediawiki-config'))
+      expect(fs.existsSync(path.join(h.root, 'mediawiki-config', h.links.current!, 'FancyFeature.php'))).toBe(true);
   });
 });

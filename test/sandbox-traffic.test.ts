@@ -12,8 +12,16 @@ import type { SandboxFleetFile } from '../activities/inventory';
 import { createFleet, freePort, type SandboxNoise } from '../sandbox/fleet';
 import { faultsFile, serveFleet, type FaultFile } from '../sandbox/server';
 import {
-  BACKGROUND_SIGNATURES, BURST_FACTOR, BURST_MAX_MS, BURST_MEAN_GAP_MS, BURST_MIN_MS, Bursts, groupErrorRates,
-  LATENCY_BUCKETS, noisyHosts, poisson,
+  BACKGROUND_SIGNATURES,
+  BURST_FACTOR,
+  BURST_MAX_MS,
+  BURST_MEAN_GAP_MS,
+  BURST_MIN_MS,
+  Bursts,
+  groupErrorRates,
+  LATENCY_BUCKETS,
+  noisyHosts,
+  poisson,
 } from '../sandbox/traffic';
 import { SANDBOX_START_VERSION } from '../sandbox/wikis';
 
@@ -55,19 +63,23 @@ interface Series {
 
 /** Every sample of a /metrics page (comments skipped), labels unescaped. */
 function parseMetrics(text: string): Series[] {
-  return text.split('\n').filter((line) => line && !line.startsWith('#')).map((line) => {
-    const name = line.match(/^[a-zA-Z_:][\w:]*/)![0];
-    const labels: Record<string, string> = {};
-    for (const m of line.slice(name.length, line.lastIndexOf(' ')).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[m[1]] = m[2].replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
-    }
-    return { name, labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) };
-  });
+  return text
+    .split('\n')
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => {
+      const name = line.match(/^[a-zA-Z_:][\w:]*/)![0];
+      const labels: Record<string, string> = {};
+      for (const m of line.slice(name.length, line.lastIndexOf(' ')).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+        labels[m[1]] = m[2].replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
+      }
+      return { name, labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) };
+    });
 }
 
 /** Every host's samples, scraped at once. */
 async function scrape(fleet: SandboxFleetFile): Promise<Series[]> {
-  const page = async (h: { address: string; port?: number }) => (await fetch(`http://${h.address}:${h.port}/metrics`)).text();
+  const page = async (h: { address: string; port?: number }) =>
+    (await fetch(`http://${h.address}:${h.port}/metrics`)).text();
   const pages = await Promise.all(fleet.hosts.map(page));
   return pages.flatMap(parseMetrics);
 }
@@ -91,12 +103,14 @@ type Labels = Record<string, string>;
 
 function get(address: string, port: number, wikiDomain: string, pathname = '/wiki/Main_Page') {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    http.get({ host: address, port, path: pathname, headers: { host: wikiDomain }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
+    http
+      .get({ host: address, port, path: pathname, headers: { host: wikiDomain }, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -191,7 +205,8 @@ describe('a fleet serving realistic traffic', () => {
   });
   afterAll(() => env?.stop());
 
-  const delta = (name: string, where: (labels: Labels) => boolean) => sum(after, name, where) - sum(during, name, where);
+  const delta = (name: string, where: (labels: Labels) => boolean) =>
+    sum(after, name, where) - sum(during, name, where);
 
   it('fails about the configured share of requests on an unfaulted version, with realistic signatures', () => {
     const quiet = (l: Record<string, string>) => !noisy.has(l.host) && l.group !== 'group1';
@@ -257,7 +272,8 @@ describe('a fleet serving realistic traffic', () => {
     await sleep(3000);
     const later = await scrape(env.fleet);
     writeFaults(env.home, {});
-    const change = (name: string, where: (labels: Labels) => boolean) => sum(later, name, where) - sum(before, name, where);
+    const change = (name: string, where: (labels: Labels) => boolean) =>
+      sum(later, name, where) - sum(before, name, where);
     const dewikiRequests = change('mediawiki_requests_total', (l) => l.wiki === 'dewiki');
     expect(dewikiRequests).toBeGreaterThan(20);
     const dewikiErrors = change('mediawiki_errors_total', (l) => l.wiki === 'dewiki' && l.signature === signature);
@@ -272,16 +288,23 @@ describe('a fleet serving realistic traffic', () => {
 // Each waits for the clock with a fleet of its own, so they wait side by side.
 describe.concurrent('faults that change over time', () => {
   it('ramps a fault up from near 0 over rampMinutes, from when the host first served the version', async () => {
-    const env = await startFleet(2, 300, { errorRate: 0 }, { [VERSION]: { groups: { group2: { errorRate: 1, rampMinutes: 1 } } } });
+    const env = await startFleet(
+      2,
+      300,
+      { errorRate: 0 },
+      { [VERSION]: { groups: { group2: { errorRate: 1, rampMinutes: 1 } } } },
+    );
     try {
       const group2 = (l: Labels) => l.group === 'group2';
-      const errorRate = (series: Series[]) => sum(series, 'mediawiki_errors_total') / sum(series, 'mediawiki_requests_total', group2);
+      const errorRate = (series: Series[]) =>
+        sum(series, 'mediawiki_errors_total') / sum(series, 'mediawiki_requests_total', group2);
       await sleep(3000);
       const early = await scrape(env.fleet);
       await sleep(6000);
       const later = await scrape(env.fleet);
       const lateErrors = sum(later, 'mediawiki_errors_total') - sum(early, 'mediawiki_errors_total');
-      const lateRequests = sum(later, 'mediawiki_requests_total', group2) - sum(early, 'mediawiki_requests_total', group2);
+      const lateRequests =
+        sum(later, 'mediawiki_requests_total', group2) - sum(early, 'mediawiki_requests_total', group2);
       // Expected: 2.5% over the first 3 s of a 60 s ramp, 10% over the 6 s after.
       expect(errorRate(early)).toBeLessThan(0.07);
       expect(lateErrors / lateRequests).toBeGreaterThan(0.05);
@@ -306,7 +329,7 @@ describe.concurrent('faults that change over time', () => {
       const servedWhileDown = down.served;
       await sleep(2000);
       expect((await state()).served).toBe(servedWhileDown);
-      await until('the init system\'s restart', 14_000, async () => ((await state()).up ? true : undefined));
+      await until("the init system's restart", 14_000, async () => ((await state()).up ? true : undefined));
       expect((await get(host.address, host.port!, 'www.mediawiki.org')).status).toBe(200);
       const log = fs.readFileSync(path.join(host.root, 'logs', 'error.log'), 'utf8');
       expect(log).toMatch(/SIGSEGV/);
@@ -320,13 +343,14 @@ describe.concurrent('faults that change over time', () => {
 describe('signalbox sandbox fault', () => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-fault-cli-'));
   afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
-  const run = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const env = { ...process.env, SIGNALBOX_HOME: home, SIGNALBOX_CONFIG: DEFAULT_CONFIG_FILE };
-    const argv = [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'sandbox', 'fault', ...args];
-    execFile(process.execPath, argv, { env, encoding: 'utf8' }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const env = { ...process.env, SIGNALBOX_HOME: home, SIGNALBOX_CONFIG: DEFAULT_CONFIG_FILE };
+      const argv = [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'sandbox', 'fault', ...args];
+      execFile(process.execPath, argv, { env, encoding: 'utf8' }, (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
     });
-  });
 
   it('writes ramps, wikis and crash loops, and refuses unknown wikis and bad ramps', async () => {
     // Refusals write nothing, so they run beside the first fault that is set.
@@ -335,8 +359,18 @@ describe('signalbox sandbox fault', () => {
       run(['1.41.0-wmf.30', '--error-rate', '0.1', '--ramp-minutes', '1.5']),
       run(['1.41.0-wmf.30', '--error-rate', '0.1', '--group', 'group1', '--wiki', 'enwiki']),
       run(['1.41.0-wmf.30', '--ramp-minutes', '5']),
-      run(['1.41.0-wmf.30', '--error-rate', '0.2', '--ramp-minutes', '30', '--wiki', 'enwiki', '--wiki', 'dewiki,frwiki',
-        '--crash-loop']),
+      run([
+        '1.41.0-wmf.30',
+        '--error-rate',
+        '0.2',
+        '--ramp-minutes',
+        '30',
+        '--wiki',
+        'enwiki',
+        '--wiki',
+        'dewiki,frwiki',
+        '--crash-loop',
+      ]),
     ]);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown wiki nosuchwiki; the sandbox's wikis are testwiki, .*enwiki/);

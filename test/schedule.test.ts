@@ -23,11 +23,23 @@ describe('weekly schedule', () => {
     }
     expect(JSON.parse((await cli(sandbox, ['schedule', 'list', '--json'])).stdout)).toEqual([]);
 
-    const created = await cli(sandbox, ['schedule', 'create', '--day', 'tuesday', '--at', '07:00', '--timezone', 'Europe/Berlin']);
+    const created = await cli(sandbox, [
+      'schedule',
+      'create',
+      '--day',
+      'tuesday',
+      '--at',
+      '07:00',
+      '--timezone',
+      'Europe/Berlin',
+    ]);
     expect(created.stderr).toBe('');
     expect(created.stdout).toContain('every tuesday at 07:00 Europe/Berlin');
     const listed = await waitFor('the schedule to be listed', async () => {
-      const list = JSON.parse((await cli(sandbox!, ['schedule', 'list', '--json'])).stdout) as { id: string; next?: string }[];
+      const list = JSON.parse((await cli(sandbox!, ['schedule', 'list', '--json'])).stdout) as {
+        id: string;
+        next?: string;
+      }[];
       return list.length > 0 && list;
     });
     expect(listed[0].id).toBe('weekly-train');
@@ -39,14 +51,20 @@ describe('weekly schedule', () => {
     const schedule = sandbox.client.schedule.getHandle('weekly-train');
     const results = async () => {
       const actions = (await schedule.describe()).info.recentActions;
-      return Promise.all(actions.map((a: any) => sandbox!.client.workflow.getHandle(a.action.workflow.workflowId).result()));
+      return Promise.all(
+        actions.map((a: any) => sandbox!.client.workflow.getHandle(a.action.workflow.workflowId).result()),
+      );
     };
     await schedule.trigger();
-    expect(await waitFor('the first firing', async () => (await results()).length === 1 && (await results()))).toEqual([`started train-${NEW}`]);
+    expect(await waitFor('the first firing', async () => (await results()).length === 1 && (await results()))).toEqual([
+      `started train-${NEW}`,
+    ]);
     const train = sandbox.client.workflow.getHandle(`train-${NEW}`);
     expect((await train.describe()).status.name).toBe('RUNNING');
     await schedule.trigger();
-    expect((await waitFor('the second firing', async () => (await results()).length === 2 && (await results())))[1]).toBe(`train-${NEW} already exists; nothing started`);
+    expect(
+      (await waitFor('the second firing', async () => (await results()).length === 2 && (await results())))[1],
+    ).toBe(`train-${NEW} already exists; nothing started`);
 
     expect((await cli(sandbox, ['schedule', 'delete'])).stdout).toContain('deleted schedule weekly-train');
     expect(JSON.parse((await cli(sandbox, ['schedule', 'list', '--json'])).stdout)).toEqual([]);

@@ -53,7 +53,9 @@ function secretForms(sandbox?: Sandbox): Record<string, string> {
 
 /** The names of the secrets found in `text`: empty is the only good answer. */
 function secretsIn(text: string, sandbox?: Sandbox): string[] {
-  return Object.entries(secretForms(sandbox)).filter(([, form]) => text.includes(form)).map(([name]) => name);
+  return Object.entries(secretForms(sandbox))
+    .filter(([, form]) => text.includes(form))
+    .map(([name]) => name);
 }
 
 /** Text of a history with every payload's bytes decoded, since the JSON form would show them as base64. */
@@ -63,7 +65,9 @@ function textOf(value: unknown, seen = new Set<unknown>()): string {
   if (typeof value !== 'object') return String(value);
   if (seen.has(value)) return '';
   seen.add(value);
-  return Object.entries(value).map(([k, v]) => `${k}: ${textOf(v, seen)}`).join('\n');
+  return Object.entries(value)
+    .map(([k, v]) => `${k}: ${textOf(v, seen)}`)
+    .join('\n');
 }
 
 /** A person in the channel (a nick of its own, at most 9 characters): joins the sandbox's ngIRCd and keeps what is said there. */
@@ -94,7 +98,15 @@ function listenOnIrc(server: string, channel: string): { said: string[]; joined:
 function mailText(s: Sandbox): string {
   const dir = mailDir(path.join(s.home, 'sandbox'));
   if (!fs.existsSync(dir)) return '';
-  return fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)))).join('\n');
+  return fs
+    .readdirSync(dir)
+    .map((f) =>
+      fs
+        .readFileSync(path.join(dir, f), 'utf8')
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    )
+    .join('\n');
 }
 
 /** An HTTP server whose handler the test supplies; closed after the file. */
@@ -103,10 +115,11 @@ async function serve(handler: http.RequestListener): Promise<{ url: string; clos
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -117,16 +130,26 @@ function echoingWiki(): http.RequestListener {
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       const params = new URLSearchParams(req.method === 'POST' ? body : new URL(req.url ?? '/', 'http://x').search);
-      const reply = (value: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+      const reply = (value: unknown) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
       if (params.get('meta') === 'tokens') return reply({ query: { tokens: { logintoken: 'token+\\' } } });
-      if (params.get('action') === 'login') return reply({ login: { result: 'Failed', reason: `Incorrect password "${params.get('lgpassword')}" for ${params.get('lgname')}` } });
+      if (params.get('action') === 'login')
+        return reply({
+          login: {
+            result: 'Failed',
+            reason: `Incorrect password "${params.get('lgpassword')}" for ${params.get('lgname')}`,
+          },
+        });
       return reply({ error: { code: 'badvalue', info: 'unexpected' } });
     });
   };
 }
 
 async function failureOf(pending: Promise<unknown>): Promise<Error> {
-  const err = await pending.then(() => undefined, (e: unknown) => e);
+  const err = await pending.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, 'the call should have failed').toBeInstanceOf(Error);
   return err as Error;
 }
@@ -158,7 +181,8 @@ describe('Gerrit', () => {
     const requests: http.IncomingHttpHeaders[] = [];
     const held: http.ServerResponse[] = [];
     let holding = true;
-    const refuse = (res: http.ServerResponse) => res.writeHead(401, { 'www-authenticate': 'Basic realm="Gerrit Code Review"' }).end('Unauthorized');
+    const refuse = (res: http.ServerResponse) =>
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="Gerrit Code Review"' }).end('Unauthorized');
     const release = () => {
       holding = false;
       held.splice(0).forEach(refuse);
@@ -173,16 +197,24 @@ describe('Gerrit', () => {
     const reading = failureOf(forge.readFile('mediawiki-config', 'refs/heads/main', 'wikiversions.json'));
     await waitFor('git to ask the slow Gerrit', async () => requests.length > 0, 30_000);
     // git did authenticate, with the basic auth header it got through its environment ...
-    expect(requests[0].authorization).toBe(`Basic ${Buffer.from(`${GERRIT_USER}:${SECRET.gerrit.value}`).toString('base64')}`);
+    expect(requests[0].authorization).toBe(
+      `Basic ${Buffer.from(`${GERRIT_USER}:${SECRET.gerrit.value}`).toString('base64')}`,
+    );
     // ... and no process on this machine shows a secret in its argv, though the git processes talking to Gerrit do run.
-    const argvs = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      } catch {
-        return ''; // ended meanwhile
-      }
-    });
-    expect(argvs.filter((argv) => argv.includes(slow.url)).length, 'git processes fetching from the slow Gerrit').toBeGreaterThan(0);
+    const argvs = fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .map((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+        } catch {
+          return ''; // ended meanwhile
+        }
+      });
+    expect(
+      argvs.filter((argv) => argv.includes(slow.url)).length,
+      'git processes fetching from the slow Gerrit',
+    ).toBeGreaterThan(0);
     expect(argvs.flatMap((argv) => secretsIn(argv))).toEqual([]);
     release();
     const err = await reading;
@@ -194,13 +226,18 @@ describe('Gerrit', () => {
     // A proxy in front of Gerrit that refuses and quotes the request's Authorization header back.
     const echoing = await serve((req, res) => {
       const [, encoded = ''] = (req.headers.authorization ?? '').split(' ');
-      res.writeHead(401, { 'content-type': 'text/plain' }).end(`refused ${req.headers.authorization} (${Buffer.from(encoded, 'base64').toString()})`);
+      res
+        .writeHead(401, { 'content-type': 'text/plain' })
+        .end(`refused ${req.headers.authorization} (${Buffer.from(encoded, 'base64').toString()})`);
     });
     closers.push(echoing.close);
     const config: SignalboxConfig = { ...sandbox.config, forge: { gerrit: spec(echoing.url) } };
     // Listing branches is a REST call, which reports Gerrit's answer.
     const unredacted = await failureOf(createTrainActivities(config).nextTrainVersion());
-    expect(secretsIn(unredacted.message), 'the refusal should quote the secret, or this test proves nothing').not.toEqual([]);
+    expect(
+      secretsIn(unredacted.message),
+      'the refusal should quote the secret, or this test proves nothing',
+    ).not.toEqual([]);
     const err = await failureOf(withRedactedErrors(config, createTrainActivities(config)).nextTrainVersion());
     expect(err.message).toContain(REDACTED);
     expect(secretsIn(`${err.message}\n${err.stack}`)).toEqual([]);
@@ -210,10 +247,33 @@ describe('Gerrit', () => {
 
 describe('GitHub', () => {
   it('redacts a 401 that repeats the token, and sends the token only in its header', async () => {
-    const github = await replay([{ method: 'GET', path: '/search/issues', respond: { status: 401, body: { message: `Bad credentials: ${SECRET.github.value}`, documentation_url: 'https://docs.github.com/rest' } } }]);
+    const github = await replay([
+      {
+        method: 'GET',
+        path: '/search/issues',
+        respond: {
+          status: 401,
+          body: {
+            message: `Bad credentials: ${SECRET.github.value}`,
+            documentation_url: 'https://docs.github.com/rest',
+          },
+        },
+      },
+    ]);
     closers.push(github.close);
-    const config = { ...sandbox.config, train: { ...sandbox.config.train, blockers: { pollMs: 1000, github: { repository: 'wikimedia/train-blockers', apiUrl: github.url, tokenEnv: SECRET.github.env } } } };
-    const err = await failureOf(withRedactedErrors(config, createGitHubActivities(config)).openBlockers({ version: NEW }));
+    const config = {
+      ...sandbox.config,
+      train: {
+        ...sandbox.config.train,
+        blockers: {
+          pollMs: 1000,
+          github: { repository: 'wikimedia/train-blockers', apiUrl: github.url, tokenEnv: SECRET.github.env },
+        },
+      },
+    };
+    const err = await failureOf(
+      withRedactedErrors(config, createGitHubActivities(config)).openBlockers({ version: NEW }),
+    );
     expect(github.seen[0].headers.authorization).toBe(`token ${SECRET.github.value}`);
     expect(err.message).toContain(`Bad credentials: ${REDACTED}`);
     expect(secretsIn(`${err.message}\n${err.stack}\n${asRecorded(err)}`)).toEqual([]);
@@ -225,17 +285,27 @@ describe('the roadmap wiki', () => {
     const wiki = await serve(echoingWiki());
     closers.push(wiki.close);
     const row = { version: NEW, deployedTo: '0', date: '2026-01-06', by: 'test' };
-    const echoed = { ...sandbox.config, roadmap: { api: `${wiki.url}/w/api.php`, page: 'Roadmap', user: 'Signalbox@train', passwordEnv: SECRET.wiki.env } };
+    const echoed = {
+      ...sandbox.config,
+      roadmap: { api: `${wiki.url}/w/api.php`, page: 'Roadmap', user: 'Signalbox@train', passwordEnv: SECRET.wiki.env },
+    };
     const refused = await failureOf(withRedactedErrors(echoed, createWikiActivities(echoed)).updateRoadmap(row));
     expect(refused).toBeInstanceOf(ApplicationFailure);
     expect(refused.message).toContain(`Incorrect password "${REDACTED}"`);
     // fetch refuses a URL with credentials in it, and quotes the URL when it does.
-    const inUrl = { ...sandbox.config, roadmap: { api: `http://bot:${SECRET.wiki.value}@127.0.0.1:1/w/api.php`, page: 'Roadmap' } };
+    const inUrl = {
+      ...sandbox.config,
+      roadmap: { api: `http://bot:${SECRET.wiki.value}@127.0.0.1:1/w/api.php`, page: 'Roadmap' },
+    };
     const unredacted = await failureOf(createWikiActivities(inUrl).updateRoadmap(row));
-    expect(secretsIn(`${unredacted.message}\n${unredacted.stack}`), 'fetch should quote the URL, or this test proves nothing').not.toEqual([]);
+    expect(
+      secretsIn(`${unredacted.message}\n${unredacted.stack}`),
+      'fetch should quote the URL, or this test proves nothing',
+    ).not.toEqual([]);
     const redacted = await failureOf(withRedactedErrors(inUrl, createWikiActivities(inUrl)).updateRoadmap(row));
     expect(redacted.message).toContain(`http://${REDACTED}@127.0.0.1:1`);
-    for (const err of [refused, redacted]) expect(secretsIn(`${err.message}\n${err.stack}\n${asRecorded(err)}`)).toEqual([]);
+    for (const err of [refused, redacted])
+      expect(secretsIn(`${err.message}\n${err.stack}\n${asRecorded(err)}`)).toEqual([]);
   });
 });
 
@@ -251,7 +321,9 @@ describe('records', () => {
         stream.on('data', (c: Buffer) => (data += c.toString()));
         stream.on('end', () => {
           received.push(data);
-          const err = Object.assign(new Error(`rejected: ${data.replace(/\s+/g, ' ').slice(-300)}`), { responseCode: 554 });
+          const err = Object.assign(new Error(`rejected: ${data.replace(/\s+/g, ' ').slice(-300)}`), {
+            responseCode: 554,
+          });
           callback(err);
         });
       },
@@ -264,11 +336,28 @@ describe('records', () => {
     closers.push(() => listener.close());
     await listener.joined;
 
-    const config: SignalboxConfig = { ...sandbox.config, notify: { ...sandbox.config.notify, email: { smtp: smtpAddress, from: 'signalbox@localhost', to: ['ops@lists.sandbox.local'] } } };
+    const config: SignalboxConfig = {
+      ...sandbox.config,
+      notify: {
+        ...sandbox.config.notify,
+        email: { smtp: smtpAddress, from: 'signalbox@localhost', to: ['ops@lists.sandbox.local'] },
+      },
+    };
     const notify = createNotifyActivities(config);
     const leaky = `fetch https://${GERRIT_USER}:${SECRET.gerrit.value}@gerrit.example/r failed; token ${SECRET.github.value}; wiki ${SECRET.wiki.value}`;
-    await notify.logAction({ id: `secrets-${unique()}`, at: new Date().toISOString(), by: 'signalbox', what: `blocked: ${leaky}` });
-    const err = await failureOf(notify.sendNotification({ id: `secrets-${unique()}`, subject: `[Train] ${NEW} status update: ${SECRET.github.value}`, body: `Blocked: ${leaky}` }));
+    await notify.logAction({
+      id: `secrets-${unique()}`,
+      at: new Date().toISOString(),
+      by: 'signalbox',
+      what: `blocked: ${leaky}`,
+    });
+    const err = await failureOf(
+      notify.sendNotification({
+        id: `secrets-${unique()}`,
+        subject: `[Train] ${NEW} status update: ${SECRET.github.value}`,
+        body: `Blocked: ${leaky}`,
+      }),
+    );
     expect(err.message).toMatch(/not delivered to email: .*rejected/);
 
     await waitFor('the messages on IRC', async () => listener.said.length >= 2, 15_000);
@@ -283,9 +372,23 @@ describe('records', () => {
 describe('the stage build', () => {
   it('runs with an allowlisted environment: no token, password, key or secret of the worker', async () => {
     const dump = ['sh', '-c', 'env > build-env.txt'];
-    const release = await stageFromForge(sandbox.forge, loadInventory(sandbox.config).stagingDir, 'mediawiki-config', 'mediawiki-config', 'refs/heads/main', 'env-dump', { build: dump });
-    const env = fs.readFileSync(path.join(loadInventory(sandbox.config).stagingDir, 'mediawiki-config', release.id, 'build-env.txt'), 'utf8');
-    const names = env.split('\n').filter(Boolean).map((line) => line.split('=')[0]);
+    const release = await stageFromForge(
+      sandbox.forge,
+      loadInventory(sandbox.config).stagingDir,
+      'mediawiki-config',
+      'mediawiki-config',
+      'refs/heads/main',
+      'env-dump',
+      { build: dump },
+    );
+    const env = fs.readFileSync(
+      path.join(loadInventory(sandbox.config).stagingDir, 'mediawiki-config', release.id, 'build-env.txt'),
+      'utf8',
+    );
+    const names = env
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split('=')[0]);
     expect(names).toContain('PATH');
     expect(env).toContain('SIGNALBOX_RELEASE=env-dump');
     expect(names.filter((n) => /(TOKEN|PASSWORD|KEY|SECRET)$/i.test(n))).toEqual([]);
@@ -301,16 +404,28 @@ describe('a real train', () => {
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-secrets-build-'));
     closers.push(() => fs.rmSync(scratch, { recursive: true, force: true }));
     const fixed = path.join(scratch, 'fixed');
-    fs.writeFileSync(path.join(scratch, 'tool-output.txt'), [
-      `fetching https://${GERRIT_USER}:${SECRET.gerrit.value}@gerrit.example/r/mediawiki: 401`,
-      `Authorization: Basic ${Buffer.from(`${GERRIT_USER}:${SECRET.gerrit.value}`).toString('base64')}`,
-      `GITHUB_TOKEN=${SECRET.github.value}`,
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      path.join(scratch, 'tool-output.txt'),
+      [
+        `fetching https://${GERRIT_USER}:${SECRET.gerrit.value}@gerrit.example/r/mediawiki: 401`,
+        `Authorization: Basic ${Buffer.from(`${GERRIT_USER}:${SECRET.gerrit.value}`).toString('base64')}`,
+        `GITHUB_TOKEN=${SECRET.github.value}`,
+        '',
+      ].join('\n'),
+    );
     sandbox.reconfigure((raw) => {
       raw.train = { ...raw.train, autoApprove: true };
-      raw.roadmap = { api: `${wiki.url}/w/api.php`, page: 'MediaWiki 1.41/Roadmap', user: 'Signalbox@train', passwordEnv: SECRET.wiki.env };
-      raw.services.mediawiki.build = ['sh', '-c', `test -f ${fixed} || { cat ${path.join(scratch, 'tool-output.txt')}; exit 3; }; ${raw.services.mediawiki.build[2]}`];
+      raw.roadmap = {
+        api: `${wiki.url}/w/api.php`,
+        page: 'MediaWiki 1.41/Roadmap',
+        user: 'Signalbox@train',
+        passwordEnv: SECRET.wiki.env,
+      };
+      raw.services.mediawiki.build = [
+        'sh',
+        '-c',
+        `test -f ${fixed} || { cat ${path.join(scratch, 'tool-output.txt')}; exit 3; }; ${raw.services.mediawiki.build[2]}`,
+      ];
     });
     const listener = listenOnIrc(loadInventory(sandbox.config).vars.sandboxIrc, '#wikimedia-operations');
     closers.push(() => listener.close());
@@ -319,25 +434,43 @@ describe('a real train', () => {
     closers.push(() => sandbox.stopWorker());
 
     const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW));
-    const blocked = await waitFor('the train to block at stage', async () => {
-      const s = await handle.query(trainStatusQuery);
-      return s.state === 'blocked' && s;
-    }, 90_000);
+    const blocked = await waitFor(
+      'the train to block at stage',
+      async () => {
+        const s = await handle.query(trainStatusQuery);
+        return s.state === 'blocked' && s;
+      },
+      90_000,
+    );
     expect(blocked.blocker).toMatch(/^stage of .*build .* failed \(exit 3\)/);
     expect(blocked.blocker).toContain(REDACTED);
-    await waitFor('the status update mail', async () => mailText(sandbox).includes(`[Train] ${NEW} status update`), 30_000);
+    await waitFor(
+      'the status update mail',
+      async () => mailText(sandbox).includes(`[Train] ${NEW} status update`),
+      30_000,
+    );
 
     fs.writeFileSync(fixed, '');
     expect((await cli(sandbox, ['train', 'resume', NEW])).code).toBe(0);
     const result: TrainStatus = await handle.result();
     expect(result.state).toBe('complete');
     // The roadmap refused the bot password and said it back; the train noted that, redacted.
-    expect(result.events.some((e) => e.what.startsWith('roadmap not updated') && e.what.includes(`Incorrect password "${REDACTED}"`))).toBe(true);
-    await waitFor('the train end on IRC', async () => listener.said.some((m) => m.includes(`${NEW} is on all wikis`)), 30_000);
+    expect(
+      result.events.some(
+        (e) => e.what.startsWith('roadmap not updated') && e.what.includes(`Incorrect password "${REDACTED}"`),
+      ),
+    ).toBe(true);
+    await waitFor(
+      'the train end on IRC',
+      async () => listener.said.some((m) => m.includes(`${NEW} is on all wikis`)),
+      30_000,
+    );
 
     const histories: string[] = [];
     for await (const execution of sandbox.client.workflow.list()) {
-      histories.push(textOf(await sandbox.client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory()));
+      histories.push(
+        textOf(await sandbox.client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory()),
+      );
     }
     expect(histories.length).toBeGreaterThan(1); // the train and its deploys
     const everything = {
@@ -348,7 +481,9 @@ describe('a real train', () => {
       mail: mailText(sandbox),
     };
     for (const [where, text] of Object.entries(everything)) {
-      expect(text, `${where} should carry the redacted build failure`).toMatch(/build `sh -c [^\n]*failed \(exit 3\)[^\n]*\[redacted\]/);
+      expect(text, `${where} should carry the redacted build failure`).toMatch(
+        /build `sh -c [^\n]*failed \(exit 3\)[^\n]*\[redacted\]/,
+      );
       expect(secretsIn(text, sandbox), where).toEqual([]);
     }
   });
@@ -357,16 +492,25 @@ describe('a real train', () => {
 describe('the worker converters', () => {
   it('redact failures at every level and payloads with secrets, and leave other payloads byte for byte', async () => {
     const cause = new Error(`connect to https://${GERRIT_USER}:${SECRET.gerrit.value}@gerrit.example failed`);
-    const failure = new RedactingFailureConverter().errorToFailure(new Error(`stage failed: token ${SECRET.github.value}`, { cause }), defaultPayloadConverter);
+    const failure = new RedactingFailureConverter().errorToFailure(
+      new Error(`stage failed: token ${SECRET.github.value}`, { cause }),
+      defaultPayloadConverter,
+    );
     expect(failure.message).toBe(`stage failed: token ${REDACTED}`);
     expect(failure.cause?.message).toBe(`connect to https://${REDACTED}@gerrit.example failed`);
     expect(secretsIn(textOf(failure))).toEqual([]);
 
     const plain = defaultPayloadConverter.toPayload({ blocker: 'stage of 1.41.0-wmf.26: build failed', hosts: 12 });
-    const leaky = defaultPayloadConverter.toPayload({ blocker: `wiki said ${SECRET.wiki.value}`, [SECRET.wiki.env]: 1 });
+    const leaky = defaultPayloadConverter.toPayload({
+      blocker: `wiki said ${SECRET.wiki.value}`,
+      [SECRET.wiki.env]: 1,
+    });
     const [same, redacted] = await redactingCodec.encode([plain, leaky]);
     expect(same).toBe(plain);
-    expect(defaultPayloadConverter.fromPayload(redacted)).toEqual({ blocker: `wiki said ${REDACTED}`, [SECRET.wiki.env]: 1 });
+    expect(defaultPayloadConverter.fromPayload(redacted)).toEqual({
+      blocker: `wiki said ${REDACTED}`,
+      [SECRET.wiki.env]: 1,
+    });
     expect(await redactingCodec.decode([redacted])).toEqual([redacted]);
   });
 });

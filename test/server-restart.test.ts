@@ -10,7 +10,18 @@ import { STATIONS } from '../workflows/names';
 import { startTrain, trainInputFrom } from '../scripts/client';
 import { freePort } from '../sandbox/fleet';
 import { devServerPid, startDevServer, stopDevServer } from '../scripts/temporal-runtime';
-import { assertHostsConsistent, configLinks, configMoving, liveVersions, NEW, rollout, startSandbox, STRATEGY, waitFor, type Sandbox } from './helpers';
+import {
+  assertHostsConsistent,
+  configLinks,
+  configMoving,
+  liveVersions,
+  NEW,
+  rollout,
+  startSandbox,
+  STRATEGY,
+  waitFor,
+  type Sandbox,
+} from './helpers';
 
 let sandbox: Sandbox | undefined;
 let serverHome: string | undefined;
@@ -45,14 +56,20 @@ describe('a Temporal server restart', () => {
     const { address, killAndRestart } = await ownServer();
     sandbox = await startSandbox({
       temporalAddress: address,
-      configure: (c) => c.services['mediawiki-config'].checks.push({ name: 'settle', command: ['sleep', '1'], timeoutMs: 5000 }),
+      configure: (c) =>
+        c.services['mediawiki-config'].checks.push({ name: 'settle', command: ['sleep', '1'], timeoutMs: 5000 }),
     });
     const release = await configMoving(sandbox, ['testwikis']);
     const handle = await rollout(sandbox, release, { ...STRATEGY, batch: '2' });
-    await waitFor('a batch in flight', async () => {
-      const s = await handle.query(rolloutStatusQuery);
-      return s.phase === 'batches' && s.done >= 2 && s.done < 6;
-    }, 90_000, 100);
+    await waitFor(
+      'a batch in flight',
+      async () => {
+        const s = await handle.query(rolloutStatusQuery);
+        return s.phase === 'batches' && s.done >= 2 && s.done < 6;
+      },
+      90_000,
+      100,
+    );
     await killAndRestart();
     const status: RolloutStatus = await handle.result();
     expect(status.phase).toBe('done');
@@ -64,18 +81,29 @@ describe('a Temporal server restart', () => {
   it('mid-train: the train picks up at the station it was on and reaches group2', async () => {
     const { address, killAndRestart } = await ownServer();
     sandbox = await startSandbox({ temporalAddress: address });
-    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }));
-    const atKill: TrainStatus = await waitFor('the train past testwikis', async () => {
-      const s = await handle.query(trainStatusQuery);
-      return s.station >= STATIONS.indexOf('testwikis') && s.station < STATIONS.indexOf('group2') && s;
-    }, 120_000, 100);
+    const handle = await startTrain(
+      sandbox.client,
+      sandbox.config,
+      trainInputFrom(sandbox.config, NEW, { autoApprove: true }),
+    );
+    const atKill: TrainStatus = await waitFor(
+      'the train past testwikis',
+      async () => {
+        const s = await handle.query(trainStatusQuery);
+        return s.station >= STATIONS.indexOf('testwikis') && s.station < STATIONS.indexOf('group2') && s;
+      },
+      120_000,
+      100,
+    );
     await killAndRestart();
     const result: TrainStatus = await handle.result();
     expect(result.state).toBe('complete');
     expect(Object.values(result.versions)).toEqual([NEW, NEW, NEW, NEW]);
     // Each station was moved once: the restart neither lost a move nor replayed one.
     const moves = result.events.map((e) => e.what).filter((what) => /^move \S+ to /.test(what));
-    expect(moves).toEqual(STATIONS.flatMap((station) => [`move ${station} to ${NEW}`, `move ${station} to ${NEW}: done and verified`]));
+    expect(moves).toEqual(
+      STATIONS.flatMap((station) => [`move ${station} to ${NEW}`, `move ${station} to ${NEW}: done and verified`]),
+    );
     expect(atKill.station).toBeGreaterThanOrEqual(0);
     for (const [db, versions] of await liveVersions(sandbox)) expect([...versions], db).toEqual([NEW]);
     await assertHostsConsistent(sandbox, 'mediawiki-config');

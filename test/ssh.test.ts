@@ -6,7 +6,17 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutStatus } from '../workflows/definitions';
 import { closeTransports } from '../activities/inventory';
-import { configLinks, configMoving, failureOf, NEW, rollout, serviceOnEveryHost, startSandbox, STRATEGY, type Sandbox } from './helpers';
+import {
+  configLinks,
+  configMoving,
+  failureOf,
+  NEW,
+  rollout,
+  serviceOnEveryHost,
+  startSandbox,
+  STRATEGY,
+  type Sandbox,
+} from './helpers';
 import { DEPLOY_USER, sshConfig, startSshFleet, type SshFleet } from '../sandbox/ssh-fleet';
 
 let sandbox: Sandbox | undefined;
@@ -39,17 +49,28 @@ describe('over SSH and rsync', () => {
     expect(new Set(Object.values(await configLinks(sandbox)))).toEqual(new Set([release.id]));
     const host = (await serviceOnEveryHost(sandbox, 'mediawiki-config'))[2];
     if (process.getuid?.() === 0) {
-      const owner = execFileSync('stat', ['-c', '%U', path.join(host.root, 'mediawiki-config', 'revs', release.id)], { encoding: 'utf8' }).trim();
+      const owner = execFileSync('stat', ['-c', '%U', path.join(host.root, 'mediawiki-config', 'revs', release.id)], {
+        encoding: 'utf8',
+      }).trim();
       expect(owner).toBe(DEPLOY_USER);
     }
-    const rolledBack = await sandbox.activities.rollbackHosts({ service: 'mediawiki-config', release, hosts: Object.keys(before), by: 'ops', runId: 'manual-rollback' });
+    const rolledBack = await sandbox.activities.rollbackHosts({
+      service: 'mediawiki-config',
+      release,
+      hosts: Object.keys(before),
+      by: 'ops',
+      runId: 'manual-rollback',
+    });
     expect(rolledBack.map((r) => r.outcome)).toEqual(Object.keys(before).map(() => 'rolled-back'));
     expect(await configLinks(sandbox)).toEqual(before);
   });
 
   it('catches a faulty canary over SSH and rolls it back', async () => {
     sandbox = await sshSandbox(200);
-    fs.writeFileSync(path.join(sandbox.home, 'sandbox', 'faults.json'), JSON.stringify({ [NEW]: { groups: { group2: { errorRate: 0.6 } } } }));
+    fs.writeFileSync(
+      path.join(sandbox.home, 'sandbox', 'faults.json'),
+      JSON.stringify({ [NEW]: { groups: { group2: { errorRate: 0.6 } } } }),
+    );
     const before = await configLinks(sandbox);
     const release = await configMoving(sandbox, ['testwikis', 'group0', 'group1', 'group2']);
     const failure = failureOf(await (await rollout(sandbox, release)).result().catch((e) => e));
@@ -66,12 +87,31 @@ describe('over SSH and rsync', () => {
     fs.writeFileSync(ssh!.knownHosts, `${[lines[0], changed, ...lines.slice(3)].join('\n')}\n`);
     const code = await sandbox.activities.stageCode({ version: NEW, by: 'test' });
     const hosts = Object.keys(await configLinks(sandbox));
-    const fetched = Object.fromEntries((await sandbox.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'keys' })).map((r) => [r.host, r]));
-    expect(fetched.mw1002.detail).toMatch(/^mw1002: host key of 127\.0\.10\.2:\d+ is unknown; add it to .*known_hosts after checking it out of band$/);
-    expect(fetched.mw1003.detail).toMatch(/^mw1003: host key of 127\.0\.10\.3:\d+ does not match .*known_hosts: it changed, refusing to connect$/);
-    expect(['mw1001', 'mw1004', 'mw1005', 'mw1006'].map((h) => fetched[h].outcome)).toEqual(['done', 'done', 'done', 'done']);
+    const fetched = Object.fromEntries(
+      (
+        await sandbox.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'keys' })
+      ).map((r) => [r.host, r]),
+    );
+    expect(fetched.mw1002.detail).toMatch(
+      /^mw1002: host key of 127\.0\.10\.2:\d+ is unknown; add it to .*known_hosts after checking it out of band$/,
+    );
+    expect(fetched.mw1003.detail).toMatch(
+      /^mw1003: host key of 127\.0\.10\.3:\d+ does not match .*known_hosts: it changed, refusing to connect$/,
+    );
+    expect(['mw1001', 'mw1004', 'mw1005', 'mw1006'].map((h) => fetched[h].outcome)).toEqual([
+      'done',
+      'done',
+      'done',
+      'done',
+    ]);
     // The engine stops before switching anything when fetches fail past the limit.
-    const failure = failureOf(await (await rollout(sandbox, code, { ...STRATEGY, maxFail: '1' }, { service: 'mediawiki' })).result().catch((e) => e));
+    const failure = failureOf(
+      await (
+        await rollout(sandbox, code, { ...STRATEGY, maxFail: '1' }, { service: 'mediawiki' })
+      )
+        .result()
+        .catch((e) => e),
+    );
     expect(failure.message).toMatch(/2 hosts failed to fetch, more than the limit of 1; nothing was switched/);
     for (const h of await serviceOnEveryHost(sandbox, 'mediawiki')) expect(h.links[`php-${NEW}`]).toBeUndefined();
   });
@@ -86,8 +126,26 @@ describe('over SSH and rsync', () => {
     expect(fs.readFileSync(ssh!.knownHosts, 'utf8')).not.toContain('127.0.10.');
     const code = await sandbox.activities.stageCode({ version: NEW, by: 'test' });
     const hosts = Object.keys(await configLinks(sandbox));
-    const fetched = Object.fromEntries((await sandbox.activities.fetchToHosts({ service: 'mediawiki', release: code, hosts, by: 'test', runId: 'hashed' })).map((r) => [r.host, r]));
-    expect(fetched.mw1004.detail).toMatch(/^mw1004: host key of 127\.0\.10\.4:\d+ is marked @revoked in .*known_hosts; refusing to connect$/);
-    expect(['mw1001', 'mw1002', 'mw1003', 'mw1005', 'mw1006'].map((h) => fetched[h].outcome)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    const fetched = Object.fromEntries(
+      (
+        await sandbox.activities.fetchToHosts({
+          service: 'mediawiki',
+          release: code,
+          hosts,
+          by: 'test',
+          runId: 'hashed',
+        })
+      ).map((r) => [r.host, r]),
+    );
+    expect(fetched.mw1004.detail).toMatch(
+      /^mw1004: host key of 127\.0\.10\.4:\d+ is marked @revoked in .*known_hosts; refusing to connect$/,
+    );
+    expect(['mw1001', 'mw1002', 'mw1003', 'mw1005', 'mw1006'].map((h) => fetched[h].outcome)).toEqual([
+      'done',
+      'done',
+      'done',
+      'done',
+      'done',
+    ]);
   });
 });

@@ -24,8 +24,15 @@ describe('deploy windows', () => {
     expect(untilWindowOpens(new Date('2027-03-13T20:00:00Z'), group1, 'America/Los_Angeles')).toBe(94 * 3600_000);
   });
   it('refuses an unknown timezone and an empty window', () => {
-    expect(() => checkWindows({ timezone: 'Mars/Olympus', stations: DEFAULT_WINDOWS })).toThrow(/unknown timezone "Mars\/Olympus"/);
-    expect(() => checkWindows({ timezone: 'UTC', stations: { ...DEFAULT_WINDOWS, group2: { day: 'Thu', from: '13:00', to: '12:00' } } })).toThrow(/window of group2/);
+    expect(() => checkWindows({ timezone: 'Mars/Olympus', stations: DEFAULT_WINDOWS })).toThrow(
+      /unknown timezone "Mars\/Olympus"/,
+    );
+    expect(() =>
+      checkWindows({
+        timezone: 'UTC',
+        stations: { ...DEFAULT_WINDOWS, group2: { day: 'Thu', from: '13:00', to: '12:00' } },
+      }),
+    ).toThrow(/window of group2/);
   });
 });
 
@@ -43,7 +50,9 @@ describe('records', () => {
   it('sets the roadmap row of a version, or adds it before the footer', () => {
     const page = '{{WMFReleaseTableHead}}\n{{WMFReleaseTableRow|25|2026-11-17|2}}\n{{WMFReleaseTableFooter}}\n';
     const added = setRoadmapRow(page, '1.41.0-wmf.26', '', '2026-11-24');
-    expect(added).toBe('{{WMFReleaseTableHead}}\n{{WMFReleaseTableRow|25|2026-11-17|2}}\n{{WMFReleaseTableRow|26|2026-11-24|}}\n{{WMFReleaseTableFooter}}\n');
+    expect(added).toBe(
+      '{{WMFReleaseTableHead}}\n{{WMFReleaseTableRow|25|2026-11-17|2}}\n{{WMFReleaseTableRow|26|2026-11-24|}}\n{{WMFReleaseTableFooter}}\n',
+    );
     const moved = setRoadmapRow(added, '1.41.0-wmf.26', '1', '2026-11-30');
     expect(moved).toContain('{{WMFReleaseTableRow|26|2026-11-24|1}}');
     expect(moved).toContain('{{WMFReleaseTableRow|25|2026-11-17|2}}');
@@ -51,8 +60,18 @@ describe('records', () => {
   });
 
   it('writes the status update with the version, where it runs and each blocker', () => {
-    const status = { version: '1.41.0-wmf.26', versions: { testwikis: '1.41.0-wmf.26', group0: '1.41.0-wmf.26', group1: '1.41.0-wmf.25', group2: '1.41.0-wmf.25' } } as TrainStatus;
-    const update = renderStatusUpdate(status, [{ title: '#12 Fatal in SkinTemplate', url: 'https://example.org/12' }], { train: 'http://ui/train' });
+    const status = {
+      version: '1.41.0-wmf.26',
+      versions: {
+        testwikis: '1.41.0-wmf.26',
+        group0: '1.41.0-wmf.26',
+        group1: '1.41.0-wmf.25',
+        group2: '1.41.0-wmf.25',
+      },
+    } as TrainStatus;
+    const update = renderStatusUpdate(status, [{ title: '#12 Fatal in SkinTemplate', url: 'https://example.org/12' }], {
+      train: 'http://ui/train',
+    });
     expect(update.subject).toBe('[Train] 1.41.0-wmf.26 status update');
     expect(update.body).toContain('runs on testwikis, group0');
     expect(update.body).toContain('* #12 Fatal in SkinTemplate - https://example.org/12');
@@ -60,11 +79,22 @@ describe('records', () => {
   });
 
   it('writes a SAL line with who, what and the commit range', () => {
-    expect(salLine({ id: 'train-x#3', at: '2026-11-24T19:02:03.000Z', by: 'alice', what: '1.41.0-wmf.26: move group1', range: 'abc..def' }))
-      .toBe('2026-11-24 19:02:03 alice: 1.41.0-wmf.26: move group1 (abc..def) [train-x#3]');
+    expect(
+      salLine({
+        id: 'train-x#3',
+        at: '2026-11-24T19:02:03.000Z',
+        by: 'alice',
+        what: '1.41.0-wmf.26: move group1',
+        range: 'abc..def',
+      }),
+    ).toBe('2026-11-24 19:02:03 alice: 1.41.0-wmf.26: move group1 (abc..def) [train-x#3]');
   });
 
   it('orders versions by number', () => {
-    expect(['1.41.0-wmf.26', '1.42.0-wmf.1', '1.41.0-wmf.9'].sort(compareVersions)).toEqual(['1.41.0-wmf.9', '1.41.0-wmf.26', '1.42.0-wmf.1']);
+    expect(['1.41.0-wmf.26', '1.42.0-wmf.1', '1.41.0-wmf.9'].sort(compareVersions)).toEqual([
+      '1.41.0-wmf.9',
+      '1.41.0-wmf.26',
+      '1.42.0-wmf.1',
+    ]);
   });
 });

@@ -24,7 +24,9 @@ afterEach(async () => {
 describe('the hour-long error watch', () => {
   it('holds each station for a full hour of workflow time, and still rolls back a breach 40 minutes in', async () => {
     installRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: ensureTimeSkippingServer(() => undefined) } } });
+    env = await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: ensureTimeSkippingServer(() => undefined) } },
+    });
     await registerSearchAttributes(env.address, 'default');
     sandbox = await startSandbox({
       temporalAddress: env.address,
@@ -33,16 +35,31 @@ describe('the hour-long error watch', () => {
         delete c.services['mediawiki-config'].analysis; // the watch, not the canaries, must catch the breach
         // Workflow time skips an hour while the sandbox serves a few real seconds of traffic: traffic per minute
         // cannot be compared with the window before the move here, so the traffic floor is off.
-        c.train = { ...c.train, watchMs: 60 * MINUTE, watchIntervalMs: MINUTE, watchMinRequests: 10, watchJudging: { trafficFloor: { share: 0 } } };
+        c.train = {
+          ...c.train,
+          watchMs: 60 * MINUTE,
+          watchIntervalMs: MINUTE,
+          watchMinRequests: 10,
+          watchJudging: { trafficFloor: { share: 0 } },
+        };
       },
     });
-    const handle = await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }));
+    const handle = await startTrain(
+      sandbox.client,
+      sandbox.config,
+      trainInputFrom(sandbox.config, NEW, { autoApprove: true }),
+    );
     const status = () => handle.query(trainStatusQuery);
     const watching = (station: string) =>
-      waitFor(`the watch of ${station}`, async () => {
-        const s = await status();
-        return s.state === 'watching' && STATIONS[s.station] === station && s;
-      }, 120_000, 100);
+      waitFor(
+        `the watch of ${station}`,
+        async () => {
+          const s = await status();
+          return s.state === 'watching' && STATIONS[s.station] === station && s;
+        },
+        120_000,
+        100,
+      );
 
     for (const station of ['testwikis', 'group0']) {
       await watching(station);
@@ -52,7 +69,12 @@ describe('the hour-long error watch', () => {
       expect(late.state, `${station} after 59 minutes`).toBe('watching');
       expect(STATIONS[late.station]).toBe(station);
       await env.sleep(2 * MINUTE);
-      await waitFor(`the train to move past ${station}`, async () => STATIONS[(await status()).station] !== station, 120_000, 100);
+      await waitFor(
+        `the train to move past ${station}`,
+        async () => STATIONS[(await status()).station] !== station,
+        120_000,
+        100,
+      );
       expect(await env.currentTimeMs()).toBeGreaterThanOrEqual(liveAt + 60 * MINUTE);
     }
 
@@ -60,13 +82,21 @@ describe('the hour-long error watch', () => {
     const group1Live = await env.currentTimeMs();
     await env.sleep(40 * MINUTE);
     expect((await status()).state).toBe('watching');
-    fs.writeFileSync(path.join(sandbox.home, 'sandbox', 'faults.json'), JSON.stringify({ [NEW]: { groups: { group1: { errorRate: 0.05 } } } }));
+    fs.writeFileSync(
+      path.join(sandbox.home, 'sandbox', 'faults.json'),
+      JSON.stringify({ [NEW]: { groups: { group1: { errorRate: 0.05 } } } }),
+    );
     await new Promise((r) => setTimeout(r, 500)); // real traffic has to meet the fault before the next measurement
     await env.sleep(2 * MINUTE);
-    const blocked = await waitFor('the watch to roll group1 back', async () => {
-      const s = await status();
-      return s.state === 'blocked' && s;
-    }, 120_000, 100);
+    const blocked = await waitFor(
+      'the watch to roll group1 back',
+      async () => {
+        const s = await status();
+        return s.state === 'blocked' && s;
+      },
+      120_000,
+      100,
+    );
     const caughtAfter = (await env.currentTimeMs()) - group1Live;
     expect(caughtAfter).toBeGreaterThanOrEqual(40 * MINUTE);
     expect(caughtAfter).toBeLessThan(45 * MINUTE);

@@ -50,10 +50,17 @@ beforeAll(() => {
 // could hold it for the next one, since this server neither terminates children with their parent nor tells a parent
 // its child was terminated (sdk-java PR #2921).
 beforeEach(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: ensureTimeSkippingServer(() => undefined) } } });
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: ensureTimeSkippingServer(() => undefined) } },
+  });
   await registerSearchAttributes(env.address, 'default');
   fleet = new FakeFleet();
-  worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: inject('workflowBundle') }, activities: fleet.activities });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundle') },
+    activities: fleet.activities,
+  });
   running = worker.run();
 });
 
@@ -64,8 +71,10 @@ afterEach(async () => {
 });
 
 /** Station versions with every station up to `station` on the new version. */
-const versionsAt = (station: number) => Object.fromEntries(STATIONS.map((s, i) => [s, i <= station ? NEW : OLD])) as Record<Station, string>;
-const landed = () => fleet.callsTo('landWikiversions') as { versions: Record<Station, string>; changeId: string; by: string }[];
+const versionsAt = (station: number) =>
+  Object.fromEntries(STATIONS.map((s, i) => [s, i <= station ? NEW : OLD])) as Record<Station, string>;
+const landed = () =>
+  fleet.callsTo('landWikiversions') as { versions: Record<Station, string>; changeId: string; by: string }[];
 
 function trainInput(overrides: Partial<TrainInput> = {}): TrainInput {
   return {
@@ -86,13 +95,28 @@ function trainInput(overrides: Partial<TrainInput> = {}): TrainInput {
 }
 
 async function startTrain(overrides: Partial<TrainInput> = {}) {
-  return env.client.workflow.start<typeof trainWorkflow>('trainWorkflow', { taskQueue, workflowId: `train-${NEW}`, args: [trainInput(overrides)] });
+  return env.client.workflow.start<typeof trainWorkflow>('trainWorkflow', {
+    taskQueue,
+    workflowId: `train-${NEW}`,
+    args: [trainInput(overrides)],
+  });
 }
 
 async function startRollout(overrides: Partial<RolloutInput> = {}) {
   const release = fleet.configRelease(versionsAt(0));
-  const input: RolloutInput = { service: CONFIG, release, selector: {}, strategy: STRATEGY, by: 'tester', ...overrides };
-  const handle = await env.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', { taskQueue, workflowId: `deploy-${CONFIG}`, args: [input] });
+  const input: RolloutInput = {
+    service: CONFIG,
+    release,
+    selector: {},
+    strategy: STRATEGY,
+    by: 'tester',
+    ...overrides,
+  };
+  const handle = await env.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    taskQueue,
+    workflowId: `deploy-${CONFIG}`,
+    args: [input],
+  });
   return { handle, release };
 }
 
@@ -100,7 +124,12 @@ async function startRollout(overrides: Partial<RolloutInput> = {}) {
  * Polls until `ready` holds; real time only, so it never moves the test server's clock. A query fails until the
  * train has read its stations and registered its handlers; that counts as not ready yet.
  */
-async function until<S>(what: string, read: () => Promise<S>, ready: (s: S) => boolean, timeoutMs = 15_000): Promise<S> {
+async function until<S>(
+  what: string,
+  read: () => Promise<S>,
+  ready: (s: S) => boolean,
+  timeoutMs = 15_000,
+): Promise<S> {
   const deadline = Date.now() + timeoutMs;
   let last: S | Error | undefined;
   while (Date.now() < deadline) {
@@ -108,18 +137,28 @@ async function until<S>(what: string, read: () => Promise<S>, ready: (s: S) => b
     if (!(last instanceof Error) && ready(last)) return last;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+  throw new Error(
+    `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+  );
 }
-const trainUntil = (handle: WorkflowHandle, what: string, ready: (s: TrainStatus) => boolean) => until(what, () => handle.query(trainStatusQuery), ready);
-const rolloutUntil = (handle: WorkflowHandle, what: string, ready: (s: RolloutStatus) => boolean) => until(what, () => handle.query(rolloutStatusQuery), ready);
-const awaiting = (handle: WorkflowHandle, station: Station) => trainUntil(handle, `approval of ${station}`, (s) => s.state === 'awaiting-approval' && s.nextStation === station);
-const watching = (handle: WorkflowHandle, station: Station) => trainUntil(handle, `the watch of ${station}`, (s) => s.state === 'watching' && STATIONS[s.station] === station);
+const trainUntil = (handle: WorkflowHandle, what: string, ready: (s: TrainStatus) => boolean) =>
+  until(what, () => handle.query(trainStatusQuery), ready);
+const rolloutUntil = (handle: WorkflowHandle, what: string, ready: (s: RolloutStatus) => boolean) =>
+  until(what, () => handle.query(rolloutStatusQuery), ready);
+const awaiting = (handle: WorkflowHandle, station: Station) =>
+  trainUntil(handle, `approval of ${station}`, (s) => s.state === 'awaiting-approval' && s.nextStation === station);
+const watching = (handle: WorkflowHandle, station: Station) =>
+  trainUntil(handle, `the watch of ${station}`, (s) => s.state === 'watching' && STATIONS[s.station] === station);
 const blocked = (handle: WorkflowHandle) => trainUntil(handle, 'the train to block', (s) => s.state === 'blocked');
 
 /** The workflow's failure: its type and message. */
 async function failureOf(result: Promise<unknown>): Promise<{ type?: string; message: string }> {
-  const err = await result.then(() => null, (e) => e);
-  if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the workflow to fail, got ${err ? String(err) : 'success'}`);
+  const err = await result.then(
+    () => null,
+    (e) => e,
+  );
+  if (!(err instanceof WorkflowFailedError))
+    throw new Error(`expected the workflow to fail, got ${err ? String(err) : 'success'}`);
   const cause = err.cause as { type?: string; message: string };
   return { type: cause.type, message: cause.message };
 }
@@ -129,7 +168,10 @@ function windowsFrom(nowMs: number, days: Record<Station, number>): { windows: D
   const now = new Date(nowMs);
   const allDay = (offset: number) => ({ day: WEEKDAYS[(now.getUTCDay() + offset) % 7], from: '00:00', to: '24:00' });
   const stations = Object.fromEntries(STATIONS.map((s) => [s, allDay(days[s])])) as DeployWindows['stations'];
-  return { windows: { timezone: 'UTC', stations }, opens: Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + days.testwikis) };
+  return {
+    windows: { timezone: 'UTC', stations },
+    opens: Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + days.testwikis),
+  };
 }
 
 describe('train gates', () => {
@@ -138,8 +180,12 @@ describe('train gates', () => {
     await awaiting(train, 'testwikis');
     expect(HOSTS.map((h) => fleet.hosts.get(h)!.current[CODE])).toEqual(HOSTS.map(() => fleet.codeRelease(NEW).id));
     expect(landed()).toEqual([]);
-    expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'mallory' }] }))).toMatch(/^mallory is not an approver of this train; approvers: alice$/);
-    expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group0' }] }))).toMatch(/^the next station is testwikis, not group0$/);
+    expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'mallory' }] }))).toMatch(
+      /^mallory is not an approver of this train; approvers: alice$/,
+    );
+    expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group0' }] }))).toMatch(
+      /^the next station is testwikis, not group0$/,
+    );
     expect(landed()).toEqual([]);
 
     await train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'testwikis' }] });
@@ -150,7 +196,12 @@ describe('train gates', () => {
   });
 
   it('deploy window: sleeps until the window opens and moves by itself; an approval moves at any time', async () => {
-    const { windows, opens } = windowsFrom(await env.currentTimeMs(), { testwikis: 2, group0: 2, group1: 3, group2: 4 });
+    const { windows, opens } = windowsFrom(await env.currentTimeMs(), {
+      testwikis: 2,
+      group0: 2,
+      group1: 3,
+      group2: 4,
+    });
     const train = await startTrain({ gate: 'window', windows });
     const waiting = await trainUntil(train, 'the testwikis window', (s) => s.state === 'awaiting-window');
     expect(waiting.nextStation).toBe('testwikis');
@@ -160,27 +211,46 @@ describe('train gates', () => {
     expect(landed()).toEqual([]);
 
     await env.sleep(2 * MINUTE);
-    const atGroup1 = await trainUntil(train, 'the group1 window', (s) => s.state === 'awaiting-window' && s.nextStation === 'group1');
+    const atGroup1 = await trainUntil(
+      train,
+      'the group1 window',
+      (s) => s.state === 'awaiting-window' && s.nextStation === 'group1',
+    );
     expect(Date.parse(atGroup1.windowOpensAt!)).toBe(opens + DAY);
     expect(landed().map((c) => [c.versions, c.by])).toEqual([
       [versionsAt(0), 'signalbox (testwikis deploy window)'],
       [versionsAt(1), 'signalbox (group0 deploy window)'],
     ]);
     await train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group1' }] });
-    const atGroup2 = await trainUntil(train, 'the group2 window', (s) => s.state === 'awaiting-window' && s.nextStation === 'group2');
+    const atGroup2 = await trainUntil(
+      train,
+      'the group2 window',
+      (s) => s.state === 'awaiting-window' && s.nextStation === 'group2',
+    );
     expect(Date.parse(atGroup2.windowOpensAt!)).toBe(opens + 2 * DAY);
     expect(landed().map((c) => [c.versions, c.by])[2]).toEqual([versionsAt(2), ALICE]);
   });
 
   it('blockers: an open blocker holds the train inside its window and is announced once; it moves when they close', async () => {
-    const { windows, opens } = windowsFrom(await env.currentTimeMs(), { testwikis: 1, group0: 1, group1: 1, group2: 1 });
-    fleet.blockers = [{ title: 'T1234: Special:Search fatals on group0', url: 'https://github.com/wikimedia/train-blockers/issues/7' }];
+    const { windows, opens } = windowsFrom(await env.currentTimeMs(), {
+      testwikis: 1,
+      group0: 1,
+      group1: 1,
+      group2: 1,
+    });
+    fleet.blockers = [
+      { title: 'T1234: Special:Search fatals on group0', url: 'https://github.com/wikimedia/train-blockers/issues/7' },
+    ];
     const train = await startTrain({ gate: 'window', windows, blockersPollMs: 5 * MINUTE });
     await trainUntil(train, 'the window', (s) => s.state === 'awaiting-window');
     await env.sleep(opens - (await env.currentTimeMs()) + MINUTE);
     expect((await blocked(train)).blocker).toBe('T1234: Special:Search fatals on group0');
     await env.sleep(11 * MINUTE);
-    await until('two more polls of the blockers', async () => fleet.callsTo('openBlockers').length, (n) => n === 3);
+    await until(
+      'two more polls of the blockers',
+      async () => fleet.callsTo('openBlockers').length,
+      (n) => n === 3,
+    );
     expect((await train.query(trainStatusQuery)).state).toBe('blocked');
     expect(landed()).toEqual([]);
     expect(fleet.callsTo('sendNotification').map((m) => m.subject)).toEqual([`[Train] ${NEW} status update`]);
@@ -203,7 +273,12 @@ describe('the error watch', () => {
     // Reads at the start of the train and the end of stage; per station one before the move, the watch's first
     // and its 60, and one after.
     expect(fleet.callsTo('measureGroups')).toHaveLength(2 + 4 * 63);
-    expect(result.watch).toMatchObject({ subject: 'group2 after its move', phase: 'pass', judgedThrough: 60, windowSamples: 60 });
+    expect(result.watch).toMatchObject({
+      subject: 'group2 after its move',
+      phase: 'pass',
+      judgedThrough: 60,
+      windowSamples: 60,
+    });
     expect(landed().map((c) => c.versions)).toEqual([0, 1, 2, 3].map(versionsAt));
     expect(fleet.fleetServes()).toEqual(allOn(NEW));
   });
@@ -222,19 +297,29 @@ describe('the error watch', () => {
     await env.sleep(2 * MINUTE);
     const stopped = await blocked(train);
     expect((await env.currentTimeMs()) - live).toBeLessThan(43 * MINUTE);
-    expect(stopped.blocker).toMatch(/^group1 was rolled back by the error watch: group1: errors 0\.\d\d% of [\d,]+ vs 0\.30% of [\d,]+ before the move; .* at sample 4\d/);
+    expect(stopped.blocker).toMatch(
+      /^group1 was rolled back by the error watch: group1: errors 0\.\d\d% of [\d,]+ vs 0\.30% of [\d,]+ before the move; .* at sample 4\d/,
+    );
     expect(stopped.watch).toMatchObject({ subject: 'group1 after its move', phase: 'fail' });
 
     // What-if replay rebuilds each watch from the history and, with the recorded settings, decides as the train did.
     const runs = recordedRuns((await train.fetchHistory()).events ?? []);
-    expect(runs.map((r) => r.subject)).toEqual(['testwikis after its move', 'group0 after its move', 'group1 after its move']);
+    expect(runs.map((r) => r.subject)).toEqual([
+      'testwikis after its move',
+      'group0 after its move',
+      'group1 after its move',
+    ]);
     const [testwikis, group0, group1] = replay(runs, ['ceiling=0.9', 'minEffect=0.5', 'newErrorMin=100000']);
     expect([testwikis.recorded.phase, group0.recorded.phase]).toEqual(['pass', 'pass']);
     expect(describeRun(group1.recorded)).toBe(stopped.watch!.summary);
     expect(group1.whatIf.phase).toBe('running');
     expect(group1.differsAt).toBe(group1.recorded.evidence[0].crossedAt);
     expect(stopped.versions).toEqual(versionsAt(1));
-    expect(landed().map((c) => [c.versions, c.by]).at(-1)).toEqual([versionsAt(1), 'signalbox error watch']);
+    expect(
+      landed()
+        .map((c) => [c.versions, c.by])
+        .at(-1),
+    ).toEqual([versionsAt(1), 'signalbox error watch']);
     expect(fleet.fleetServes()).toEqual(versionsAt(1));
   });
 });
@@ -257,7 +342,9 @@ describe('the error watch: measurement that cannot be trusted', () => {
     fleet.metricsDown = true;
     await env.sleep(10 * MINUTE);
     const held = await blocked(train);
-    expect(held.blocker).toMatch(/^the error watch of group1 could not decide: inconclusive at sample 1\d of 60: metrics could not be read 5 times in a row \(limit 4\): .*ECONNREFUSED; approve to go on, or roll back$/);
+    expect(held.blocker).toMatch(
+      /^the error watch of group1 could not decide: inconclusive at sample 1\d of 60: metrics could not be read 5 times in a row \(limit 4\): .*ECONNREFUSED; approve to go on, or roll back$/,
+    );
     expect(held.watch).toMatchObject({ phase: 'inconclusive' });
     expect(held.versions).toEqual(versionsAt(2));
     expect(landed().map((c) => c.versions)).toEqual([0, 1, 2].map(versionsAt));
@@ -288,7 +375,9 @@ describe('the error watch: measurement that cannot be trusted', () => {
     fleet.crashLoop.add('group0');
     await env.sleep(6 * MINUTE);
     const stopped = await blocked(train);
-    expect(stopped.blocker).toMatch(/^group0 was rolled back by the error watch: group0: [\d,]+ requests vs [\d,]+ before the move; traffic floor: served 10% of the traffic per ms seen before the move, 3 intervals in a row \(floor 50%\) at sample 3$/);
+    expect(stopped.blocker).toMatch(
+      /^group0 was rolled back by the error watch: group0: [\d,]+ requests vs [\d,]+ before the move; traffic floor: served 10% of the traffic per ms seen before the move, 3 intervals in a row \(floor 50%\) at sample 3$/,
+    );
     expect(stopped.versions).toEqual(versionsAt(0));
     expect(fleet.fleetServes()).toEqual(versionsAt(0));
   });
@@ -301,7 +390,9 @@ describe('failures on the way', () => {
     await awaiting(train, 'testwikis');
     await train.executeUpdate(approveStation, { args: [{ by: 'alice' }] });
     const stopped = await blocked(train);
-    expect(stopped.blocker).toMatch(/^move testwikis to 1\.41\.0-wmf\.26 failed: 1 of 32 wiki answers do not show the expected version .*mw1005\/testwiki: 1\.41\.0-wmf\.25 \(expected 1\.41\.0-wmf\.26\); rolled back and verified\. Fleet now: mediawiki-config: 8 on config-/);
+    expect(stopped.blocker).toMatch(
+      /^move testwikis to 1\.41\.0-wmf\.26 failed: 1 of 32 wiki answers do not show the expected version .*mw1005\/testwiki: 1\.41\.0-wmf\.25 \(expected 1\.41\.0-wmf\.26\); rolled back and verified\. Fleet now: mediawiki-config: 8 on config-/,
+    );
     expect(stopped.station).toBe(-1);
     expect(landed().map((c) => [c.versions, c.by])).toEqual([
       [versionsAt(0), ALICE],
@@ -311,36 +402,53 @@ describe('failures on the way', () => {
   });
 
   it.each([
-    ['its verification fails (a host switched back still serves the newer release)', (f: FakeFleet) => f.stale.set('mw1003', f.configRelease(versionsAt(1)).id), /did not finish: 2 of 32 wiki answers .*mw1003\/testwiki: 1\.41\.0-wmf\.26 \(expected 1\.41\.0-wmf\.25\)/],
-    ['its deploy fails (the rollout of the rollback fails)', (f: FakeFleet) => (f.fetchRefusal = 'unknown hosts: mw1004'), /did not finish: fetch did not finish \(.*\); nothing was switched/],
-  ])('a rollback that fails because %s blocks until resume deploys it again; approvals are refused meanwhile', async (_what, breakIt, why) => {
-    const train = await startTrain();
-    for (const station of ['testwikis', 'group0'] as const) {
-      await awaiting(train, station);
-      await train.executeUpdate(approveStation, { args: [{ by: 'alice', station }] });
-    }
-    await awaiting(train, 'group1');
-    breakIt(fleet);
-    const after = await train.executeUpdate(rollbackTrain, { args: [{ by: 'bob', reason: 'errors on group0', toStation: 'start' }] });
-    expect(after.state).toBe('blocked');
-    expect(after.blocker).toMatch(/^roll back testwikis, group0 to 1\.41\.0-wmf\.25 did not finish: /);
-    expect(after.blocker).toMatch(why);
-    expect(after.blocker).toContain(`No group moves forward until \`signalbox train resume ${NEW}\` has retried the rollback`);
-    expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'alice' }] }))).toMatch(/^a rollback has not reached every host yet; `signalbox train resume 1\.41\.0-wmf\.26` retries it/);
+    [
+      'its verification fails (a host switched back still serves the newer release)',
+      (f: FakeFleet) => f.stale.set('mw1003', f.configRelease(versionsAt(1)).id),
+      /did not finish: 2 of 32 wiki answers .*mw1003\/testwiki: 1\.41\.0-wmf\.26 \(expected 1\.41\.0-wmf\.25\)/,
+    ],
+    [
+      'its deploy fails (the rollout of the rollback fails)',
+      (f: FakeFleet) => (f.fetchRefusal = 'unknown hosts: mw1004'),
+      /did not finish: fetch did not finish \(.*\); nothing was switched/,
+    ],
+  ])(
+    'a rollback that fails because %s blocks until resume deploys it again; approvals are refused meanwhile',
+    async (_what, breakIt, why) => {
+      const train = await startTrain();
+      for (const station of ['testwikis', 'group0'] as const) {
+        await awaiting(train, station);
+        await train.executeUpdate(approveStation, { args: [{ by: 'alice', station }] });
+      }
+      await awaiting(train, 'group1');
+      breakIt(fleet);
+      const after = await train.executeUpdate(rollbackTrain, {
+        args: [{ by: 'bob', reason: 'errors on group0', toStation: 'start' }],
+      });
+      expect(after.state).toBe('blocked');
+      expect(after.blocker).toMatch(/^roll back testwikis, group0 to 1\.41\.0-wmf\.25 did not finish: /);
+      expect(after.blocker).toMatch(why);
+      expect(after.blocker).toContain(
+        `No group moves forward until \`signalbox train resume ${NEW}\` has retried the rollback`,
+      );
+      expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'alice' }] }))).toMatch(
+        /^a rollback has not reached every host yet; `signalbox train resume 1\.41\.0-wmf\.26` retries it/,
+      );
 
-    fleet.stale.clear();
-    fleet.fetchRefusal = null;
-    await train.executeUpdate(resumeTrain, { args: [{ by: 'alice' }] });
-    const done = await trainUntil(train, 'the rollback to finish', (s) => s.state === 'rolled-back');
-    expect(done.station).toBe(-1);
-    const [, , rollback, retry] = landed();
-    expect(landed()).toHaveLength(4);
-    expect(rollback.versions).toEqual(allOn(OLD));
-    expect(retry).toEqual(rollback); // the same change, found again by its id
-    expect(fleet.fleetServes()).toEqual(allOn(OLD));
-    await train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'testwikis' }] });
-    await awaiting(train, 'group0');
-  });
+      fleet.stale.clear();
+      fleet.fetchRefusal = null;
+      await train.executeUpdate(resumeTrain, { args: [{ by: 'alice' }] });
+      const done = await trainUntil(train, 'the rollback to finish', (s) => s.state === 'rolled-back');
+      expect(done.station).toBe(-1);
+      const [, , rollback, retry] = landed();
+      expect(landed()).toHaveLength(4);
+      expect(rollback.versions).toEqual(allOn(OLD));
+      expect(retry).toEqual(rollback); // the same change, found again by its id
+      expect(fleet.fleetServes()).toEqual(allOn(OLD));
+      await train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'testwikis' }] });
+      await awaiting(train, 'group0');
+    },
+  );
 
   it('a move refused by the service lease blocks without landing anything, and moves once approved again', async () => {
     const holder = { workflowId: `deploy-${CONFIG}`, by: 'carol', since: '2026-01-01T00:00:00.000Z' };
@@ -349,7 +457,9 @@ describe('failures on the way', () => {
     await awaiting(train, 'testwikis');
     await train.executeUpdate(approveStation, { args: [{ by: 'alice' }] });
     const stopped = await blocked(train);
-    expect(stopped.blocker).toMatch(/^move testwikis to 1\.41\.0-wmf\.26 failed: mediawiki-config is being changed by deploy-mediawiki-config \(started by carol, .*; approve again once it is done\. Fleet now: /);
+    expect(stopped.blocker).toMatch(
+      /^move testwikis to 1\.41\.0-wmf\.26 failed: mediawiki-config is being changed by deploy-mediawiki-config \(started by carol, .*; approve again once it is done\. Fleet now: /,
+    );
     expect(landed()).toEqual([]);
     expect(fleet.callsTo('promoteHosts').filter((r) => r.service === CONFIG)).toEqual([]);
     expect(fleet.leases.get(CONFIG)).toEqual(holder);
@@ -367,10 +477,16 @@ describe('steering', () => {
     const train = await startTrain({ autoApprove: true, watchMs: HOUR });
     await watching(train, 'testwikis');
     await train.executeUpdate(pauseTrain, { args: [{ by: 'bob' }] });
-    expect(await refusal(train.executeUpdate(pauseTrain, { args: [{ by: 'bob' }] }))).toBe('the train is already paused');
+    expect(await refusal(train.executeUpdate(pauseTrain, { args: [{ by: 'bob' }] }))).toBe(
+      'the train is already paused',
+    );
     await env.sleep(61 * MINUTE);
     // The watch's last read is taken; a train not paused would land group0 straight after it.
-    await until('the end of the testwikis watch', async () => fleet.callsTo('measureGroups').length, (n) => n === 2 + 63);
+    await until(
+      'the end of the testwikis watch',
+      async () => fleet.callsTo('measureGroups').length,
+      (n) => n === 2 + 63,
+    );
     await new Promise((r) => setTimeout(r, 500));
     expect(landed()).toHaveLength(1);
 
@@ -395,7 +511,9 @@ describe('rollout engine', () => {
     const { handle } = await startRollout();
     const failure = await failureOf(handle.result());
     expect(failure.type).toBe('RolloutRolledBack');
-    expect(failure.message).toMatch(/^canary analysis failed: errors: errors \d+\.\d\d% of [\d,]+ vs \d\.\d\d% of [\d,]+ on the baseline; .* at sample 1; rolled back 1 hosts to what they ran before; every host is on the release it ran before$/);
+    expect(failure.message).toMatch(
+      /^canary analysis failed: errors: errors \d+\.\d\d% of [\d,]+ vs \d\.\d\d% of [\d,]+ on the baseline; .* at sample 1; rolled back 1 hosts to what they ran before; every host is on the release it ran before$/,
+    );
     expect(fleet.callsTo('promoteHosts').map((r) => r.hosts)).toEqual([['mw1001']]);
     expect(fleet.callsTo('rollbackHosts').map((r) => r.hosts)).toEqual([['mw1001']]);
     expect(configLinks()).toEqual(HOSTS.map(initial));
@@ -406,9 +524,16 @@ describe('rollout engine', () => {
     fleet.failingChecks.add('mw1003');
     const { handle } = await startRollout();
     const failure = await failureOf(handle.result());
-    expect(failure.message).toMatch(/^1 hosts failed, more than the limit of 0: mw1003: check "siteinfo answers" failed on mw1003; .*; rolled back 4 hosts/);
-    expect(fleet.callsTo('promoteHosts').map((r) => r.hosts)).toEqual([['mw1001'], ['mw1002', 'mw1003', 'mw1004', 'mw1005']]);
-    expect(fleet.callsTo('rollbackHosts').map((r) => r.hosts)).toEqual([['mw1001', 'mw1002', 'mw1003', 'mw1004', 'mw1005']]);
+    expect(failure.message).toMatch(
+      /^1 hosts failed, more than the limit of 0: mw1003: check "siteinfo answers" failed on mw1003; .*; rolled back 4 hosts/,
+    );
+    expect(fleet.callsTo('promoteHosts').map((r) => r.hosts)).toEqual([
+      ['mw1001'],
+      ['mw1002', 'mw1003', 'mw1004', 'mw1005'],
+    ]);
+    expect(fleet.callsTo('rollbackHosts').map((r) => r.hosts)).toEqual([
+      ['mw1001', 'mw1002', 'mw1003', 'mw1004', 'mw1005'],
+    ]);
     expect(configLinks()).toEqual(HOSTS.map(initial));
   });
 
@@ -419,8 +544,12 @@ describe('rollout engine', () => {
     const failure = await failureOf(handle.result());
     expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(2 * HOUR);
     expect(failure.type).toBe('RolloutRolledBack');
-    expect(failure.message).toMatch(/^batch 1 did not finish: .*; rolled back 1 hosts to what they ran before; every host is on the release it ran before$/);
-    expect(fleet.callsTo('rollbackHosts').map((r) => r.hosts)).toEqual([['mw1001', 'mw1002', 'mw1003', 'mw1004', 'mw1005']]);
+    expect(failure.message).toMatch(
+      /^batch 1 did not finish: .*; rolled back 1 hosts to what they ran before; every host is on the release it ran before$/,
+    );
+    expect(fleet.callsTo('rollbackHosts').map((r) => r.hosts)).toEqual([
+      ['mw1001', 'mw1002', 'mw1003', 'mw1004', 'mw1005'],
+    ]);
     expect(configLinks()).toEqual(HOSTS.map(initial));
   });
 
@@ -441,12 +570,21 @@ describe('rollout engine', () => {
     const status: RolloutStatus = await handle.result();
     expect(status.phase).toBe('done');
     expect(configLinks()).toEqual(HOSTS.map(() => release.id));
-    expect(fleet.callsTo('markStable').flatMap((r) => r.hosts).sort()).toEqual(HOSTS);
+    expect(
+      fleet
+        .callsTo('markStable')
+        .flatMap((r) => r.hosts)
+        .sort(),
+    ).toEqual(HOSTS);
   });
 
   it('abort stops before the next wave: the canary stays, nothing is rolled back or marked stable', async () => {
     const { handle, release } = await startRollout({ pauseAfterCanary: true });
-    await rolloutUntil(handle, 'the canary pause', (s) => s.paused && s.pauseReason === 'canaries are live; resume to continue');
+    await rolloutUntil(
+      handle,
+      'the canary pause',
+      (s) => s.paused && s.pauseReason === 'canaries are live; resume to continue',
+    );
     await handle.executeUpdate(abortRollout, { args: [{ by: 'alice' }] });
     const status: RolloutStatus = await handle.result();
     expect(status.phase).toBe('aborted');

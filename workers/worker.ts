@@ -16,7 +16,8 @@ export const FAILURE_CONVERTER_PATH = path.join(__dirname, 'failure-converter.js
 
 /** Failures and payloads redacted on their way to the server; what they decode to is unchanged. */
 function redactingDataConverter(): NonNullable<WorkerOptions['dataConverter']> {
-  (globalThis as unknown as Record<symbol, unknown>)[Symbol.for('signalbox.failureConverter')] ??= new RedactingFailureConverter();
+  (globalThis as unknown as Record<symbol, unknown>)[Symbol.for('signalbox.failureConverter')] ??=
+    new RedactingFailureConverter();
   return { failureConverterPath: FAILURE_CONVERTER_PATH, payloadCodecs: [redactingCodec] };
 }
 
@@ -32,7 +33,9 @@ export async function createWorker(config: SignalboxConfig, connection?: NativeC
   const conn = connection ?? (await connectNative(temporal));
   // Tests and benchmarks bundle the workflow code once and hand it over; otherwise the worker bundles at start.
   const bundlePath = process.env.SIGNALBOX_WORKFLOW_BUNDLE;
-  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH };
+  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath
+    ? { workflowBundle: { codePath: bundlePath } }
+    : { workflowsPath: WORKFLOWS_PATH };
   registerSecrets(config);
   return Worker.create({
     connection: conn,
@@ -66,7 +69,9 @@ export async function runWorker(config: SignalboxConfig, say: (line: string) => 
   const temporal = temporalConnection(config);
   const connection = await connectNative(temporal);
   const worker = await createWorker(config, connection);
-  say(`worker: polling task queue "${config.temporal.taskQueue}" on ${temporal.summary} (namespace ${temporal.namespace})`);
+  say(
+    `worker: polling task queue "${config.temporal.taskQueue}" on ${temporal.summary} (namespace ${temporal.namespace})`,
+  );
   try {
     await worker.run();
   } finally {

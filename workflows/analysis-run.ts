@@ -1,7 +1,15 @@
 // One analysis run in a workflow: a reading now, then one per interval on workflow timers, each judged by the
 // pure assess() over all the samples so far. The canary analysis and the train's error watch both run it.
 import { condition } from '@temporalio/workflow';
-import { assess, viewOf, type AnalysisContext, type AnalysisSpec, type AnalysisView, type MetricReading, type Sample } from './analysis/index';
+import {
+  assess,
+  viewOf,
+  type AnalysisContext,
+  type AnalysisSpec,
+  type AnalysisView,
+  type MetricReading,
+  type Sample,
+} from './analysis/index';
 
 export interface AnalysisRun {
   /** What is judged, as people read it: "canaries of mediawiki-config", "group1 after its move". */

@@ -19,18 +19,32 @@ export interface Measurement {
   why: string;
 }
 
-export const delta = (later: Counts, earlier: Counts): Counts => ({ requests: later.requests - earlier.requests, errors: later.errors - earlier.errors });
+export const delta = (later: Counts, earlier: Counts): Counts => ({
+  requests: later.requests - earlier.requests,
+  errors: later.errors - earlier.errors,
+});
 
 /**
  * Fails only when the error rate is above both the absolute ceiling and the baseline times the allowed ratio, so
  * a problem everywhere is not blamed on the change. Too few requests is inconclusive, never a guess.
  */
-export function judge(spec: Thresholds, canary: Counts, baseline: Counts, names = { subject: 'canary', baseline: 'baseline' }): Measurement {
+export function judge(
+  spec: Thresholds,
+  canary: Counts,
+  baseline: Counts,
+  names = { subject: 'canary', baseline: 'baseline' },
+): Measurement {
   const rate = (c: Counts) => (c.requests > 0 ? c.errors / c.requests : 0);
   const canaryRate = rate(canary);
   const baselineRate = rate(baseline);
   const shown = `${names.subject} ${(canaryRate * 100).toFixed(2)}% of ${Math.round(canary.requests)} requests, ${names.baseline} ${(baselineRate * 100).toFixed(2)}% of ${Math.round(baseline.requests)}`;
-  if (canary.requests < spec.minRequests) return { canary, baseline, verdict: 'inconclusive', why: `too little ${names.subject} traffic (${Math.round(canary.requests)} < ${spec.minRequests} requests); ${shown}` };
+  if (canary.requests < spec.minRequests)
+    return {
+      canary,
+      baseline,
+      verdict: 'inconclusive',
+      why: `too little ${names.subject} traffic (${Math.round(canary.requests)} < ${spec.minRequests} requests); ${shown}`,
+    };
   const fails = canaryRate > spec.maxErrorRate && canaryRate > spec.maxRatioToBaseline * baselineRate;
   return { canary, baseline, verdict: fails ? 'fail' : 'pass', why: shown };
 }
@@ -55,7 +69,12 @@ export function signatureDelta(later: Signatures = {}, earlier: Signatures = {})
  * Signatures that showed up at least `minCount` times during the watch but never in the window before the move,
  * and that no operator has acknowledged as known. Errors the group already had are judged by rate alone.
  */
-export function newSignatures(during: Signatures, before: Signatures, acknowledged: readonly string[], minCount: number): { signature: string; count: number }[] {
+export function newSignatures(
+  during: Signatures,
+  before: Signatures,
+  acknowledged: readonly string[],
+  minCount: number,
+): { signature: string; count: number }[] {
   return Object.entries(during)
     .filter(([signature, count]) => count >= minCount && !(before[signature] > 0) && !acknowledged.includes(signature))
     .map(([signature, count]) => ({ signature, count }))

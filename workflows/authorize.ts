@@ -22,7 +22,10 @@ export function authorizer(workflowId: string) {
     check(request: Steering | undefined, action: Action): void {
       if (!request?.signed) return; // open mode, or refused by verify below when signatures are required
       const statement = readStatement(request.signed);
-      if (statement.action !== action || statement.workflowId !== workflowId) throw new Error(`the signature is for ${statement.action} on ${statement.workflowId}, not ${action} on ${workflowId}`);
+      if (statement.action !== action || statement.workflowId !== workflowId)
+        throw new Error(
+          `the signature is for ${statement.action} on ${statement.workflowId}, not ${action} on ${workflowId}`,
+        );
       if (spent.has(statement.nonce)) throw new Error('replayed: this signed request was already used; sign a new one');
     },
     /** For handlers: who asked, as the worker verified it; throws an ApplicationFailure that fails only the update. */

@@ -58,24 +58,44 @@ export const SIGNATURE_NAMESPACE = 'signalbox-action';
 
 /** A change to the weekly Schedule, made by a workflow once the admin's signature checks out. */
 export type ScheduleChange =
-  | { change: 'create'; scheduleId: string; dayOfWeek: string; hour: number; minute: number; timezone: string; trainInput: unknown; taskQueue: string }
+  | {
+      change: 'create';
+      scheduleId: string;
+      dayOfWeek: string;
+      hour: number;
+      minute: number;
+      timezone: string;
+      trainInput: unknown;
+      taskQueue: string;
+    }
   | { change: 'delete'; scheduleId: string };
 
 /** How the records name a person: the key fingerprint when verified, "unverified" in open mode. */
 export function describeIdentity(identity: Identity): string {
-  return identity.fingerprint ? `${identity.principal} [${identity.fingerprint}]` : `${identity.principal} (unverified: auth none)`;
+  return identity.fingerprint
+    ? `${identity.principal} [${identity.fingerprint}]`
+    : `${identity.principal} (unverified: auth none)`;
 }
 
 /** The statement inside a signed action, or an error saying what is wrong with it. Pure: validators use it. */
 export function readStatement(signed: SignedAction | undefined): ActionStatement {
-  if (!signed?.statement || !signed.signature) throw new Error('unsigned: this signalbox requires every action to be signed with your SSH key (see README, "Who may do what")');
+  if (!signed?.statement || !signed.signature)
+    throw new Error(
+      'unsigned: this signalbox requires every action to be signed with your SSH key (see README, "Who may do what")',
+    );
   let statement: ActionStatement;
   try {
     statement = JSON.parse(signed.statement);
   } catch {
     throw new Error('the signed statement is not JSON');
   }
-  if (!ACTIONS.includes(statement.action) || !statement.workflowId || !statement.principal || !statement.nonce || !statement.at) {
+  if (
+    !ACTIONS.includes(statement.action) ||
+    !statement.workflowId ||
+    !statement.principal ||
+    !statement.nonce ||
+    !statement.at
+  ) {
     throw new Error('the signed statement lacks its action, workflow, principal, nonce or time');
   }
   return statement;
@@ -110,7 +130,17 @@ export interface HostResult {
   log?: string;
 }
 
-export type RolloutPhase = 'planning' | 'fetching' | 'canary' | 'analysis' | 'batches' | 'paused' | 'rolling-back' | 'done' | 'rolled-back' | 'aborted';
+export type RolloutPhase =
+  | 'planning'
+  | 'fetching'
+  | 'canary'
+  | 'analysis'
+  | 'batches'
+  | 'paused'
+  | 'rolling-back'
+  | 'done'
+  | 'rolled-back'
+  | 'aborted';
 
 export interface RolloutStatus {
   service: string;

@@ -20,8 +20,10 @@ export async function serviceLeaseWorkflow(initial: LeaseHolder | null = null): 
     },
     {
       validator: (request) => {
-        if (!request?.holder?.workflowId || !request.holder.by) throw new Error('a lease request names the workflow and the person behind it');
-        if (!holder || [request.holder.workflowId, request.replacing, request.parent].includes(holder.workflowId)) return;
+        if (!request?.holder?.workflowId || !request.holder.by)
+          throw new Error('a lease request names the workflow and the person behind it');
+        if (!holder || [request.holder.workflowId, request.replacing, request.parent].includes(holder.workflowId))
+          return;
         throw new Error(`held by ${holder.workflowId} (${holder.by}, since ${holder.since})`);
       },
     },

@@ -33,13 +33,18 @@ export function isVersion(version: unknown): version is string {
 export function compareVersions(a: string, b: string): number {
   const parts = (v: string) => v.split(/[.-]wmf\.|\./).map(Number);
   const [pa, pb] = [parts(a), parts(b)];
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++)
+    if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
   return 0;
 }
 
 export function checkReleaseId(id: unknown): string {
   if (typeof id !== 'string' || !RELEASE_ID_PATTERN.test(id)) {
-    throw new InvalidNameError('release', id, 'expected <name>-<12 hex digits of content hash>, such as 1.41.0-wmf.26-3fa9c2e1b4d0');
+    throw new InvalidNameError(
+      'release',
+      id,
+      'expected <name>-<12 hex digits of content hash>, such as 1.41.0-wmf.26-3fa9c2e1b4d0',
+    );
   }
   return id;
 }

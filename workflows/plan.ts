@@ -53,7 +53,10 @@ export function planRollout(current: Record<string, string | null>, release: str
   }
   const batchSize = parseAmount(strategy.batch, total, 'batch');
   for (let i = 0; batchSize > 0 && i < rest.length; i += batchSize) {
-    waves.push({ name: `batch ${waves.length + (waves[0]?.name === 'canary' ? 0 : 1)}`, hosts: rest.slice(i, i + batchSize) });
+    waves.push({
+      name: `batch ${waves.length + (waves[0]?.name === 'canary' ? 0 : 1)}`,
+      hosts: rest.slice(i, i + batchSize),
+    });
   }
   return { alreadyOnRelease, waves, maxFailures: parseAmount(strategy.maxFail, total, 'max-fail') };
 }

@@ -27,7 +27,11 @@ export interface Blocker {
  * The status update sent when the train is blocked, in the shape release engineers use: subject
  * "[Train] <version> status update", where the version is deployed, each blocker with its link, what happens next.
  */
-export function renderStatusUpdate(status: TrainStatus, blockers: Blocker[], links: { train: string; versions?: string }): { subject: string; body: string } {
+export function renderStatusUpdate(
+  status: TrainStatus,
+  blockers: Blocker[],
+  links: { train: string; versions?: string },
+): { subject: string; body: string } {
   const deployedTo = STATIONS.filter((s) => status.versions[s] === status.version);
   const lines = [
     `Train ${status.version} is blocked [0].`,

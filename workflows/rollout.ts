@@ -47,7 +47,11 @@ const hostActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
   scheduleToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput', 'DependencyNotLive', 'LeaseTaken'] },
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: ['BadInput', 'DependencyNotLive', 'LeaseTaken'],
+  },
 });
 
 /** Putting hosts back must finish: no time bound, and its failures are per-host results, not exceptions. */
@@ -134,7 +138,19 @@ export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult>
       break;
     }
     const parts = chunk(hosts, HOSTS_PER_ACTIVITY);
-    const results = (await inParallel(parts, ACTIVITIES_IN_FLIGHT, (part) => hostActivities.promoteHosts({ service: input.service, release: input.release, hosts: part, by: input.by, runId: input.runId, concurrency: part.length, movingBack: input.movingBack }))).flat();
+    const results = (
+      await inParallel(parts, ACTIVITIES_IN_FLIGHT, (part) =>
+        hostActivities.promoteHosts({
+          service: input.service,
+          release: input.release,
+          hosts: part,
+          by: input.by,
+          runId: input.runId,
+          concurrency: part.length,
+          movingBack: input.movingBack,
+        }),
+      )
+    ).flat();
     const failures = results.filter((r) => r.outcome === 'failed');
     result.batches.push({ done: results.length - failures.length, failed: failures.length });
     result.failed += failures.length;
@@ -148,7 +164,8 @@ export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult>
  * A host that could not be reached, fetched or switched may succeed later. One whose checks failed is already on
  * the release it was sent to: moving back, it stays there in the pool, named, rather than hold the rollback up.
  */
-const mayPassOnRetry = (result: HostResult) => result.code !== 'not-fetched' && !result.code?.startsWith('check-failed');
+const mayPassOnRetry = (result: HostResult) =>
+  result.code !== 'not-fetched' && !result.code?.startsWith('check-failed');
 /** How long a rollback keeps retrying hosts it could not reach before it names them for a person: about 95 s. */
 const ROLLBACK_RETRY_WAITS = ['5s', '10s', '20s', '30s', '30s'] as const;
 
@@ -157,7 +174,11 @@ export function groupBatches(waves: Wave[]): { name: string; waves: Wave[] }[] {
   const canary = waves[0]?.name === 'canary' ? [waves[0]] : [];
   const batches = waves.slice(canary.length);
   const perChild = Math.max(1, Math.ceil(batches.length / (MAX_WAVE_CHILDREN - canary.length)));
-  const groups = chunk(batches, perChild).map((group) => ({ name: group.length === 1 ? group[0].name : `${group[0].name}-${group[group.length - 1].name.replace(/^batch /, '')}`, waves: group }));
+  const groups = chunk(batches, perChild).map((group) => ({
+    name:
+      group.length === 1 ? group[0].name : `${group[0].name}-${group[group.length - 1].name.replace(/^batch /, '')}`,
+    waves: group,
+  }));
   return [...canary.map((w) => ({ name: w.name, waves: [w] })), ...groups];
 }
 
@@ -191,7 +212,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
   const auth = authorizer(runId);
   /** Checks the signature, then the rule again (other updates may have run meanwhile), then does `apply`. */
-  const steer = (action: Action, rule: (request: ControlRequest) => void, apply: (request: ControlRequest, who: string) => void) =>
+  const steer = (
+    action: Action,
+    rule: (request: ControlRequest) => void,
+    apply: (request: ControlRequest, who: string) => void,
+  ) =>
     [
       async (request: ControlRequest) => {
         const who = describeIdentity(await auth.verify(request, action));
@@ -210,17 +235,46 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     if (!status.paused) throw new Error('rollout is not paused');
   };
   setHandler(rolloutStatusQuery, () => status);
-  setHandler(pauseRollout, ...steer('pause', refuseWhenFinished, (request, who) => ((status.paused = true), (status.pauseReason = `paused by ${who}${request.reason ? `: ${request.reason}` : ''}`))));
-  setHandler(resumeRollout, ...steer('resume', notPaused, () => ((status.paused = false), (status.pauseReason = undefined))));
-  setHandler(abortRollout, ...steer('abort', refuseWhenFinished, (_request, who) => ((abortRequested = true), (status.pauseReason = `abort requested by ${who}`))));
-  setHandler(rollbackRollout, ...steer('rollback', refuseWhenFinished, (_request, who) => ((rollbackRequested = true), (status.pauseReason = `rollback requested by ${who}`))));
+  setHandler(
+    pauseRollout,
+    ...steer(
+      'pause',
+      refuseWhenFinished,
+      (request, who) => (
+        (status.paused = true),
+        (status.pauseReason = `paused by ${who}${request.reason ? `: ${request.reason}` : ''}`)
+      ),
+    ),
+  );
+  setHandler(
+    resumeRollout,
+    ...steer('resume', notPaused, () => ((status.paused = false), (status.pauseReason = undefined))),
+  );
+  setHandler(
+    abortRollout,
+    ...steer(
+      'abort',
+      refuseWhenFinished,
+      (_request, who) => ((abortRequested = true), (status.pauseReason = `abort requested by ${who}`)),
+    ),
+  );
+  setHandler(
+    rollbackRollout,
+    ...steer(
+      'rollback',
+      refuseWhenFinished,
+      (_request, who) => ((rollbackRequested = true), (status.pauseReason = `rollback requested by ${who}`)),
+    ),
+  );
 
   const report = () =>
     setCurrentDetails(
       [
         `**${input.service}** → \`${input.release.id}\`: ${status.phase}${status.paused ? ` (paused: ${status.pauseReason})` : ''}`,
         `${status.done}/${status.total} hosts done, ${status.failed} failed (limit ${status.maxFail})`,
-        ...status.waves.slice(0, 20).map((w) => `- ${w.name}: ${w.done}/${w.hosts}${w.failed ? `, ${w.failed} failed` : ''}`),
+        ...status.waves
+          .slice(0, 20)
+          .map((w) => `- ${w.name}: ${w.done}/${w.hosts}${w.failed ? `, ${w.failed} failed` : ''}`),
         ...(status.analysis ? [`analysis of ${viewLine(status.analysis)}`] : []),
       ].join('\n'),
     );
@@ -235,7 +289,14 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     report();
     const results = (
       await inParallel(chunk(attempted, HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (hosts) =>
-        rollbackActivities.rollbackHosts({ service: input.service, release: input.release, by: input.by, runId, hosts, movingBack: input.movingBack }),
+        rollbackActivities.rollbackHosts({
+          service: input.service,
+          release: input.release,
+          by: input.by,
+          runId,
+          hosts,
+          movingBack: input.movingBack,
+        }),
       )
     ).flat();
     const stuck = results.filter((r) => r.outcome === 'failed');
@@ -243,7 +304,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     status.failures.push(...stuck.slice(0, FAILURES_KEPT));
     report();
     const rolledBack = results.filter((r) => r.outcome === 'rolled-back').length;
-    const shown = stuck.slice(0, 10).map((s) => `${s.host} (${s.detail})`).join('; ');
+    const shown = stuck
+      .slice(0, 10)
+      .map((s) => `${s.host} (${s.detail})`)
+      .join('; ');
     throw ApplicationFailure.nonRetryable(
       `${reason}; rolled back ${rolledBack} hosts to what they ran before${stuck.length ? `; ${stuck.length} could not be rolled back and are left depooled for a person: ${shown}` : '; every host is on the release it ran before'}`,
       'RolloutRolledBack',
@@ -253,19 +317,29 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
   // A deploy asked for from outside (not a train's own move) is an action of a person, signed like any other.
   if (!workflowInfo().parent) {
-    const who = await auth.verify({ by: input.by, signed: input.signed }, 'deploy', input.release.id).catch((err: Error) => {
-      throw ApplicationFailure.nonRetryable(err.message, 'Unauthorized');
-    });
+    const who = await auth
+      .verify({ by: input.by, signed: input.signed }, 'deploy', input.release.id)
+      .catch((err: Error) => {
+        throw ApplicationFailure.nonRetryable(err.message, 'Unauthorized');
+      });
     input = { ...input, by: describeIdentity(who) };
   }
   // Before any host is touched: a change whose Depends-On is not live yet must not go out (refuses, never retried).
-  if (patched('depends-on-check')) await hostActivities.checkDependsOn({ service: input.service, release: input.release, selector: input.selector });
+  if (patched('depends-on-check'))
+    await hostActivities.checkDependsOn({ service: input.service, release: input.release, selector: input.selector });
   // One change at a time per service: refused at once, naming the holder, when another rollout is changing it.
-  await hostActivities.acquireServiceLease({ service: input.service, workflowId: runId, by: input.by, parent: workflowInfo().parent?.workflowId });
+  await hostActivities.acquireServiceLease({
+    service: input.service,
+    workflowId: runId,
+    by: input.by,
+    parent: workflowInfo().parent?.workflowId,
+  });
   try {
     return await rollOut();
   } finally {
-    await CancellationScope.nonCancellable(() => rollbackActivities.releaseServiceLease({ service: input.service, workflowId: runId }));
+    await CancellationScope.nonCancellable(() =>
+      rollbackActivities.releaseServiceLease({ service: input.service, workflowId: runId }),
+    );
   }
 
   /**
@@ -278,8 +352,14 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     for (const wait of [null, ...ROLLBACK_RETRY_WAITS]) {
       if (!hosts.length) return;
       if (wait) await sleep(wait);
-      await inParallel(chunk(hosts, HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) => hostActivities.fetchToHosts({ ...request, hosts: part }));
-      const results = (await inParallel(chunk(hosts, HOSTS_PER_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) => hostActivities.promoteHosts({ ...request, hosts: part, concurrency: part.length }))).flat();
+      await inParallel(chunk(hosts, HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) =>
+        hostActivities.fetchToHosts({ ...request, hosts: part }),
+      );
+      const results = (
+        await inParallel(chunk(hosts, HOSTS_PER_ACTIVITY), ACTIVITIES_IN_FLIGHT, (part) =>
+          hostActivities.promoteHosts({ ...request, hosts: part, concurrency: part.length }),
+        )
+      ).flat();
       const recovered = new Set(results.filter((r) => r.outcome !== 'failed').map((r) => r.host));
       status.failed -= recovered.size;
       status.done += recovered.size;
@@ -295,7 +375,15 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
    */
   async function analyzeCanaries(canaries: string[]): Promise<AnalysisView | null> {
     const plan = await hostActivities.canaryAnalysisPlan({ service: input.service });
-    if (!plan) return { subject: `canaries of ${input.service}`, phase: 'pass', summary: 'no metric analysis configured', evidence: [], judgedThrough: 0, windowSamples: 0 };
+    if (!plan)
+      return {
+        subject: `canaries of ${input.service}`,
+        phase: 'pass',
+        summary: 'no metric analysis configured',
+        evidence: [],
+        judgedThrough: 0,
+        windowSamples: 0,
+      };
     return runAnalysis({
       subject: `canaries of ${input.service}`,
       read: () => measurements.measureCanary({ service: input.service, canaries }),
@@ -312,10 +400,17 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
   async function rollOut(): Promise<RolloutStatus> {
     const retryable: string[] = [];
-    const { current, canaryHosts } = await hostActivities.currentReleases({ service: input.service, release: input.release, selector: input.selector });
+    const { current, canaryHosts } = await hostActivities.currentReleases({
+      service: input.service,
+      release: input.release,
+      selector: input.selector,
+    });
     let plan: RolloutPlan;
     try {
-      plan = planRollout(current, input.release.id, { ...input.strategy, canaryHosts: input.strategy.canaryHosts ?? canaryHosts });
+      plan = planRollout(current, input.release.id, {
+        ...input.strategy,
+        canaryHosts: input.strategy.canaryHosts ?? canaryHosts,
+      });
     } catch (err) {
       throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');
     }
@@ -324,14 +419,26 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     status.done = plan.alreadyOnRelease.length;
     status.maxFail = plan.maxFailures;
     const children = groupBatches(plan.waves);
-    status.waves = children.map((c) => ({ name: c.name, hosts: c.waves.reduce((n, w) => n + w.hosts.length, 0), done: 0, failed: 0 }));
+    status.waves = children.map((c) => ({
+      name: c.name,
+      hosts: c.waves.reduce((n, w) => n + w.hosts.length, 0),
+      done: 0,
+      failed: 0,
+    }));
 
     status.phase = 'fetching';
     report();
     const fetchFailed = new Set<string>();
     try {
       for (const hosts of chunk(pending, HOSTS_PER_FETCH_ACTIVITY)) {
-        const results = await hostActivities.fetchToHosts({ service: input.service, release: input.release, by: input.by, runId, hosts, concurrency: input.strategy.fetchConcurrency });
+        const results = await hostActivities.fetchToHosts({
+          service: input.service,
+          release: input.release,
+          by: input.by,
+          runId,
+          hosts,
+          concurrency: input.strategy.fetchConcurrency,
+        });
         const failures = results.filter((r) => r.outcome === 'failed');
         recordFailures(failures);
         failures.forEach((f) => fetchFailed.add(f.host));
@@ -340,7 +447,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       status.phase = 'aborted';
       report();
       const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
-      throw ApplicationFailure.nonRetryable(`fetch did not finish (${cause}); nothing was switched`, 'RolloutFailed', status);
+      throw ApplicationFailure.nonRetryable(
+        `fetch did not finish (${cause}); nothing was switched`,
+        'RolloutFailed',
+        status,
+      );
     }
     // Moving back, a host that cannot fetch now is tried again once the others are back (see retryUnreached).
     // Behind a patch: rollouts that were running before rollbacks retried their hosts replay as they ran.
@@ -349,7 +460,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
     if (status.failed > status.maxFail) {
       status.phase = 'aborted';
       report();
-      throw ApplicationFailure.nonRetryable(`${status.failed} hosts failed to fetch, more than the limit of ${status.maxFail}; nothing was switched`, 'RolloutFailed', status);
+      throw ApplicationFailure.nonRetryable(
+        `${status.failed} hosts failed to fetch, more than the limit of ${status.maxFail}; nothing was switched`,
+        'RolloutFailed',
+        status,
+      );
     }
 
     for (const [index, child] of children.entries()) {
@@ -370,10 +485,22 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       try {
         result = await executeChild(rolloutWaveWorkflow, {
           workflowId: `${runId}-${child.name.replace(/\s+/g, '-')}`,
-          args: [{ service: input.service, release: input.release, batches, failuresAllowed: status.maxFail - status.failed, by: input.by, runId, movingBack: input.movingBack }],
+          args: [
+            {
+              service: input.service,
+              release: input.release,
+              batches,
+              failuresAllowed: status.maxFail - status.failed,
+              by: input.by,
+              runId,
+              movingBack: input.movingBack,
+            },
+          ],
         });
       } catch (err) {
-        return rollBack(`${child.name} did not finish: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+        return rollBack(
+          `${child.name} did not finish: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`,
+        );
       }
       recordFailures(result.failures, result.failed);
       retryable.push(...(result.retryable ?? []));
@@ -383,7 +510,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
       status.waves[index].failed = result.failed + (status.waves[index].hosts - batches.flat().length);
       report();
       if (status.failed > status.maxFail) {
-        return rollBack(`${status.failed} hosts failed, more than the limit of ${status.maxFail}: ${result.failures.slice(0, 3).map((f) => `${f.host}: ${f.detail}`).join('; ')}`);
+        return rollBack(
+          `${status.failed} hosts failed, more than the limit of ${status.maxFail}: ${result.failures
+            .slice(0, 3)
+            .map((f) => `${f.host}: ${f.detail}`)
+            .join('; ')}`,
+        );
       }
       if (isCanary) {
         status.phase = 'analysis';
@@ -396,7 +528,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
           if (verdict?.phase === 'fail') return rollBack(`canary analysis failed: ${verdict.summary}`);
           if (verdict?.phase === 'inconclusive' || (verdict && input.pauseAfterCanary)) {
             status.paused = true;
-            status.pauseReason = verdict.phase === 'inconclusive' ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back` : 'canaries are live; resume to continue';
+            status.pauseReason =
+              verdict.phase === 'inconclusive'
+                ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back`
+                : 'canaries are live; resume to continue';
           }
           continue;
         }
@@ -405,13 +540,23 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
           verdict = await hostActivities.analyzeCanary({ service: input.service, release: input.release, canaries });
         } catch (err) {
           // Metrics that cannot be read are not a verdict: hold and ask a person.
-          verdict = { result: 'inconclusive', summary: `metrics could not be read: ${(err as Error).message}`, measurements: [], notes: [] };
+          verdict = {
+            result: 'inconclusive',
+            summary: `metrics could not be read: ${(err as Error).message}`,
+            measurements: [],
+            notes: [],
+          };
         }
-        status.failures.push(...verdict.notes.map((note) => ({ host: '(analysis)', outcome: 'skipped' as const, detail: note })));
+        status.failures.push(
+          ...verdict.notes.map((note) => ({ host: '(analysis)', outcome: 'skipped' as const, detail: note })),
+        );
         if (verdict.result === 'fail') return rollBack(`canary analysis failed: ${verdict.summary}`);
         if (verdict.result === 'inconclusive' || input.pauseAfterCanary) {
           status.paused = true;
-          status.pauseReason = verdict.result === 'inconclusive' ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back` : 'canaries are live; resume to continue';
+          status.pauseReason =
+            verdict.result === 'inconclusive'
+              ? `canary analysis inconclusive: ${verdict.summary}; resume or roll back`
+              : 'canaries are live; resume to continue';
         }
       }
     }
@@ -424,8 +569,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
 
     // A release is stable once every target host runs it; a canary-only run leaves last-stable alone.
     const complete = status.done === status.total;
-    await inParallel(chunk(complete ? [...plan.alreadyOnRelease, ...pending] : [], HOSTS_PER_FETCH_ACTIVITY), ACTIVITIES_IN_FLIGHT, (hosts) =>
-      hostActivities.markStable({ service: input.service, release: input.release, by: input.by, runId, hosts }),
+    await inParallel(
+      chunk(complete ? [...plan.alreadyOnRelease, ...pending] : [], HOSTS_PER_FETCH_ACTIVITY),
+      ACTIVITIES_IN_FLIGHT,
+      (hosts) =>
+        hostActivities.markStable({ service: input.service, release: input.release, by: input.by, runId, hosts }),
     );
     status.phase = 'done';
     report();

@@ -26,7 +26,8 @@ export async function weeklyTrainWorkflow(input: Omit<TrainInput, 'version'>): P
       staticSummary: `Train ${version} (weekly schedule)`,
     });
   } catch (err) {
-    if ((err as Error).name === 'WorkflowExecutionAlreadyStartedError') return `${workflowId} already exists; nothing started`;
+    if ((err as Error).name === 'WorkflowExecutionAlreadyStartedError')
+      return `${workflowId} already exists; nothing started`;
     throw err;
   }
   return `started ${workflowId}`;

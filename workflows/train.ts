@@ -38,8 +38,23 @@ import type { Release } from '../activities/releases';
 import { STATIONS, checkStation, checkVersion, parseAmount, type Station } from './names';
 import type { Strategy } from './plan';
 import { renderStatusUpdate, renderTrain, type Blocker } from './render';
-import { delta, judge, newSignatures, signatureDelta, type Counts, type GroupCounts, type Signatures, type Thresholds } from './analysis';
-import { sideIncrease, signatureIncrease, type AnalysisSpec, type AnalysisView, type Reference } from './analysis/index';
+import {
+  delta,
+  judge,
+  newSignatures,
+  signatureDelta,
+  type Counts,
+  type GroupCounts,
+  type Signatures,
+  type Thresholds,
+} from './analysis';
+import {
+  sideIncrease,
+  signatureIncrease,
+  type AnalysisSpec,
+  type AnalysisView,
+  type Reference,
+} from './analysis/index';
 import { runAnalysis } from './analysis-run';
 import { describeWindow, untilWindowOpens, type DeployWindows } from './windows';
 import { rolloutWorkflow } from './rollout';
@@ -55,7 +70,19 @@ const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   scheduleToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['BadInput', 'VersionMismatch', 'StageBlocked', 'LeaseTaken', 'DependencyNotLive', 'TrainInMotion', 'ChangePlanted'] },
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: [
+      'BadInput',
+      'VersionMismatch',
+      'StageBlocked',
+      'LeaseTaken',
+      'DependencyNotLive',
+      'TrainInMotion',
+      'ChangePlanted',
+    ],
+  },
 });
 
 /** Records and notifications never hold up a deploy or a rollback: they run in order in the background, retried for a while. */
@@ -112,7 +139,11 @@ export function watchSpec(watch: TrainInput['watch']): Partial<AnalysisSpec> {
   const thresholds = { ...DEFAULT_WATCH, ...watch };
   return (
     watch?.judge ?? {
-      fixed: { maxErrorRate: thresholds.maxErrorRate, maxRatioToBaseline: thresholds.maxRatioToBaseline, minRequests: thresholds.minRequests },
+      fixed: {
+        maxErrorRate: thresholds.maxErrorRate,
+        maxRatioToBaseline: thresholds.maxRatioToBaseline,
+        minRequests: thresholds.minRequests,
+      },
       minRequests: thresholds.minRequests,
       newSignatures: { minCount: thresholds.newErrorMin },
     }
@@ -124,7 +155,11 @@ function referenceBetween(from: Snapshot, to: Snapshot, group: string): Referenc
   const [earlier, later] = [from.reading?.metrics[group]?.subject, to.reading?.metrics[group]?.subject];
   const durationMs = to.at - from.at;
   if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
-  return { ...sideIncrease(earlier, later), durationMs, signatures: signatureIncrease(earlier.signatures, later.signatures) };
+  return {
+    ...sideIncrease(earlier, later),
+    durationMs,
+    signatures: signatureIncrease(earlier.signatures, later.signatures),
+  };
 }
 const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 };
 
@@ -135,7 +170,8 @@ const failureType = (err: unknown) => {
 /** What a failure carries for private destinations only (a security patch's name and git am's words). */
 const embargoedDetails = (err: unknown): string | undefined => {
   const cause = err instanceof ActivityFailure ? err.cause : undefined;
-  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { embargoed?: string } | undefined) : undefined;
+  const details =
+    cause instanceof ApplicationFailure ? (cause.details?.[0] as { embargoed?: string } | undefined) : undefined;
   return details?.embargoed;
 };
 const causeOf = (err: unknown): string => {
@@ -152,7 +188,8 @@ function checkTrainInput(input: TrainInput): void {
   parseAmount(input.strategy.batch, 100, 'batch');
   parseAmount(input.strategy.maxFail, 100, 'max-fail');
   if (input.strategy.canary !== null) parseAmount(input.strategy.canary, 100, 'canary');
-  if (input.watch && !(input.watch.everyMs >= 1000)) throw new Error(`the watch interval must be at least 1000 ms, not ${input.watch.everyMs}`);
+  if (input.watch && !(input.watch.everyMs >= 1000))
+    throw new Error(`the watch interval must be at least 1000 ms, not ${input.watch.everyMs}`);
   if (!(input.watchMs >= 0)) throw new Error(`the watch length must be a number of milliseconds, not ${input.watchMs}`);
 }
 
@@ -167,14 +204,26 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   }
   // One train in motion at a time: this one starts only when every other is complete, blocked or aborted.
   const others = await acts.trainsInMotion({ except: trainId });
-  if (others.length) throw ApplicationFailure.nonRetryable(`another train is in motion: ${others.join(', ')}; start this one when it is complete, blocked or aborted`, 'TrainInMotion');
+  if (others.length)
+    throw ApplicationFailure.nonRetryable(
+      `another train is in motion: ${others.join(', ')}; start this one when it is complete, blocked or aborted`,
+      'TrainInMotion',
+    );
   const { versions: before, catalog } = await acts.readStations();
   const fromVersion = input.fromVersion ?? before.group2;
-  if (fromVersion === input.version) throw ApplicationFailure.nonRetryable(`group2 already runs ${input.version}; pass --from to say which version to move from`, 'BadInput');
+  if (fromVersion === input.version)
+    throw ApplicationFailure.nonRetryable(
+      `group2 already runs ${input.version}; pass --from to say which version to move from`,
+      'BadInput',
+    );
   let reached = -1;
   while (reached < STATIONS.length - 1 && before[STATIONS[reached + 1]] === input.version) reached++;
 
-  const versionsAt = (station: number) => Object.fromEntries(STATIONS.map((s, i) => [s, i <= station ? input.version : fromVersion])) as Record<Station, string>;
+  const versionsAt = (station: number) =>
+    Object.fromEntries(STATIONS.map((s, i) => [s, i <= station ? input.version : fromVersion])) as Record<
+      Station,
+      string
+    >;
   const status: TrainStatus = {
     version: input.version,
     fromVersion,
@@ -206,7 +255,14 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     status.versions = versionsAt(status.station);
     status.nextStation = STATIONS[status.station + 1] ?? null;
     upsertSearchAttributes([{ key: searchAttributes.station, value: STATIONS[status.station] ?? 'start' }]);
-    setCurrentDetails(['```', renderTrain(status), '```', ...status.events.slice(-5).map((e) => `- ${e.at} ${e.what}${e.by ? ` (${e.by})` : ''}`)].join('\n'));
+    setCurrentDetails(
+      [
+        '```',
+        renderTrain(status),
+        '```',
+        ...status.events.slice(-5).map((e) => `- ${e.at} ${e.what}${e.by ? ` (${e.by})` : ''}`),
+      ].join('\n'),
+    );
   };
   const finished = () => ['complete', 'aborted'].includes(status.state);
 
@@ -214,12 +270,23 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   // for a short outage. Each carries an id, so a retried activity writes each line and message once.
   let recordsInOrder: Promise<void> = Promise.resolve();
   const inBackground = (send: () => Promise<unknown>, what: string) => {
-    recordsInOrder = recordsInOrder.then(() => send().then(() => undefined, (err) => note(`${what}: ${causeOf(err)}`)));
+    recordsInOrder = recordsInOrder.then(() =>
+      send().then(
+        () => undefined,
+        (err) => note(`${what}: ${causeOf(err)}`),
+      ),
+    );
   };
   /** A SAL line for an action (who, what, commit range), also logged to IRC. */
   const record = (what: string, by: string, range?: string) => {
     note(what, by);
-    const entry = { id: `${trainId}#${++recordSeq}`, at: new Date().toISOString(), by, what: `${input.version}: ${what}`, range };
+    const entry = {
+      id: `${trainId}#${++recordSeq}`,
+      at: new Date().toISOString(),
+      by,
+      what: `${input.version}: ${what}`,
+      range,
+    };
     inBackground(() => records.logAction(entry), 'SAL entry not written');
   };
   const announce = (subject: string, body: string) => {
@@ -242,17 +309,25 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   /** After a failure: the reason and what every host runs now, and the train waits for a person. */
   const blockAfterFailure = async (reason: string) => {
     holdForHuman = true;
-    const picture = await acts.fleetPicture({ services: [input.configService] }).catch((err: unknown) => `the fleet could not be read: ${causeOf(err)}`);
+    const picture = await acts
+      .fleetPicture({ services: [input.configService] })
+      .catch((err: unknown) => `the fleet could not be read: ${causeOf(err)}`);
     block([{ title: `${reason}. Fleet now: ${picture}` }]);
   };
   /** The roadmap page shows the highest group on the new version (0, 1, 2), as release engineers set it by hand. */
   const updateRoadmap = () => {
     const deployedTo = status.station >= 1 ? String(status.station - 1) : '';
-    const row = { version: input.version, deployedTo, date: workflowInfo().startTime.toISOString().slice(0, 10), by: input.by };
+    const row = {
+      version: input.version,
+      deployedTo,
+      date: workflowInfo().startTime.toISOString().slice(0, 10),
+      by: input.by,
+    };
     inBackground(() => records.updateRoadmap(row), 'roadmap not updated');
   };
   const checkApprover = (by: string) => {
-    if (input.approvers.length && !input.approvers.includes(by)) throw new Error(`${by} is not an approver of this train; approvers: ${input.approvers.join(', ')}`);
+    if (input.approvers.length && !input.approvers.includes(by))
+      throw new Error(`${by} is not an approver of this train; approvers: ${input.approvers.join(', ')}`);
   };
   const refuseWhenFinished = () => {
     if (finished()) throw new Error(`the train is ${status.state}`);
@@ -269,9 +344,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   setHandler(trainStatusQuery, () => status);
 
   const validateAck = (request: AcknowledgeRequest) => {
-    if (!request?.by || !request.signature?.trim() || !request.reason?.trim()) throw new Error('an acknowledgement needs who (by), the error signature and why it is known (reason)');
+    if (!request?.by || !request.signature?.trim() || !request.reason?.trim())
+      throw new Error('an acknowledgement needs who (by), the error signature and why it is known (reason)');
     refuseWhenFinished();
-    if (status.acknowledged.some((a) => a.signature === request.signature)) throw new Error(`"${request.signature}" is already acknowledged`);
+    if (status.acknowledged.some((a) => a.signature === request.signature))
+      throw new Error(`"${request.signature}" is already acknowledged`);
   };
   setHandler(
     acknowledgeError,
@@ -289,9 +366,13 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     if (!request?.by) throw new Error('an approval must say who approves (by)');
     checkApprover(request.by);
     refuseWhenFinished();
-    if (unfinishedRollback) throw new Error(`a rollback has not reached every host yet; \`signalbox train resume ${input.version}\` retries it before anything moves forward`);
+    if (unfinishedRollback)
+      throw new Error(
+        `a rollback has not reached every host yet; \`signalbox train resume ${input.version}\` retries it before anything moves forward`,
+      );
     if (status.nextStation === null) throw new Error('the train is already at group2; there is no station to approve');
-    if (request.station !== undefined && request.station !== status.nextStation) throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
+    if (request.station !== undefined && request.station !== status.nextStation)
+      throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
     if (approved) throw new Error(`${status.nextStation} is already approved`);
   };
   setHandler(
@@ -312,7 +393,10 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     refuseWhenFinished();
     const to = request.toStation ?? 'start';
     const index = to === 'start' ? -1 : STATIONS.indexOf(checkStation(to));
-    if (index >= status.station) throw new Error(`the train is at ${STATIONS[status.station] ?? 'start'}; rolling back to ${to} would not move any group back`);
+    if (index >= status.station)
+      throw new Error(
+        `the train is at ${STATIONS[status.station] ?? 'start'}; rolling back to ${to} would not move any group back`,
+      );
     if (pendingRollback) throw new Error('a rollback is already under way');
   };
   setHandler(
@@ -392,11 +476,19 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     }
   };
   /** Where the group's window before its move starts: as far back as it has run its present version. */
-  const windowBefore = (group: Station, fallback: Snapshot): Snapshot => snapshots[unchangedSince[group] ?? -1] ?? fallback;
+  const windowBefore = (group: Station, fallback: Snapshot): Snapshot =>
+    snapshots[unchangedSince[group] ?? -1] ?? fallback;
 
   let lastRange: string | undefined;
   /** Deploys a landed wikiversions release with the engine, then asks the wikis which version they run. */
-  const deployAndVerify = async (station: number, release: Release, child: string, strategy: Strategy, by: string, movingBack = false) => {
+  const deployAndVerify = async (
+    station: number,
+    release: Release,
+    child: string,
+    strategy: Strategy,
+    by: string,
+    movingBack = false,
+  ) => {
     const rolledOut = await executeChild(rolloutWorkflow, {
       workflowId: `${trainId}-${child}`,
       args: [{ service: input.configService, release, selector: {}, strategy, by, movingBack }],
@@ -404,12 +496,20 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     // A host a rollback could not put back (unreachable, or unhealthy on the older release) is named, and the
     // rollback stays unfinished for `train resume`: the live check alone would not see a depooled host.
     if (movingBack && rolledOut.failed > 0) {
-      const named = rolledOut.failures.filter((f) => f.host !== '(analysis)').slice(0, 10).map((f) => `${f.host} (${f.detail ?? f.code})`);
+      const named = rolledOut.failures
+        .filter((f) => f.host !== '(analysis)')
+        .slice(0, 10)
+        .map((f) => `${f.host} (${f.detail ?? f.code})`);
       throw new Error(`${rolledOut.failed} hosts are not back on ${release.id}: ${named.join('; ')}`);
     }
     const versions = versionsAt(station);
     const expected = Object.fromEntries(Object.entries(catalog.groups).map(([db, group]) => [db, versions[group]]));
-    await acts.verifyLiveVersions({ expected, domains: catalog.domains, everyMs: input.verifyEveryMs, timeoutMs: input.verifyTimeoutMs });
+    await acts.verifyLiveVersions({
+      expected,
+      domains: catalog.domains,
+      everyMs: input.verifyEveryMs,
+      timeoutMs: input.verifyTimeoutMs,
+    });
   };
   /** A move holds the config service's lease from landing to verification, so no other deploy lands in between. */
   const underLease = async <T>(by: string, work: () => Promise<T>): Promise<T> => {
@@ -417,7 +517,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     try {
       return await work();
     } finally {
-      await CancellationScope.nonCancellable(() => acts.releaseServiceLease({ service: input.configService, workflowId: trainId }));
+      await CancellationScope.nonCancellable(() =>
+        acts.releaseServiceLease({ service: input.configService, workflowId: trainId }),
+      );
     }
   };
   /** Change ids are chosen once, at random, inside the workflow: a restarted train never finds an old change. */
@@ -428,7 +530,12 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
    * The target is only ever older than what runs now, so a failure here is reported and retried on `train
    * resume`, never answered by moving the fleet forward.
    */
-  const rollBackTo = async (target: number, by: string, why: string, changeId = newChangeId('rollback')): Promise<boolean> => {
+  const rollBackTo = async (
+    target: number,
+    by: string,
+    why: string,
+    changeId = newChangeId('rollback'),
+  ): Promise<boolean> => {
     // Backward names every group that goes back; after a failed forward move, the group that tried to move.
     const goingBack = STATIONS.slice(target + 1, Math.max(status.station, target + 1) + 1);
     versionsChange(goingBack);
@@ -456,7 +563,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     } catch (err) {
       unfinishedRollback ??= { target, by, why, changeId };
       report();
-      await blockAfterFailure(`${label} did not finish: ${causeOf(err)}. No group moves forward until \`signalbox train resume ${input.version}\` has retried the rollback`);
+      await blockAfterFailure(
+        `${label} did not finish: ${causeOf(err)}. No group moves forward until \`signalbox train resume ${input.version}\` has retried the rollback`,
+      );
       return false;
     }
   };
@@ -472,7 +581,12 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     try {
       await underLease(by, async () => {
         const subject = `${STATIONS[target]} wikis to ${input.version} (${trainId})`;
-        const change = await acts.landWikiversions({ versions: versionsAt(target), subject, changeId: newChangeId('move'), by });
+        const change = await acts.landWikiversions({
+          versions: versionsAt(target),
+          subject,
+          changeId: newChangeId('move'),
+          by,
+        });
         lastRange = change.range;
         await deployAndVerify(target, change.release, `config-${moves}`, input.strategy, by);
       });
@@ -490,7 +604,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
         return false;
       }
       // Never forward in reaction to a failure: every host goes back to the old wikiversions.
-      if (await rollBackTo(status.station, 'signalbox', `${STATIONS[target]} did not pass its move`)) await blockAfterFailure(`${reason}; rolled back and verified`);
+      if (await rollBackTo(status.station, 'signalbox', `${STATIONS[target]} did not pass its move`))
+        await blockAfterFailure(`${reason}; rolled back and verified`);
       return false;
     }
   };
@@ -505,7 +620,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     try {
       if (!code) {
         code = await acts.stageCode({ version: input.version, by: input.by });
-        record(`branch cut and staged ${code.id}${code.patches.length ? ` with ${code.patches.length} security patch(es)` : ''}`, input.by, `wmf/${fromVersion}..${code.sha.slice(0, 12)}`);
+        record(
+          `branch cut and staged ${code.id}${code.patches.length ? ` with ${code.patches.length} security patch(es)` : ''}`,
+          input.by,
+          `wmf/${fromVersion}..${code.sha.slice(0, 12)}`,
+        );
       }
       await executeChild(rolloutWorkflow, {
         workflowId: `${trainId}-stage${resumesBefore ? `-${resumesBefore}` : ''}`,
@@ -518,11 +637,18 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       // code yet, and nothing ships until a person has looked; `train resume` tries again.
       const embargoed = embargoedDetails(err);
       if (embargoed) {
-        const message = { id: `${trainId}-embargo${++recordSeq}`, subject: `[Train] ${input.version} blocked by a security patch (embargoed)`, body: `${embargoed}\n-- signalbox\n\n${input.link ?? trainId}` };
+        const message = {
+          id: `${trainId}-embargo${++recordSeq}`,
+          subject: `[Train] ${input.version} blocked by a security patch (embargoed)`,
+          body: `${embargoed}\n-- signalbox\n\n${input.link ?? trainId}`,
+        };
         inBackground(() => records.sendPrivately(message), 'embargoed details not sent privately');
       }
       if (failureType(err) === 'StageBlocked') block([{ title: `stage of ${input.version}: ${causeOf(err)}` }]);
-      else await blockAfterFailure(`stage of ${input.version} did not finish: ${causeOf(err)}; \`signalbox train resume ${input.version}\` tries again`);
+      else
+        await blockAfterFailure(
+          `stage of ${input.version} did not finish: ${causeOf(err)}; \`signalbox train resume ${input.version}\` tries again`,
+        );
       await condition(() => resumes > resumesBefore || abortRequested);
       status.state = 'staging';
       status.blocker = undefined;
@@ -566,10 +692,18 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
    * The watch after a move: an analysis run judges the moved group's errors, traffic and latency against its own
    * window before the move, sample by sample, with the sequential judge. Null when an operator stepped in.
    */
-  const watchGroup = async (moved: Station, from: Snapshot, to: Snapshot): Promise<Pick<AnalysisView, 'phase' | 'summary'> | null> => {
+  const watchGroup = async (
+    moved: Station,
+    from: Snapshot,
+    to: Snapshot,
+  ): Promise<Pick<AnalysisView, 'phase' | 'summary'> | null> => {
     if (!analysisRun) {
       const before = [to.legacy?.[moved] ?? NO_TRAFFIC, from.legacy?.[moved] ?? NO_TRAFFIC];
-      const breach = await legacyWatchErrors(moved, delta(before[0], before[1]), signatureDelta(before[0].signatures, before[1].signatures));
+      const breach = await legacyWatchErrors(
+        moved,
+        delta(before[0], before[1]),
+        signatureDelta(before[0].signatures, before[1].signatures),
+      );
       return breach ? { phase: 'fail', summary: breach } : { phase: 'pass', summary: '' };
     }
     if (input.watchMs === 0) return { phase: 'pass', summary: 'no watch configured' };
@@ -595,27 +729,45 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   };
 
   /** The watch as trains that started before the analysis run had it: fixed thresholds per interval. */
-  const legacyWatchErrors = async (moved: Station, before: Counts, signaturesBefore: Signatures): Promise<string | null> => {
+  const legacyWatchErrors = async (
+    moved: Station,
+    before: Counts,
+    signaturesBefore: Signatures,
+  ): Promise<string | null> => {
     const thresholds = { ...DEFAULT_WATCH, ...input.watch };
     let previous = (await measure('the start of the watch')).legacy!;
     let unreadable = 0;
-    for (let remaining = input.watchMs; remaining > 0; ) {
+    for (let remaining = input.watchMs; remaining > 0;) {
       const step = Math.min(thresholds.everyMs, remaining);
       remaining -= step;
-      if (await condition(() => abortRequested || pendingRollback !== null, step, { summary: `watch ${moved} on ${input.version}` })) return null;
+      if (
+        await condition(() => abortRequested || pendingRollback !== null, step, {
+          summary: `watch ${moved} on ${input.version}`,
+        })
+      )
+        return null;
       // A failed read is not a measurement: the next one spans both intervals. Too many in a row, and a person decides.
       const now = await measurements.groupCounters().catch((err: unknown) => {
-        if (++unreadable > WATCH_UNREADABLE_LIMIT) throw new Error(`the error watch of ${moved} could not read metrics ${unreadable} times in a row: ${causeOf(err)}`);
+        if (++unreadable > WATCH_UNREADABLE_LIMIT)
+          throw new Error(
+            `the error watch of ${moved} could not read metrics ${unreadable} times in a row: ${causeOf(err)}`,
+          );
         return null;
       });
       if (!now) continue;
       unreadable = 0;
       const [current, last] = [now[moved] ?? NO_TRAFFIC, previous[moved] ?? NO_TRAFFIC];
       const measured = judge(thresholds, delta(current, last), before, { subject: moved, baseline: 'before the move' });
-      const unknown = newSignatures(signatureDelta(current.signatures, last.signatures), signaturesBefore, status.acknowledged.map((a) => a.signature), thresholds.newErrorMin);
+      const unknown = newSignatures(
+        signatureDelta(current.signatures, last.signatures),
+        signaturesBefore,
+        status.acknowledged.map((a) => a.signature),
+        thresholds.newErrorMin,
+      );
       previous = now;
       if (measured.verdict === 'fail') return measured.why;
-      if (unknown.length) return `new error on ${moved}, seen ${unknown[0].count} times in ${Math.round(step / 1000)} s and never before the move: ${unknown[0].signature}`;
+      if (unknown.length)
+        return `new error on ${moved}, seen ${unknown[0].count} times in ${Math.round(step / 1000)} s and never before the move: ${unknown[0].signature}`;
     }
     return null;
   };
@@ -637,7 +789,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     if (pendingRollback) {
       const request: TrainRollbackRequest = pendingRollback;
       const to = request.toStation ?? 'start';
-      if (await rollBackTo(to === 'start' ? -1 : STATIONS.indexOf(to), request.by, request.reason)) status.state = 'rolled-back';
+      if (await rollBackTo(to === 'start' ? -1 : STATIONS.indexOf(to), request.by, request.reason))
+        status.state = 'rolled-back';
       holdForHuman = true;
       pendingRollback = null;
       rollbacksDone++;
@@ -661,7 +814,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     let movedBy = input.by;
     try {
       // The analysis run does without it (the group's window then starts at an earlier or a later reading).
-      sinceLastMove ??= analysisRun ? await measure('the end of stage').catch(() => null) : await measure('the end of stage');
+      sinceLastMove ??= analysisRun
+        ? await measure('the end of stage').catch(() => null)
+        : await measure('the end of stage');
       const windowStart = sinceLastMove;
       if (input.gate === 'window' && !holdForHuman) {
         const gate = await windowGate(moved);
@@ -688,7 +843,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       report();
       const verdict = await watchGroup(moved, referenceStart, beforeMove);
       // A failed read here is not worth a block: the next station's window then starts at its next reading.
-      sinceLastMove = analysisRun ? await measure(`${moved} after its watch`).catch(() => null) : await measure(`${moved} after its watch`);
+      sinceLastMove = analysisRun
+        ? await measure(`${moved} after its watch`).catch(() => null)
+        : await measure(`${moved} after its watch`);
       if (verdict?.phase === 'fail') {
         // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
         note(`error watch: ${verdict.summary}`);
@@ -700,7 +857,9 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
         // The watch cannot vouch for the release (no metrics, too little traffic): a person decides, nothing moves.
         note(`error watch: ${verdict.summary}`);
         holdForHuman = true;
-        block([{ title: `the error watch of ${moved} could not decide: ${verdict.summary}; approve to go on, or roll back` }]);
+        block([
+          { title: `the error watch of ${moved} could not decide: ${verdict.summary}; approve to go on, or roll back` },
+        ]);
       }
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -709,7 +868,11 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     }
   }
   record(`train ${status.state}`, input.by);
-  if (status.state === 'complete') announce(`[Train] ${input.version} is on all wikis`, `Train ${input.version} reached group2 and passed its error watch.\n-- signalbox\n\n${input.link ?? trainId}`);
+  if (status.state === 'complete')
+    announce(
+      `[Train] ${input.version} is on all wikis`,
+      `Train ${input.version} reached group2 and passed its error watch.\n-- signalbox\n\n${input.link ?? trainId}`,
+    );
   report();
   await recordsInOrder;
   await condition(allHandlersFinished);

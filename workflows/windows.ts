@@ -36,7 +36,13 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 export function localTime(at: Date, timezone: string): { day: Weekday; minute: number } {
   let format = formatters.get(timezone);
   if (!format) {
-    format = new Intl.DateTimeFormat('en-US', { timeZone: timezone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone: timezone,
+      weekday: 'short',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
     formatters.set(timezone, format);
   }
   const parts = format.formatToParts(at);
@@ -69,11 +75,17 @@ export function checkWindows(windows: DeployWindows): DeployWindows {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: windows.timezone });
   } catch {
-    throw new Error(`unknown timezone ${JSON.stringify(windows.timezone)}; use an IANA name such as America/Los_Angeles or UTC`);
+    throw new Error(
+      `unknown timezone ${JSON.stringify(windows.timezone)}; use an IANA name such as America/Los_Angeles or UTC`,
+    );
   }
   for (const [station, w] of Object.entries(windows.stations)) {
     if (!WEEKDAYS.includes(w.day)) throw new Error(`window of ${station}: day must be one of ${WEEKDAYS.join(', ')}`);
-    if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(w.from) || !/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/.test(w.to) || minutesOf(w.from) >= minutesOf(w.to)) {
+    if (
+      !/^([01]\d|2[0-3]):[0-5]\d$/.test(w.from) ||
+      !/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/.test(w.to) ||
+      minutesOf(w.from) >= minutesOf(w.to)
+    ) {
       throw new Error(`window of ${station}: from and to must be HH:MM with from before to (such as 09:00 to 17:00)`);
     }
   }

@@ -63,12 +63,18 @@ export class WorkerProcesses {
   starts = 0;
   kills = 0;
 
-  constructor(private readonly env: NodeJS.ProcessEnv, private readonly logFile: string) {}
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logFile: string,
+  ) {}
 
   start(): void {
     const log = fs.openSync(this.logFile, 'a');
     fs.writeSync(log, `\n--- worker start #${++this.starts} at ${new Date().toISOString()}\n`);
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'worker'], { env: this.env, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), 'worker'], {
+      env: this.env,
+      stdio: ['ignore', log, log],
+    });
     fs.closeSync(log);
     this.current = child;
     this.all.push(child);
@@ -195,7 +201,12 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     // An SSH host needs known_hosts; the down-host fault turns a host into an unreachable SSH host for a while.
     raw.fleet.ssh = { knownHosts: '/dev/null', connectTimeoutMs: 2000 };
     // The test suite's fast settings: one 1 s canary measurement, quick verification, a short watch.
-    raw.services['mediawiki-config'].analysis = { ...raw.services['mediawiki-config'].analysis, intervalMs: 1000, measurements: 1, minRequests: 3 };
+    raw.services['mediawiki-config'].analysis = {
+      ...raw.services['mediawiki-config'].analysis,
+      intervalMs: 1000,
+      measurements: 1,
+      minRequests: 3,
+    };
     // A restart and a check that take half a second each, as real ones do, widen the window in which a kill lands
     // between depool and repool, forward and in a rollback (which restarts but runs no checks).
     const restart: string[] = raw.services['mediawiki-config'].restart;
@@ -216,12 +227,25 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       SIGNALBOX_WORKFLOW_BUNDLE: options.workflowBundle,
     };
     // loadConfig lets the environment override the file; this process's own environment must not leak in.
-    const saved = { a: process.env.TEMPORAL_ADDRESS, n: process.env.TEMPORAL_NAMESPACE, q: process.env.SIGNALBOX_TASK_QUEUE };
+    const saved = {
+      a: process.env.TEMPORAL_ADDRESS,
+      n: process.env.TEMPORAL_NAMESPACE,
+      q: process.env.SIGNALBOX_TASK_QUEUE,
+    };
     delete process.env.TEMPORAL_ADDRESS;
     delete process.env.TEMPORAL_NAMESPACE;
     delete process.env.SIGNALBOX_TASK_QUEUE;
     const config = loadConfig(configFile, home);
-    Object.assign(process.env, Object.fromEntries(Object.entries({ TEMPORAL_ADDRESS: saved.a, TEMPORAL_NAMESPACE: saved.n, SIGNALBOX_TASK_QUEUE: saved.q }).filter(([, v]) => v !== undefined)));
+    Object.assign(
+      process.env,
+      Object.fromEntries(
+        Object.entries({
+          TEMPORAL_ADDRESS: saved.a,
+          TEMPORAL_NAMESPACE: saved.n,
+          SIGNALBOX_TASK_QUEUE: saved.q,
+        }).filter(([, v]) => v !== undefined),
+      ),
+    );
 
     const fleet = await createFleet(home, options.hosts, 200, await freePort());
     await options.beforeServe?.({ home, fleet });
@@ -249,12 +273,26 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       cli(args, timeoutMs = 300_000) {
         const started = Date.now();
         return new Promise((resolve, reject) => {
-          const child = execFile(process.execPath, [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), ...args], { env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-            cliChildren.delete(child);
-            if (err && typeof err.code !== 'number' && !err.killed) return reject(err);
-            const code = err ? (typeof err.code === 'number' ? err.code : 124) : 0;
-            resolve({ code, stdout, stderr: stderr.split('\n').filter((l) => !l.includes('nodedir')).join('\n').trim(), ms: Date.now() - started });
-          });
+          const child = execFile(
+            process.execPath,
+            [path.join(REPO_ROOT, 'scripts', 'signalbox.js'), ...args],
+            { env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' },
+            (err, stdout, stderr) => {
+              cliChildren.delete(child);
+              if (err && typeof err.code !== 'number' && !err.killed) return reject(err);
+              const code = err ? (typeof err.code === 'number' ? err.code : 124) : 0;
+              resolve({
+                code,
+                stdout,
+                stderr: stderr
+                  .split('\n')
+                  .filter((l) => !l.includes('nodedir'))
+                  .join('\n')
+                  .trim(),
+                ms: Date.now() - started,
+              });
+            },
+          );
           cliChildren.add(child);
         });
       },

@@ -37,19 +37,24 @@ export interface Violation {
 export const CONFIG_SERVICE = 'mediawiki-config';
 export const CODE_SERVICE = 'mediawiki';
 
-const eventMs = (e: temporal.api.history.v1.IHistoryEvent) => Number(String(e.eventTime?.seconds ?? 0)) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
+const eventMs = (e: temporal.api.history.v1.IHistoryEvent) =>
+  Number(String(e.eventTime?.seconds ?? 0)) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
 const versionOfRelease = (id: string) => id.replace(/-[0-9a-f]{12}$/, '');
 
 // ---- releases ----------------------------------------------------------------------------------------------------
 
 /** db -> version a config release puts it on, read from the staged tree that hosts fetch. */
 export function configVersions(stagingDir: string, releaseId: string): Record<string, string> {
-  const wikiversions: Record<string, string> = JSON.parse(fs.readFileSync(path.join(stagingDir, CONFIG_SERVICE, releaseId, 'wikiversions.json'), 'utf8'));
+  const wikiversions: Record<string, string> = JSON.parse(
+    fs.readFileSync(path.join(stagingDir, CONFIG_SERVICE, releaseId, 'wikiversions.json'), 'utf8'),
+  );
   return Object.fromEntries(Object.entries(wikiversions).map(([db, dir]) => [db, dir.replace(/^php-/, '')]));
 }
 
 export function wikiGroups(stagingDir: string, releaseId: string): Record<string, Station> {
-  const wikis: Record<string, { group: Station }> = JSON.parse(fs.readFileSync(path.join(stagingDir, CONFIG_SERVICE, releaseId, 'wikis.json'), 'utf8'));
+  const wikis: Record<string, { group: Station }> = JSON.parse(
+    fs.readFileSync(path.join(stagingDir, CONFIG_SERVICE, releaseId, 'wikis.json'), 'utf8'),
+  );
   return Object.fromEntries(Object.entries(wikis).map(([db, w]) => [db, w.group]));
 }
 
@@ -81,7 +86,10 @@ export class LinkWatcher {
   private lastLook = Date.now();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly hosts: HostSpec[], private readonly everyMs = 200) {
+  constructor(
+    private readonly hosts: HostSpec[],
+    private readonly everyMs = 200,
+  ) {
     for (const h of hosts) this.last.set(h.name, this.read(h));
   }
 
@@ -147,8 +155,15 @@ function hostWorkIntervals(events: temporal.api.history.v1.IHistoryEvent[], now:
   for (const e of events) {
     const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
     if (name && HOST_WORK.has(name)) scheduled.set(String(e.eventId), eventMs(e));
-    const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
-    const id = closed?.scheduledEventId !== undefined && closed?.scheduledEventId !== null ? String(closed.scheduledEventId) : undefined;
+    const closed =
+      e.activityTaskCompletedEventAttributes ??
+      e.activityTaskFailedEventAttributes ??
+      e.activityTaskTimedOutEventAttributes ??
+      e.activityTaskCanceledEventAttributes;
+    const id =
+      closed?.scheduledEventId !== undefined && closed?.scheduledEventId !== null
+        ? String(closed.scheduledEventId)
+        : undefined;
     if (id && scheduled.has(id)) {
       intervals.push([scheduled.get(id)!, eventMs(e)]);
       scheduled.delete(id);
@@ -164,11 +179,21 @@ export function interleavings(executions: Execution[]): Violation[] {
   const rollouts = new Map<string, { id: string; service: string; intervals: [number, number][] }>();
   const keyOf = (id: string, runId: string | null | undefined) => `${id}/${runId ?? ''}`;
   for (const x of executions) {
-    if (x.info.type === 'rolloutWorkflow') rollouts.set(keyOf(x.info.workflowId, x.info.runId), { id: x.info.workflowId, service: x.input?.service, intervals: [] });
+    if (x.info.type === 'rolloutWorkflow')
+      rollouts.set(keyOf(x.info.workflowId, x.info.runId), {
+        id: x.info.workflowId,
+        service: x.input?.service,
+        intervals: [],
+      });
   }
   for (const x of executions) {
     if (x.info.type !== 'rolloutWorkflow' && x.info.type !== 'rolloutWaveWorkflow') continue;
-    const key = x.info.type === 'rolloutWorkflow' ? keyOf(x.info.workflowId, x.info.runId) : x.info.parentExecution ? keyOf(x.info.parentExecution.workflowId ?? '', x.info.parentExecution.runId) : undefined;
+    const key =
+      x.info.type === 'rolloutWorkflow'
+        ? keyOf(x.info.workflowId, x.info.runId)
+        : x.info.parentExecution
+          ? keyOf(x.info.parentExecution.workflowId ?? '', x.info.parentExecution.runId)
+          : undefined;
     const rollout = key ? rollouts.get(key) : undefined;
     rollout?.intervals.push(...hostWorkIntervals(x.events, now));
   }
@@ -178,10 +203,15 @@ export function interleavings(executions: Execution[]): Violation[] {
     for (let j = i + 1; j < list.length; j++) {
       const [a, b] = [list[i], list[j]];
       if (a.service !== b.service) continue;
-      const overlap = a.intervals.flatMap((x) => b.intervals.filter((y) => x[0] < y[1] && y[0] < x[1]).map((y) => [Math.max(x[0], y[0]), Math.min(x[1], y[1])]));
+      const overlap = a.intervals.flatMap((x) =>
+        b.intervals.filter((y) => x[0] < y[1] && y[0] < x[1]).map((y) => [Math.max(x[0], y[0]), Math.min(x[1], y[1])]),
+      );
       if (overlap.length) {
         const [from, to] = overlap[0];
-        found.push({ kind: 'interleaved', detail: `${a.id} and ${b.id} switched ${a.service} hosts at the same time (${new Date(from).toISOString().slice(11, 23)}-${new Date(to).toISOString().slice(11, 23)})` });
+        found.push({
+          kind: 'interleaved',
+          detail: `${a.id} and ${b.id} switched ${a.service} hosts at the same time (${new Date(from).toISOString().slice(11, 23)}-${new Date(to).toISOString().slice(11, 23)})`,
+        });
       }
     }
   }
@@ -199,20 +229,34 @@ export interface StationMove {
  * The station moves a train made: each config child (train-<v>-config-<n>...) deploys a wikiversions
  * release; a station whose version differs from the previous child's is a move, forward when it goes to `version`.
  */
-export function trainStationMoves(executions: Execution[], trainId: string, stagingDir: string, initialRelease: string, version: string): StationMove[] {
+export function trainStationMoves(
+  executions: Execution[],
+  trainId: string,
+  stagingDir: string,
+  initialRelease: string,
+  version: string,
+): StationMove[] {
   const prefix = `${trainId}-config-`;
   const children = executions.filter((x) => x.info.type === 'rolloutWorkflow' && x.info.workflowId.startsWith(prefix));
   const groups = wikiGroups(stagingDir, initialRelease);
   const stationVersions = (release: string) => {
     const versions = configVersions(stagingDir, release);
-    return Object.fromEntries(STATIONS.map((s) => [s, Object.entries(versions).find(([db]) => groups[db] === s)?.[1]])) as Record<Station, string>;
+    return Object.fromEntries(
+      STATIONS.map((s) => [s, Object.entries(versions).find(([db]) => groups[db] === s)?.[1]]),
+    ) as Record<Station, string>;
   };
   let previous = stationVersions(initialRelease);
   const moves: StationMove[] = [];
   for (const child of children) {
     const now = stationVersions(child.input.release.id);
     for (const station of STATIONS) {
-      if (now[station] !== previous[station]) moves.push({ child: child.info.workflowId, at: child.info.startTime.getTime(), station, direction: now[station] === version ? 'forward' : 'back' });
+      if (now[station] !== previous[station])
+        moves.push({
+          child: child.info.workflowId,
+          at: child.info.startTime.getTime(),
+          station,
+          direction: now[station] === version ? 'forward' : 'back',
+        });
     }
     previous = now;
   }
@@ -271,7 +315,8 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
   const violations: Violation[] = [];
   const pools = await poolStates(loadBalancer);
   const depooled = hosts.filter((h) => pools[h.name] === false).map((h) => h.name);
-  for (const host of depooled) violations.push({ kind: 'depooled', host, detail: 'left depooled at the load balancer' });
+  for (const host of depooled)
+    violations.push({ kind: 'depooled', host, detail: 'left depooled at the load balancer' });
   const unchecked = new Set<string>();
   const live = new Map<string, Map<string, string | null>>();
   const configReleases = new Map<string, string | null>();
@@ -283,7 +328,8 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
       const dir = path.join(host.root, service);
       const dotFiles = (d: string) => (fs.existsSync(d) ? fs.readdirSync(d).filter((f) => f.startsWith('.')) : []);
       const leftovers = [...dotFiles(dir), ...dotFiles(path.join(dir, 'revs')).map((f) => `revs/${f}`)];
-      if (leftovers.length) violations.push({ kind: 'half-done', host: host.name, detail: `${service}: ${leftovers.join(', ')}` });
+      if (leftovers.length)
+        violations.push({ kind: 'half-done', host: host.name, detail: `${service}: ${leftovers.join(', ')}` });
       const onHost = await readService(transport, host.name, host.root, service).catch((err: Error) => err);
       if (onHost instanceof Error) {
         violations.push({ kind: 'state-disagrees', host: host.name, detail: `${service}: ${onHost.message}` });
@@ -292,9 +338,14 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
       }
       const current = onHost.state.current;
       const link = service === CONFIG_SERVICE ? 'current' : current ? `php-${versionOfRelease(current)}` : undefined;
-      if (service === CONFIG_SERVICE) configReleases.set(host.name, onHost.links.current?.replace(/^revs\//, '') ?? null);
+      if (service === CONFIG_SERVICE)
+        configReleases.set(host.name, onHost.links.current?.replace(/^revs\//, '') ?? null);
       if (link && onHost.links[link] !== `revs/${current}`) {
-        violations.push({ kind: 'state-disagrees', host: host.name, detail: `${service}: ${link} -> ${onHost.links[link] ?? '(none)'} but state.json says current ${current}` });
+        violations.push({
+          kind: 'state-disagrees',
+          host: host.name,
+          detail: `${service}: ${link} -> ${onHost.links[link] ?? '(none)'} but state.json says current ${current}`,
+        });
         unchecked.add(host.name);
       }
       // host-ops' own reader when it returns the journal; the file itself otherwise.
@@ -308,12 +359,23 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
       } else if (entry && !bootstrapped) {
         // The last operation must have finished (repooled: checked, or restored, and serving again) and left its
         // link where it says; a rollback that removed a link that did not exist before says release null.
-        const linked = entry.link ? onHost.links[entry.link]?.replace(/^revs\//, '') ?? null : undefined;
+        const linked = entry.link ? (onHost.links[entry.link]?.replace(/^revs\//, '') ?? null) : undefined;
         // A host put back on the older release that fails its checks there now (marked unhealthy by the engine, or
         // on its last stable release) was moved nowhere unchecked: it is named for a person, counted apart.
-        const backOnStable = linked !== undefined && linked !== null && linked === entry.release && (linked === onHost.state.lastStable || entry.step === 'unhealthy');
-        if ((entry.step !== 'repooled' && !backOnStable) || (linked !== undefined && linked !== (entry.release ?? null))) {
-          violations.push({ kind: 'unchecked', host: host.name, detail: `${service}: the journal's last step is ${entry.step} of ${entry.release}${entry.link ? ` on ${entry.link}, which points at ${linked ?? '(nothing)'}` : ''}` });
+        const backOnStable =
+          linked !== undefined &&
+          linked !== null &&
+          linked === entry.release &&
+          (linked === onHost.state.lastStable || entry.step === 'unhealthy');
+        if (
+          (entry.step !== 'repooled' && !backOnStable) ||
+          (linked !== undefined && linked !== (entry.release ?? null))
+        ) {
+          violations.push({
+            kind: 'unchecked',
+            host: host.name,
+            detail: `${service}: the journal's last step is ${entry.step} of ${entry.release}${entry.link ? ` on ${entry.link}, which points at ${linked ?? '(nothing)'}` : ''}`,
+          });
           unchecked.add(host.name);
         }
       }
@@ -325,16 +387,24 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
     try {
       const config = path.join(host.root, CONFIG_SERVICE, 'current');
       domains = JSON.parse(fs.readFileSync(path.join(config, 'wikis.json'), 'utf8'));
-      const wikiversions: Record<string, string> = JSON.parse(fs.readFileSync(path.join(config, 'wikiversions.json'), 'utf8'));
-      byLink = Object.fromEntries(Object.entries(wikiversions).map(([db, dir]) => {
-        try {
-          return [db, fs.readFileSync(path.join(host.root, CODE_SERVICE, dir, 'VERSION'), 'utf8').trim()];
-        } catch {
-          return [db, null];
-        }
-      }));
+      const wikiversions: Record<string, string> = JSON.parse(
+        fs.readFileSync(path.join(config, 'wikiversions.json'), 'utf8'),
+      );
+      byLink = Object.fromEntries(
+        Object.entries(wikiversions).map(([db, dir]) => {
+          try {
+            return [db, fs.readFileSync(path.join(host.root, CODE_SERVICE, dir, 'VERSION'), 'utf8').trim()];
+          } catch {
+            return [db, null];
+          }
+        }),
+      );
     } catch (err) {
-      violations.push({ kind: 'state-disagrees', host: host.name, detail: `the config its link points at is unreadable: ${(err as Error).message}` });
+      violations.push({
+        kind: 'state-disagrees',
+        host: host.name,
+        detail: `the config its link points at is unreadable: ${(err as Error).message}`,
+      });
       unchecked.add(host.name);
     }
     const wrong: string[] = [];
@@ -343,18 +413,28 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
       try {
         // The sandbox fails a few requests of every version (background errors): an error page is asked again.
         for (let attempt = 1; attempt <= 5 && version === null; attempt++) {
-          const res = await httpGet(`http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`, domain, 10_000);
-          if (res.status < 500 || attempt === 5) version = JSON.parse(res.body)?.query?.general?.generator?.replace(/^MediaWiki /, '') ?? null;
+          const res = await httpGet(
+            `http://${host.address}:${host.port}/w/api.php?action=query&meta=siteinfo&format=json`,
+            domain,
+            10_000,
+          );
+          if (res.status < 500 || attempt === 5)
+            version = JSON.parse(res.body)?.query?.general?.generator?.replace(/^MediaWiki /, '') ?? null;
         }
       } catch {
         version = null;
       }
       if (!live.has(db)) live.set(db, new Map());
       live.get(db)!.set(host.name, version);
-      if (version !== byLink[db]) wrong.push(`${db} answers ${version ?? 'nothing'}, link says ${byLink[db] ?? 'nothing'}`);
+      if (version !== byLink[db])
+        wrong.push(`${db} answers ${version ?? 'nothing'}, link says ${byLink[db] ?? 'nothing'}`);
     });
     if (wrong.length) {
-      violations.push({ kind: 'serves-other-than-link', host: host.name, detail: `${wrong.length} wikis: ${wrong.slice(0, 3).join('; ')}` });
+      violations.push({
+        kind: 'serves-other-than-link',
+        host: host.name,
+        detail: `${wrong.length} wikis: ${wrong.slice(0, 3).join('; ')}`,
+      });
       unchecked.add(host.name);
     }
   });
@@ -365,30 +445,58 @@ export async function inspectHosts(hosts: HostSpec[], loadBalancer: string): Pro
 export function servingExpected(report: HostsReport, expected: Record<string, string>): Violation[] {
   const byHost = new Map<string, string[]>();
   for (const [db, hosts] of report.live) {
-    for (const [host, version] of hosts) if (version !== expected[db]) byHost.set(host, [...(byHost.get(host) ?? []), `${db} answers ${version ?? 'nothing'}, expected ${expected[db]}`]);
+    for (const [host, version] of hosts)
+      if (version !== expected[db])
+        byHost.set(host, [
+          ...(byHost.get(host) ?? []),
+          `${db} answers ${version ?? 'nothing'}, expected ${expected[db]}`,
+        ]);
   }
-  return [...byHost].map(([host, wrong]) => ({ kind: 'serving-unexpected' as const, host, detail: `${wrong.length} wikis: ${wrong.slice(0, 3).join('; ')}` }));
+  return [...byHost].map(([host, wrong]) => ({
+    kind: 'serving-unexpected' as const,
+    host,
+    detail: `${wrong.length} wikis: ${wrong.slice(0, 3).join('; ')}`,
+  }));
 }
 
 /** After a rollback, no wiki anywhere answers a version newer than the rollback's target. */
 export function newerThan(report: HostsReport, target: Record<string, string>): Violation[] {
   const byHost = new Map<string, string[]>();
   for (const [db, hosts] of report.live) {
-    for (const [host, version] of hosts) if (version && target[db] && compareVersions(version, target[db]) > 0) byHost.set(host, [...(byHost.get(host) ?? []), `${db} on ${version} (rolled back to ${target[db]})`]);
+    for (const [host, version] of hosts)
+      if (version && target[db] && compareVersions(version, target[db]) > 0)
+        byHost.set(host, [...(byHost.get(host) ?? []), `${db} on ${version} (rolled back to ${target[db]})`]);
   }
-  return [...byHost].map(([host, wrong]) => ({ kind: 'newer-after-rollback' as const, host, detail: wrong.slice(0, 3).join('; ') }));
+  return [...byHost].map(([host, wrong]) => ({
+    kind: 'newer-after-rollback' as const,
+    host,
+    detail: wrong.slice(0, 3).join('; '),
+  }));
 }
 
 /** Hosts switched to a release putting more wikis on the new version, after a rollback had begun. */
-export function wrongDirection(changes: LinkChange[], rollbackStart: number, stagingDir: string, version: string): Violation[] {
+export function wrongDirection(
+  changes: LinkChange[],
+  rollbackStart: number,
+  stagingDir: string,
+  version: string,
+): Violation[] {
   return changes
-    .filter((c) => c.notBefore >= rollbackStart && newness(stagingDir, c.to, version) > newness(stagingDir, c.from, version))
-    .map((c) => ({ kind: 'wrong-direction' as const, host: c.host, detail: `switched ${c.from} -> ${c.to} (more wikis on ${version}) ${((c.seenAt - rollbackStart) / 1000).toFixed(1)} s after the rollback began` }));
+    .filter(
+      (c) => c.notBefore >= rollbackStart && newness(stagingDir, c.to, version) > newness(stagingDir, c.from, version),
+    )
+    .map((c) => ({
+      kind: 'wrong-direction' as const,
+      host: c.host,
+      detail: `switched ${c.from} -> ${c.to} (more wikis on ${version}) ${((c.seenAt - rollbackStart) / 1000).toFixed(1)} s after the rollback began`,
+    }));
 }
 
 /** A host (rollouts) or a station (trains) that went the same way more than once. */
 export function movedTwice(counts: Map<string, number>, what: (key: string) => string): Violation[] {
-  return [...counts].filter(([, n]) => n > 1).map(([key, n]) => ({ kind: 'moved-twice' as const, detail: `${what(key)} ${n} times` }));
+  return [...counts]
+    .filter(([, n]) => n > 1)
+    .map(([key, n]) => ({ kind: 'moved-twice' as const, detail: `${what(key)} ${n} times` }));
 }
 
 export function hostMoves(changes: LinkChange[], stagingDir: string, version: string): Map<string, number> {

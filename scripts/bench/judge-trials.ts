@@ -108,7 +108,8 @@ export class Draw {
       const k = Math.floor(((2 * a) / us + b) * u + mean + 0.43);
       if (us >= 0.07 && v <= vr) return k;
       if (k < 0 || (us < 0.013 && v > us)) continue;
-      if (Math.log(v) + Math.log(invAlpha) - Math.log(a / (us * us) + b) <= -mean + k * logMean - logFactorial(k)) return k;
+      if (Math.log(v) + Math.log(invAlpha) - Math.log(a / (us * us) + b) <= -mean + k * logMean - logFactorial(k))
+        return k;
     }
   }
 }
@@ -147,10 +148,23 @@ export interface Scenario {
 
 export const SCENARIOS: Scenario[] = [
   { name: 'healthy', kind: 'healthy' },
-  ...[0.005, 0.01, 0.02, 0.05].map((p) => ({ name: `+${p * 100} points error rate`, kind: 'error rate', fault: { points: () => p } })),
+  ...[0.005, 0.01, 0.02, 0.05].map((p) => ({
+    name: `+${p * 100} points error rate`,
+    kind: 'error rate',
+    fault: { points: () => p },
+  })),
   { name: 'crash loop (no traffic)', kind: 'crash loop', fault: { crashLoop: true } },
-  { name: 'grows to +2 points over 30 min', kind: 'slow growth', fault: { points: (m: number) => 0.02 * Math.min(1, m / 30) } },
-  { name: '+2 points from minute 40 (delay)', kind: 'late onset', fault: { points: (m: number) => (m > 40 ? 0.02 : 0) }, onset: 40 },
+  {
+    name: 'grows to +2 points over 30 min',
+    kind: 'slow growth',
+    fault: { points: (m: number) => 0.02 * Math.min(1, m / 30) },
+  },
+  {
+    name: '+2 points from minute 40 (delay)',
+    kind: 'late onset',
+    fault: { points: (m: number) => (m > 40 ? 0.02 : 0) },
+    onset: 40,
+  },
   { name: 'latency p99 x1.5', kind: 'latency', fault: { latencyFactor: 1.5 } },
   { name: 'one wiki +5 points', kind: 'one wiki', fault: { oneWikiPoints: 0.05 } },
   { name: 'one wiki +20 points', kind: 'one wiki', fault: { oneWikiPoints: 0.2 } },
@@ -199,7 +213,10 @@ export function simulate(draw: Draw, fault: Fault = {}): Stream {
 
 /** A watch simulated minute by minute, so a trial stops simulating once both judges have decided. */
 export function startWatch(draw: Draw, fault: Fault = {}): { stream: Stream; advanceTo: (minute: number) => void } {
-  const n = { subject: draw.int(NOISE.subjectHosts[0], NOISE.subjectHosts[1]), baseline: draw.int(NOISE.baselineHosts[0], NOISE.baselineHosts[1]) };
+  const n = {
+    subject: draw.int(NOISE.subjectHosts[0], NOISE.subjectHosts[1]),
+    baseline: draw.int(NOISE.baselineHosts[0], NOISE.baselineHosts[1]),
+  };
   const hosts = Array.from({ length: n.subject + n.baseline }, (_, i) => ({
     name: `mw${1000 + i}`,
     subject: i < n.subject,
@@ -233,12 +250,21 @@ export function startWatch(draw: Draw, fault: Fault = {}): { stream: Stream; adv
         requests += h.requests;
         errors += h.errors;
       }
-      return { requests, errors, series, hosts: mine.length, latency: p99Ms !== undefined ? { p99: p99Ms } : undefined };
+      return {
+        requests,
+        errors,
+        series,
+        hosts: mine.length,
+        latency: p99Ms !== undefined ? { p99: p99Ms } : undefined,
+      };
     };
     const subject = side(subjectHosts, latency?.subject);
     const baseline = side(baselineHosts, latency?.baseline);
     stream.samples.push({ at: minute * 60_000, metrics: { group1: { subject, baseline } } });
-    stream.sums.push({ subject: { requests: subject.requests, errors: subject.errors }, baseline: { requests: baseline.requests, errors: baseline.errors } });
+    stream.sums.push({
+      subject: { requests: subject.requests, errors: subject.errors },
+      baseline: { requests: baseline.requests, errors: baseline.errors },
+    });
   };
 
   // Counters carry the hours before the watch, so a reset is a real drop.
@@ -250,7 +276,13 @@ export function startWatch(draw: Draw, fault: Fault = {}): { stream: Stream; adv
   const step = (minute: number) => {
     const traffic = (1 + (drift * minute) / SAMPLES) * draw.gammaMeanOne(1 / NOISE.trafficJitter ** 2);
     if (burst.minutesLeft > 0) burst.minutesLeft--;
-    else burst = draw.chance(NOISE.burstPerMinute) ? { factor: draw.between(NOISE.burstFactor[0], NOISE.burstFactor[1]), minutesLeft: draw.int(NOISE.burstMinutes[0], NOISE.burstMinutes[1]) - 1 } : { factor: 1, minutesLeft: 0 };
+    else
+      burst = draw.chance(NOISE.burstPerMinute)
+        ? {
+            factor: draw.between(NOISE.burstFactor[0], NOISE.burstFactor[1]),
+            minutesLeft: draw.int(NOISE.burstMinutes[0], NOISE.burstMinutes[1]) - 1,
+          }
+        : { factor: 1, minutesLeft: 0 };
     const served = { subject: 0, baseline: 0 };
     for (const h of hosts) {
       if (h.subject && fault.crashLoop) {
@@ -279,7 +311,8 @@ export function startWatch(draw: Draw, fault: Fault = {}): { stream: Stream; adv
     }
     // A p99 read from a minute of requests is noisy, the more so the fewer requests: about 2.2/sqrt(n) in log.
     const common = p99 * Math.exp(NOISE.p99Jitter * draw.normal()) * (burst.factor > 1 ? 1.2 : 1);
-    const p99Of = (requests: number, factor = 1) => (requests > 0 ? common * factor * Math.exp((2.2 / Math.sqrt(requests)) * draw.normal()) : undefined);
+    const p99Of = (requests: number, factor = 1) =>
+      requests > 0 ? common * factor * Math.exp((2.2 / Math.sqrt(requests)) * draw.normal()) : undefined;
     record(minute, { subject: p99Of(served.subject, fault.latencyFactor), baseline: p99Of(served.baseline)! });
   };
   return {
@@ -309,14 +342,18 @@ export function fixedJudge(stream: Stream): number | undefined {
 }
 
 /** The sequential judge; assess stops at the first sample a test crosses, so one call tells when it would have failed. */
-export function sequentialJudge(stream: Stream, spec: Partial<AnalysisSpec> = TRIAL_SPEC): { failedAt?: number; phase: string } {
+export function sequentialJudge(
+  stream: Stream,
+  spec: Partial<AnalysisSpec> = TRIAL_SPEC,
+): { failedAt?: number; phase: string } {
   const status = assess(stream.samples, spec, { windowSamples: SAMPLES });
   return { phase: status.phase, failedAt: status.phase === 'fail' ? status.judgedThrough : undefined };
 }
 
 // ---- the trials ----
 
-const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : NaN);
+const quantile = (sorted: number[], q: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : NaN;
 
 interface Tally {
   failed: number[];
@@ -344,7 +381,8 @@ export function runScenario(index: number, streams: number, seed: number): { fix
     }
     const onset = scenario.onset ?? 0;
     if (fixedAt !== undefined) (fixedAt > onset ? fixed.failed : fixed.early).push(fixedAt - onset);
-    if (sequential.failedAt !== undefined) (sequential.failedAt > onset ? seq.failed : seq.early).push(sequential.failedAt - onset);
+    if (sequential.failedAt !== undefined)
+      (sequential.failedAt > onset ? seq.failed : seq.early).push(sequential.failedAt - onset);
     if (sequential.phase === 'inconclusive') seq.inconclusive++;
   }
   return { fixed, seq };
@@ -357,7 +395,10 @@ function inWorkers(workers: number, streams: number, seed: number): Promise<Retu
   return new Promise((resolve, reject) => {
     let running = workers;
     for (let w = 0; w < workers; w++) {
-      const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(__filename)});`, { eval: true, workerData: { judgeTrials: { streams, seed } } });
+      const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(__filename)});`, {
+        eval: true,
+        workerData: { judgeTrials: { streams, seed } },
+      });
       const hand = () => (next < SCENARIOS.length ? worker.postMessage(next++) : worker.terminate());
       worker.on('message', ({ index, result }: { index: number; result: ReturnType<typeof runScenario> }) => {
         results[index] = result;
@@ -381,12 +422,19 @@ async function main() {
   const started = performance.now();
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`.padStart(8);
   const num = (x: number) => (Number.isNaN(x) ? '-' : String(x)).padStart(6);
-  const results = workers > 1 ? await inWorkers(workers, streams, seed) : SCENARIOS.map((_, i) => runScenario(i, streams, seed));
-  console.log(`judge trials: ${streams.toLocaleString('en-US')} streams per scenario, ${SAMPLES} one-minute samples, seed ${seed}`);
-  console.log(`fixed: judge() every interval, ceiling ${FIXED_WATCH.maxErrorRate * 100}% and ${FIXED_WATCH.maxRatioToBaseline}x baseline, min ${FIXED_WATCH.minRequests} requests`);
+  const results =
+    workers > 1 ? await inWorkers(workers, streams, seed) : SCENARIOS.map((_, i) => runScenario(i, streams, seed));
+  console.log(
+    `judge trials: ${streams.toLocaleString('en-US')} streams per scenario, ${SAMPLES} one-minute samples, seed ${seed}`,
+  );
+  console.log(
+    `fixed: judge() every interval, ceiling ${FIXED_WATCH.maxErrorRate * 100}% and ${FIXED_WATCH.maxRatioToBaseline}x baseline, min ${FIXED_WATCH.minRequests} requests`,
+  );
   console.log(`sequential: assess() with ${JSON.stringify(TRIAL_SPEC)} over the defaults`);
   console.log('');
-  console.log(`${'scenario'.padEnd(34)}| ${'fixed: fail'.padStart(11)} ${'median'.padStart(6)} ${'p95'.padStart(6)} | ${'seq: fail'.padStart(9)} ${'median'.padStart(6)} ${'p95'.padStart(6)} ${'inconcl.'.padStart(8)}`);
+  console.log(
+    `${'scenario'.padEnd(34)}| ${'fixed: fail'.padStart(11)} ${'median'.padStart(6)} ${'p95'.padStart(6)} | ${'seq: fail'.padStart(9)} ${'median'.padStart(6)} ${'p95'.padStart(6)} ${'inconcl.'.padStart(8)}`,
+  );
   console.log('-'.repeat(97));
   const row = (t: Tally) => {
     const sorted = [...t.failed].sort((a, b) => a - b);
@@ -395,18 +443,27 @@ async function main() {
   SCENARIOS.forEach((scenario, i) => {
     const { fixed, seq } = results[i];
     const label = scenario.fault ? scenario.name : 'healthy (false rollbacks)';
-    console.log(`${label.padEnd(34)}| ${row(fixed).padStart(25)} | ${row(seq).padStart(23)} ${pct(seq.inconclusive / streams)}`);
-    if (scenario.onset) console.log(`${`  false rollbacks before minute ${scenario.onset}`.padEnd(34)}| ${pct(fixed.early.length / streams).padStart(11)} ${''.padStart(13)} | ${pct(seq.early.length / streams).padStart(9)}`);
+    console.log(
+      `${label.padEnd(34)}| ${row(fixed).padStart(25)} | ${row(seq).padStart(23)} ${pct(seq.inconclusive / streams)}`,
+    );
+    if (scenario.onset)
+      console.log(
+        `${`  false rollbacks before minute ${scenario.onset}`.padEnd(34)}| ${pct(fixed.early.length / streams).padStart(11)} ${''.padStart(13)} | ${pct(seq.early.length / streams).padStart(9)}`,
+      );
   });
   console.log('');
-  console.log('fail: share of streams rolled back (healthy: false rollbacks; faults: detections). median/p95: samples to detect, among detected;');
+  console.log(
+    'fail: share of streams rolled back (healthy: false rollbacks; faults: detections). median/p95: samples to detect, among detected;',
+  );
   console.log('for a late fault, samples after it began, and rollbacks before it began are counted apart as false.');
   console.log(`${((performance.now() - started) / 1000).toFixed(1)} s on ${workers} thread${workers > 1 ? 's' : ''}`);
 }
 
 if (!isMainThread && workerData?.judgeTrials) {
   const { streams, seed } = workerData.judgeTrials as { streams: number; seed: number };
-  parentPort!.on('message', (index: number) => parentPort!.postMessage({ index, result: runScenario(index, streams, seed) }));
+  parentPort!.on('message', (index: number) =>
+    parentPort!.postMessage({ index, result: runScenario(index, streams, seed) }),
+  );
 } else if (require.main === module) {
   main().catch((err) => {
     console.error(err);

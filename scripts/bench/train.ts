@@ -50,14 +50,20 @@ async function main() {
     const at = (prefix: string) => Date.parse(blocked.events.find((e) => e.what.startsWith(prefix))!.at);
     const breach = at('error watch:');
     const movedBack = Date.parse(blocked.events.find((e) => e.what.startsWith('roll back group1'))!.at);
-    const rollbackDone = Date.parse(blocked.events.find((e) => /roll back group1 .*done and verified/.test(e.what))!.at);
-    console.log(`breach detected -> group1 rolled back on every host and verified: ${seconds(rollbackDone - breach)} (started ${seconds(movedBack - breach)} after)`);
+    const rollbackDone = Date.parse(
+      blocked.events.find((e) => /roll back group1 .*done and verified/.test(e.what))!.at,
+    );
+    console.log(
+      `breach detected -> group1 rolled back on every host and verified: ${seconds(rollbackDone - breach)} (started ${seconds(movedBack - breach)} after)`,
+    );
     console.log(`errors start -> breach detected: ${seconds(breach - faultAt)} (watch interval 2 s)`);
     const history = (await handle.fetchHistory()).events?.length ?? 0;
     console.log(`train history: ${history} events`);
     await handle.terminate('benchmark over');
     const worst = Math.max(...Object.values(live));
-    console.log(`\nRESULT approval->live max ${seconds(worst)} (target < 60 s: ${worst < 60_000 ? 'met' : 'MISSED'}); breach->rolled back ${seconds(rollbackDone - breach)} (target < 30 s: ${rollbackDone - breach < 30_000 ? 'met' : 'MISSED'})`);
+    console.log(
+      `\nRESULT approval->live max ${seconds(worst)} (target < 60 s: ${worst < 60_000 ? 'met' : 'MISSED'}); breach->rolled back ${seconds(rollbackDone - breach)} (target < 30 s: ${rollbackDone - breach < 30_000 ? 'met' : 'MISSED'})`,
+    );
     console.log(`peak RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
   } finally {
     await env.stop();
@@ -68,4 +74,3 @@ main().catch((err) => {
   console.error(err);
   process.exit(1);
 });
-

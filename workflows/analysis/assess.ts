@@ -2,9 +2,32 @@
 // it after every measurement and a replay decides the same.
 import { judge } from '../analysis';
 import { carrySeries, intervalQuantile, sideIncrease, signatureIncrease } from './counters';
-import type { AnalysisContext, AnalysisSpec, AnalysisStatus, Counters, Evidence, MetricReading, MetricResult, Rate, Reference, Sample, TestKind } from './model';
+import type {
+  AnalysisContext,
+  AnalysisSpec,
+  AnalysisStatus,
+  Counters,
+  Evidence,
+  MetricReading,
+  MetricResult,
+  Rate,
+  Reference,
+  Sample,
+  TestKind,
+} from './model';
 import { withDefaults } from './model';
-import { mixtureLogLR, observeOneSample, observeSign, observeTwoSample, ratioMixture, recentLogLR, signMixture, startTest, upperRate, type SequentialTest } from './sequential';
+import {
+  mixtureLogLR,
+  observeOneSample,
+  observeSign,
+  observeTwoSample,
+  ratioMixture,
+  recentLogLR,
+  signMixture,
+  startTest,
+  upperRate,
+  type SequentialTest,
+} from './sequential';
 
 /**
  * With a minimum effect in points, the prior's centre needs the baseline's rate; it is fixed from the pooled
@@ -39,7 +62,11 @@ interface MetricState {
   decided?: Evidence;
 }
 
-const rateOf = (c: Counters): Rate => ({ requests: c.requests, errors: c.errors, rate: c.requests > 0 ? c.errors / c.requests : 0 });
+const rateOf = (c: Counters): Rate => ({
+  requests: c.requests,
+  errors: c.errors,
+  rate: c.requests > 0 ? c.errors / c.requests : 0,
+});
 const isError = (r: MetricReading | { error: string } | undefined): r is { error: string } => !!r && 'error' in r;
 
 /** The effect ratio the prior centres on, given the rate it is measured against. */
@@ -48,7 +75,11 @@ function priorCentre(spec: AnalysisSpec, rate: number, against = rate): number {
   return (rate + spec.minEffect.points) / Math.max(against, Number.MIN_VALUE);
 }
 
-export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>, context: AnalysisContext): AnalysisStatus {
+export function assess(
+  samples: readonly Sample[],
+  specIn: Partial<AnalysisSpec>,
+  context: AnalysisContext,
+): AnalysisStatus {
   const spec = withDefaults(specIn);
   const baselineName = context.baselineName ?? 'on the baseline';
   const sequential = spec.judge === 'sequential';
@@ -64,7 +95,8 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
     const sinceStart = mixtureLogLR(test);
     if (sinceStart >= bound) return { statistic: sinceStart, bound, alpha: alphaEach / 2 };
     const recent = recentLogLR(test);
-    if (recent.statistic >= recentBound) return { statistic: recent.statistic, bound: recentBound, alpha: alphaEach / 2, from: recent.from };
+    if (recent.statistic >= recentBound)
+      return { statistic: recent.statistic, bound: recentBound, alpha: alphaEach / 2, from: recent.from };
     return undefined;
   };
   const states = new Map<string, MetricState>();
@@ -77,7 +109,10 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
         subject: { requests: 0, errors: 0 },
         baseline: reference ? { requests: reference.requests, errors: reference.errors } : { requests: 0, errors: 0 },
         subjectSignatures: {},
-        knownSignatures: new Set([...(context.acknowledged ?? []), ...Object.keys(reference?.signatures ?? {}).filter((s) => reference!.signatures![s] > 0)]),
+        knownSignatures: new Set([
+          ...(context.acknowledged ?? []),
+          ...Object.keys(reference?.signatures ?? {}).filter((s) => reference!.signatures![s] > 0),
+        ]),
         waiting: [],
         latencyAbove: 0,
         latencyObserved: 0,
@@ -91,7 +126,9 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
         // Half the test's alpha bounds the chance the reference's rate is underestimated, half the test itself.
         const referenceRate = rateOf(reference).rate;
         state.referenceBound = upperRate(reference.errors, reference.requests, alphaEach / 2);
-        state.comparison = startTest(ratioMixture(priorCentre(spec, referenceRate, state.referenceBound), 1 / state.referenceBound));
+        state.comparison = startTest(
+          ratioMixture(priorCentre(spec, referenceRate, state.referenceBound), 1 / state.referenceBound),
+        );
       }
       states.set(metric, state);
     }
@@ -132,29 +169,49 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
       state.result.consecutiveErrors = 0;
       const previous = state.last;
       state.last = {
-        reading: { ...reading, subject: carrySeries(previous?.reading.subject, reading.subject), baseline: reading.baseline && carrySeries(previous?.reading.baseline, reading.baseline) },
+        reading: {
+          ...reading,
+          subject: carrySeries(previous?.reading.subject, reading.subject),
+          baseline: reading.baseline && carrySeries(previous?.reading.baseline, reading.baseline),
+        },
         at: sample.at,
       };
-      for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {})) if (count > 0) state.knownSignatures.add(signature);
+      for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {}))
+        if (count > 0) state.knownSignatures.add(signature);
       for (const signature of reading.known ?? []) state.knownSignatures.add(signature);
       if (!previous) continue;
       state.result.measured++;
       const reference = context.reference?.[metric];
       const subject = sideIncrease(previous.reading.subject, reading.subject);
-      const baseline = reading.baseline && previous.reading.baseline ? sideIncrease(previous.reading.baseline, reading.baseline) : undefined;
+      const baseline =
+        reading.baseline && previous.reading.baseline
+          ? sideIncrease(previous.reading.baseline, reading.baseline)
+          : undefined;
       state.subject = add(state.subject, subject);
       if (baseline) state.baseline = add(state.baseline, baseline);
-      for (const [signature, count] of Object.entries(signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures))) {
+      for (const [signature, count] of Object.entries(
+        signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures),
+      )) {
         state.subjectSignatures[signature] = (state.subjectSignatures[signature] ?? 0) + count;
       }
       const failNow = (test: TestKind, evidence: Partial<Evidence> & Pick<Evidence, 'statistic' | 'bound'>) => {
-        crossed.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), crossedAt: index, ...evidence });
+        crossed.push({
+          metric,
+          test,
+          subject: rateOf(state.subject),
+          baseline: rateOf(state.baseline),
+          crossedAt: index,
+          ...evidence,
+        });
       };
       const failedMeasurement = (evidence: Omit<Evidence, 'metric' | 'crossedAt'>) => {
         if (++state.result.failed > spec.failureLimit) crossed.push({ metric, ...evidence, crossedAt: index });
       };
       const subjectLatency = p99Between(previous.reading.subject, reading.subject);
-      const baselineLatency = (previous.reading.baseline && reading.baseline ? p99Between(previous.reading.baseline, reading.baseline) : undefined) ?? reference?.latency?.p99;
+      const baselineLatency =
+        (previous.reading.baseline && reading.baseline
+          ? p99Between(previous.reading.baseline, reading.baseline)
+          : undefined) ?? reference?.latency?.p99;
       const latencyAbove = latencyBreached(spec, subjectLatency, baselineLatency);
       if (latencyAbove !== undefined) {
         state.latencyObserved++;
@@ -166,8 +223,11 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
         else if (baseline) {
           state.waiting.push({ subject, baseline, at: index });
           const pooled = add(state.subject, state.baseline);
-          if (!state.comparison && pooled.errors >= ERRORS_TO_FIX_PRIOR) state.comparison = startTest(ratioMixture(priorCentre(spec, rateOf(pooled).rate)));
-          if (state.comparison) for (const interval of state.waiting.splice(0)) observeTwoSample(state.comparison, interval.subject, interval.baseline, interval.at);
+          if (!state.comparison && pooled.errors >= ERRORS_TO_FIX_PRIOR)
+            state.comparison = startTest(ratioMixture(priorCentre(spec, rateOf(pooled).rate)));
+          if (state.comparison)
+            for (const interval of state.waiting.splice(0))
+              observeTwoSample(state.comparison, interval.subject, interval.baseline, interval.at);
         }
         const compared = state.comparison && crossing(state.comparison);
         if (compared) failNow('mixture-SPRT', compared);
@@ -179,20 +239,32 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
         if (state.latency && latencyAbove !== undefined) {
           observeSign(state.latency, latencyAbove, index);
           const slower = crossing(state.latency);
-          if (slower) failNow('latency', { ...slower, detail: latencyDetail(spec, state, subjectLatency, baselineLatency) });
+          if (slower)
+            failNow('latency', { ...slower, detail: latencyDetail(spec, state, subjectLatency, baselineLatency) });
         }
       } else {
         const measured = judge(spec.fixed, subject, baseline ?? reference ?? { requests: 0, errors: 0 });
         const baselineRate = rateOf(baseline ?? reference ?? { requests: 0, errors: 0 });
         const interval = { subject: rateOf(subject), baseline: baselineRate };
         if (measured.verdict === 'fail') {
-          failedMeasurement({ test: 'fixed', ...interval, statistic: interval.subject.rate, bound: Math.max(spec.fixed.maxErrorRate, spec.fixed.maxRatioToBaseline * baselineRate.rate) });
+          failedMeasurement({
+            test: 'fixed',
+            ...interval,
+            statistic: interval.subject.rate,
+            bound: Math.max(spec.fixed.maxErrorRate, spec.fixed.maxRatioToBaseline * baselineRate.rate),
+          });
         } else if (measured.verdict === 'inconclusive' && ++state.result.inconclusive > spec.inconclusiveLimit) {
           phase = 'inconclusive';
           message = `${metric}: ${state.result.inconclusive} intervals had too little traffic (limit ${spec.inconclusiveLimit}): ${measured.why}`;
         }
         if (latencyAbove) {
-          failedMeasurement({ test: 'latency', ...interval, statistic: subjectLatency!, bound: latencyLimitMs(spec, baselineLatency), detail: latencyDetail(spec, state, subjectLatency, baselineLatency) });
+          failedMeasurement({
+            test: 'latency',
+            ...interval,
+            statistic: subjectLatency!,
+            bound: latencyLimitMs(spec, baselineLatency),
+            detail: latencyDetail(spec, state, subjectLatency, baselineLatency),
+          });
         }
       }
 
@@ -214,9 +286,16 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
       }
       if (spec.newSignatures) {
         const unknown = Object.entries(state.subjectSignatures)
-          .filter(([signature, count]) => count >= spec.newSignatures!.minCount && !state.knownSignatures.has(signature))
+          .filter(
+            ([signature, count]) => count >= spec.newSignatures!.minCount && !state.knownSignatures.has(signature),
+          )
           .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
-        if (unknown.length) failNow('new-signature', { statistic: unknown[0][1], bound: spec.newSignatures.minCount, detail: unknown[0][0] });
+        if (unknown.length)
+          failNow('new-signature', {
+            statistic: unknown[0][1],
+            bound: spec.newSignatures.minCount,
+            detail: unknown[0][0],
+          });
       }
     }
     if (crossed.length) phase = 'fail';
@@ -224,7 +303,11 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
   if (phase === 'running' && judgedThrough === context.windowSamples) {
     // A thin window before the move only widens the reference's bound (the comparison gets less sensitive, the
     // ceiling still holds); a thin subject, or a thin concurrent baseline, cannot vouch for the release.
-    const short = [...states.entries()].find(([metric, s]) => s.subject.requests < spec.minRequests || (!context.reference?.[metric] && s.baseline.requests < spec.minRequests));
+    const short = [...states.entries()].find(
+      ([metric, s]) =>
+        s.subject.requests < spec.minRequests ||
+        (!context.reference?.[metric] && s.baseline.requests < spec.minRequests),
+    );
     if (short) {
       phase = 'inconclusive';
       message = `${short[0]}: too little traffic to pass: ${Math.round(short[1].subject.requests)} requests vs ${Math.round(short[1].baseline.requests)} ${baselineName} (at least ${spec.minRequests} each)`;
@@ -236,12 +319,28 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
     if (!sequential) continue;
     const standing = (test: TestKind, statistic: number, detail?: string) => {
       if (evidence.some((e) => e.metric === metric && e.test === test)) return;
-      evidence.push({ metric, test, subject: rateOf(state.subject), baseline: rateOf(state.baseline), statistic, bound, alpha: alphaEach / 2, detail });
+      evidence.push({
+        metric,
+        test,
+        subject: rateOf(state.subject),
+        baseline: rateOf(state.baseline),
+        statistic,
+        bound,
+        alpha: alphaEach / 2,
+        detail,
+      });
     };
     const pooledErrors = state.subject.errors + (context.reference?.[metric] ? 0 : state.baseline.errors);
-    standing('mixture-SPRT', state.comparison ? mixtureLogLR(state.comparison) : 0, state.comparison ? undefined : `waiting for ${ERRORS_TO_FIX_PRIOR} errors on both sides together (${pooledErrors} so far)`);
+    standing(
+      'mixture-SPRT',
+      state.comparison ? mixtureLogLR(state.comparison) : 0,
+      state.comparison
+        ? undefined
+        : `waiting for ${ERRORS_TO_FIX_PRIOR} errors on both sides together (${pooledErrors} so far)`,
+    );
     if (state.ceiling) standing('ceiling', mixtureLogLR(state.ceiling), `ceiling ${percent(spec.maxErrorRate!)}`);
-    if (state.latency) standing('latency', mixtureLogLR(state.latency), state.latencyObserved ? latencyDetail(spec, state) : undefined);
+    if (state.latency)
+      standing('latency', mixtureLogLR(state.latency), state.latencyObserved ? latencyDetail(spec, state) : undefined);
   }
   const metrics = [...states.values()].map((s) => s.result).sort((a, b) => (a.metric < b.metric ? -1 : 1));
   return {
@@ -256,27 +355,45 @@ export function assess(samples: readonly Sample[], specIn: Partial<AnalysisSpec>
   };
 }
 
-const add = (a: Counters, b: Counters): Counters => ({ requests: a.requests + b.requests, errors: a.errors + b.errors });
+const add = (a: Counters, b: Counters): Counters => ({
+  requests: a.requests + b.requests,
+  errors: a.errors + b.errors,
+});
 
 export const percent = (rate: number) => `${(rate * 100).toFixed(2)}%`;
 
 function latencyLimitMs(spec: AnalysisSpec, baselineP99: number | undefined): number {
-  const limits = [spec.latency?.maxP99Ms, spec.latency?.maxP99Ratio !== undefined && baselineP99 !== undefined ? spec.latency.maxP99Ratio * baselineP99 : undefined];
+  const limits = [
+    spec.latency?.maxP99Ms,
+    spec.latency?.maxP99Ratio !== undefined && baselineP99 !== undefined
+      ? spec.latency.maxP99Ratio * baselineP99
+      : undefined,
+  ];
   return Math.min(...limits.filter((l): l is number => l !== undefined));
 }
 
 /** Whether the subject's p99 broke a latency limit in this interval; undefined when it cannot be told. */
-function latencyBreached(spec: AnalysisSpec, subjectP99: number | undefined, baselineP99: number | undefined): boolean | undefined {
+function latencyBreached(
+  spec: AnalysisSpec,
+  subjectP99: number | undefined,
+  baselineP99: number | undefined,
+): boolean | undefined {
   if (!spec.latency || subjectP99 === undefined) return undefined;
   const limit = latencyLimitMs(spec, baselineP99);
   return Number.isFinite(limit) ? subjectP99 > limit : undefined;
 }
 
 function latencyDetail(spec: AnalysisSpec, state: MetricState, subjectP99?: number, baselineP99?: number): string {
-  const limits = [spec.latency?.maxP99Ratio !== undefined ? `${spec.latency.maxP99Ratio}x the baseline's` : '', spec.latency?.maxP99Ms !== undefined ? `${spec.latency.maxP99Ms} ms` : '']
+  const limits = [
+    spec.latency?.maxP99Ratio !== undefined ? `${spec.latency.maxP99Ratio}x the baseline's` : '',
+    spec.latency?.maxP99Ms !== undefined ? `${spec.latency.maxP99Ms} ms` : '',
+  ]
     .filter(Boolean)
     .join(' or ');
-  const now = subjectP99 !== undefined ? `; p99 ${Math.round(subjectP99)} ms${baselineP99 !== undefined ? ` vs ${Math.round(baselineP99)} ms` : ''} in the last interval` : '';
+  const now =
+    subjectP99 !== undefined
+      ? `; p99 ${Math.round(subjectP99)} ms${baselineP99 !== undefined ? ` vs ${Math.round(baselineP99)} ms` : ''} in the last interval`
+      : '';
   return `p99 above ${limits} in ${state.latencyAbove} of ${state.latencyObserved} intervals${now}`;
 }
 
@@ -290,7 +407,14 @@ function p99Between(previous: MetricReading['subject'], current: MetricReading['
  * baseline, per ms against a reference window), and how many requests that baseline led to expect. Undefined
  * when the baseline served nothing to compare with.
  */
-function trafficShare(subject: Counters, baseline: Counters | undefined, reading: MetricReading, from: number, to: number, reference?: Reference): { share: number; expected: number } | undefined {
+function trafficShare(
+  subject: Counters,
+  baseline: Counters | undefined,
+  reading: MetricReading,
+  from: number,
+  to: number,
+  reference?: Reference,
+): { share: number; expected: number } | undefined {
   let expected: number;
   if (reference) {
     if (!(reference.durationMs > 0 && to > from)) return undefined;

@@ -12,7 +12,8 @@ export function increase(previous: number, current: number): number {
  * both restarted; taken one by one, an error counter that climbed back above its old value would hide the reset.
  */
 function seriesIncrease(previous: Counters | undefined, current: Counters): Counters {
-  if (!previous || current.requests < previous.requests || current.errors < previous.errors) return { requests: current.requests, errors: current.errors };
+  if (!previous || current.requests < previous.requests || current.errors < previous.errors)
+    return { requests: current.requests, errors: current.errors };
   return { requests: current.requests - previous.requests, errors: current.errors - previous.errors };
 }
 
@@ -38,7 +39,10 @@ export function sideIncrease(previous: SideReading, current: SideReading): Count
 }
 
 /** Per signature, how many times it was seen between two readings. */
-export function signatureIncrease(previous: Record<string, number> = {}, current: Record<string, number> = {}): Record<string, number> {
+export function signatureIncrease(
+  previous: Record<string, number> = {},
+  current: Record<string, number> = {},
+): Record<string, number> {
   const grew: Record<string, number> = {};
   for (const [signature, count] of Object.entries(current)) {
     const d = increase(previous[signature] ?? 0, count);
@@ -57,7 +61,11 @@ export function carrySeries(previous: SideReading | undefined, current: SideRead
  * The q-quantile, in ms, of the requests that ended between two readings of a cumulative histogram, interpolated
  * inside its bucket as Prometheus' histogram_quantile() does. Undefined without requests or buckets to read.
  */
-export function intervalQuantile(previous: Record<string, number> | undefined, current: Record<string, number> | undefined, q: number): number | undefined {
+export function intervalQuantile(
+  previous: Record<string, number> | undefined,
+  current: Record<string, number> | undefined,
+  q: number,
+): number | undefined {
   if (!current) return undefined;
   const bounds = Object.keys(current)
     .map((le) => ({ le, seconds: le === '+Inf' ? Infinity : Number(le) }))
@@ -65,7 +73,7 @@ export function intervalQuantile(previous: Record<string, number> | undefined, c
     .sort((a, b) => a.seconds - b.seconds);
   // A reset (any bucket went down) means everything in the buckets now is new.
   const reset = bounds.some((b) => (previous?.[b.le] ?? 0) > current[b.le]);
-  const counts = bounds.map((b) => current[b.le] - (reset ? 0 : previous?.[b.le] ?? 0));
+  const counts = bounds.map((b) => current[b.le] - (reset ? 0 : (previous?.[b.le] ?? 0)));
   const total = counts[counts.length - 1] ?? 0;
   if (!(total > 0)) return undefined;
   const rank = q * total;

@@ -11,7 +11,8 @@ const oneDecimal = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : String(x)
 const errorsOf = (r: Rate) => `${percent(r.rate)} of ${thousands(r.requests)}`;
 
 function measured(e: Evidence, baselineName: string): string {
-  if (e.test === 'traffic-floor') return `${thousands(e.subject.requests)} requests vs ${thousands(e.baseline.requests)} ${baselineName}`;
+  if (e.test === 'traffic-floor')
+    return `${thousands(e.subject.requests)} requests vs ${thousands(e.baseline.requests)} ${baselineName}`;
   if (e.test === 'latency') return e.detail ?? 'latency';
   return `errors ${errorsOf(e.subject)} vs ${errorsOf(e.baseline)} ${baselineName}`;
 }
@@ -28,7 +29,9 @@ function verdict(e: Evidence, baselineName: string): string {
       return `above the ${e.detail ?? 'ceiling'}: ${sequentialTest(e, '>')}`;
     case 'latency':
       // The fixed judge fails one interval's p99 over its limit; the sequential one, a sign test over intervals.
-      return e.alpha === undefined ? `fixed judge: p99 ${Math.round(e.statistic)} ms above ${Math.round(e.bound)} ms in one interval` : sequentialTest(e, '>');
+      return e.alpha === undefined
+        ? `fixed judge: p99 ${Math.round(e.statistic)} ms above ${Math.round(e.bound)} ms in one interval`
+        : sequentialTest(e, '>');
     case 'traffic-floor':
       return `traffic floor: ${e.detail} (floor ${Math.round(e.bound * 100)}%)`;
     case 'new-signature':
@@ -39,7 +42,10 @@ function verdict(e: Evidence, baselineName: string): string {
 }
 
 /** The error-rate comparison nearest its bound: what a person asks first about a run that has not failed. */
-const closest = (evidence: Evidence[]) => [...evidence].sort((a, b) => Number(b.test === 'mixture-SPRT') - Number(a.test === 'mixture-SPRT') || b.statistic - a.statistic)[0];
+const closest = (evidence: Evidence[]) =>
+  [...evidence].sort(
+    (a, b) => Number(b.test === 'mixture-SPRT') - Number(a.test === 'mixture-SPRT') || b.statistic - a.statistic,
+  )[0];
 
 export function describe(status: AnalysisStatus): string {
   const name = status.baselineName;
@@ -50,8 +56,13 @@ export function describe(status: AnalysisStatus): string {
   }
   if (status.phase === 'inconclusive') return `inconclusive at ${progress}: ${status.message}`;
   const e = closest(status.evidence);
-  const standing = e ? `${e.metric}: ${measured(e, name)}; ${e.test === 'mixture-SPRT' ? '' : `${e.test} `}${sequentialTest(e, 'of')}` : 'nothing measured yet';
-  const reading = status.phase === 'running' && status.consecutiveErrors > 0 ? `; last ${status.consecutiveErrors} reads failed: ${status.message}` : '';
+  const standing = e
+    ? `${e.metric}: ${measured(e, name)}; ${e.test === 'mixture-SPRT' ? '' : `${e.test} `}${sequentialTest(e, 'of')}`
+    : 'nothing measured yet';
+  const reading =
+    status.phase === 'running' && status.consecutiveErrors > 0
+      ? `; last ${status.consecutiveErrors} reads failed: ${status.message}`
+      : '';
   return `${status.phase === 'pass' ? 'pass after' : 'running,'} ${progress}; ${standing}${reading}`;
 }
 
@@ -77,4 +88,5 @@ export const viewOf = (subject: string, status: AnalysisStatus): AnalysisView =>
 });
 
 /** "analysis of group1 after its move: fail: group1: errors ..." */
-export const viewLine = (view: AnalysisView) => `${view.subject}: ${view.phase === 'running' ? '' : `${view.phase}: `}${view.summary}`;
+export const viewLine = (view: AnalysisView) =>
+  `${view.subject}: ${view.phase === 'running' ? '' : `${view.phase}: `}${view.summary}`;

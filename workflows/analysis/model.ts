@@ -54,7 +54,8 @@ export interface MeasurementError {
  * One measurement: every metric read at `at` (ms on the caller's clock; workflow time in a workflow).
  * Sample 0 is the starting reading the first interval is measured from.
  */
-export type Sample = { at: number; metrics: Record<string, MetricReading | MeasurementError> } | { at: number; error: string };
+export type Sample =
+  { at: number; metrics: Record<string, MetricReading | MeasurementError> } | { at: number; error: string };
 
 /** The smallest increase worth catching: in percentage points of error rate (0.01 = +1 point) or as a ratio. */
 export type MinEffect = { points: number } | { ratio: number };
@@ -123,7 +124,11 @@ export const DEFAULT_SPEC: AnalysisSpec = {
   fixed: { maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 },
 };
 
-export const withDefaults = (spec: Partial<AnalysisSpec> = {}): AnalysisSpec => ({ ...DEFAULT_SPEC, ...spec, fixed: { ...DEFAULT_SPEC.fixed, ...spec.fixed } });
+export const withDefaults = (spec: Partial<AnalysisSpec> = {}): AnalysisSpec => ({
+  ...DEFAULT_SPEC,
+  ...spec,
+  fixed: { ...DEFAULT_SPEC.fixed, ...spec.fixed },
+});
 
 /** What the subject was before, when there is no concurrent baseline (a group's window before its move). */
 export interface Reference extends Counters {

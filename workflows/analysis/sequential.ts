@@ -77,7 +77,11 @@ export const LATENCY_NULL_SHARE = 0.25;
 /** Probabilities above the null share for the sign test, equally weighted; logRatios hold their log odds. */
 export function signMixture(): Mixture {
   const logRatios = [0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95].map((q) => Math.log(q / (1 - q)));
-  return { logRatios, concentrations: logRatios.map(() => Infinity), logWeights: logRatios.map(() => -Math.log(logRatios.length)) };
+  return {
+    logRatios,
+    concentrations: logRatios.map(() => Infinity),
+    logWeights: logRatios.map(() => -Math.log(logRatios.length)),
+  };
 }
 
 export function logSumExp(xs: readonly number[]): number {
@@ -89,13 +93,21 @@ export function logSumExp(xs: readonly number[]): number {
   return max + Math.log(sum);
 }
 
-const LANCZOS = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+const LANCZOS = [
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+];
 
 /** log Γ(x) for x > 0: Stirling's series from 10 on (error below 1e-12), Lanczos (g = 7) below. */
 export function logGamma(x: number): number {
   if (x >= 10) {
     const inv2 = 1 / (x * x);
-    return (x - 0.5) * Math.log(x) - x + 0.9189385332046728 + (1 / x) * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)));
+    return (
+      (x - 0.5) * Math.log(x) -
+      x +
+      0.9189385332046728 +
+      (1 / x) * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)))
+    );
   }
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
   const z = x - 1;
@@ -116,7 +128,8 @@ function logRising(x: number, n: number): number {
 /** log P(hits of trials | share p, concentration κ), without the binomial coefficient, which every ratio cancels. */
 function shareLogLikelihood(hits: number, trials: number, p: number, concentration: number): number {
   const misses = trials - hits;
-  if (concentration === Infinity) return (hits > 0 ? hits * Math.log(p) : 0) + (misses > 0 ? misses * Math.log1p(-p) : 0);
+  if (concentration === Infinity)
+    return (hits > 0 ? hits * Math.log(p) : 0) + (misses > 0 ? misses * Math.log1p(-p) : 0);
   const a = p * concentration;
   return logRising(a, hits) + logRising(concentration - a, misses) - logRising(concentration, trials);
 }
@@ -175,11 +188,19 @@ function add(test: SequentialTest, k: number, logLR: number, at: number): void {
  * One interval of a share test: `hits` of `trials` where the null expects share `p0` and grid point k expects
  * `shares[k]`. Kept free of closures: the trials call it millions of times.
  */
-function observeShare(test: SequentialTest, hits: number, trials: number, p0: number, shares: readonly number[], at: number): void {
+function observeShare(
+  test: SequentialTest,
+  hits: number,
+  trials: number,
+  p0: number,
+  shares: readonly number[],
+  at: number,
+): void {
   if (trials <= 0) return;
   const denominator = nullLogLikelihood(hits, trials, p0);
   const { concentrations } = test.mixture;
-  for (let k = 0; k < shares.length; k++) add(test, k, shareLogLikelihood(hits, trials, shares[k], concentrations[k]) - denominator, at);
+  for (let k = 0; k < shares.length; k++)
+    add(test, k, shareLogLikelihood(hits, trials, shares[k], concentrations[k]) - denominator, at);
 }
 
 /**
@@ -188,15 +209,41 @@ function observeShare(test: SequentialTest, hits: number, trials: number, p0: nu
  * together in an interval, the subject's share is θ·n_s/(θ·n_s + n_b), which does not depend on the shared
  * rate: the burst cancels. Null: θ ≤ 1.
  */
-export function observeTwoSample(test: SequentialTest, subject: { requests: number; errors: number }, baseline: { requests: number; errors: number }, at: number): void {
+export function observeTwoSample(
+  test: SequentialTest,
+  subject: { requests: number; errors: number },
+  baseline: { requests: number; errors: number },
+  at: number,
+): void {
   if (subject.requests <= 0 || baseline.requests <= 0) return;
-  const shares = test.mixture.logRatios.map((x) => (Math.exp(x) * subject.requests) / (Math.exp(x) * subject.requests + baseline.requests));
-  observeShare(test, subject.errors, subject.errors + baseline.errors, subject.requests / (subject.requests + baseline.requests), shares, at);
+  const shares = test.mixture.logRatios.map(
+    (x) => (Math.exp(x) * subject.requests) / (Math.exp(x) * subject.requests + baseline.requests),
+  );
+  observeShare(
+    test,
+    subject.errors,
+    subject.errors + baseline.errors,
+    subject.requests / (subject.requests + baseline.requests),
+    shares,
+    at,
+  );
 }
 
 /** Subject errors out of its requests against a fixed rate `rate`. Null: the subject's rate ≤ rate. */
-export function observeOneSample(test: SequentialTest, subject: { requests: number; errors: number }, rate: number, at: number): void {
-  observeShare(test, subject.errors, subject.requests, rate, test.mixture.logRatios.map((x) => Math.exp(x) * rate), at);
+export function observeOneSample(
+  test: SequentialTest,
+  subject: { requests: number; errors: number },
+  rate: number,
+  at: number,
+): void {
+  observeShare(
+    test,
+    subject.errors,
+    subject.requests,
+    rate,
+    test.mixture.logRatios.map((x) => Math.exp(x) * rate),
+    at,
+  );
 }
 
 /** One yes/no per interval (the subject's p99 above its limit). Null: yes at most half the time. */
