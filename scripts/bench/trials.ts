@@ -47,8 +47,9 @@ const BY = 'trials';
 const ANALYSIS = {
   source: 'scrape',
   method: 'sequential',
+  // A minute of canary: at 30 s (10 samples) a +2 point fault on ~600 canary requests was caught in 0 of 2 trials.
   intervalMs: 3000,
-  measurements: 10,
+  measurements: 20,
   minRequests: 50,
   latency: { maxP99Ratio: 3 },
   // The fixed judge's per-interval thresholds (replayed only).
@@ -66,7 +67,8 @@ const FAULT_KINDS = ['error+2pt', 'latency', 'crash-loop', 'ramp', 'one-wiki'] a
 type FaultKind = (typeof FAULT_KINDS)[number];
 type TrialKind = 'healthy' | FaultKind;
 
-const everyGroup = (fault: Fault['groups'][Station]): Fault['groups'] => Object.fromEntries(STATIONS.map((s) => [s, fault]));
+const everyGroup = (fault: Fault['groups'][Station]): Fault['groups'] =>
+  Object.fromEntries(STATIONS.map((s) => [s, fault]));
 
 /**
  * A rate fault logs a message every version already shows (a background one), so only the error-rate tests can
@@ -84,8 +86,8 @@ function faultOf(kind: FaultKind, version: string): Fault {
     case 'crash-loop':
       return { groups: {}, crashLoop: true };
     case 'ramp':
-      // The canary window is 30 s, so a 1-minute ramp (not 30) is what it can see rising.
-      return { groups: everyGroup({ errorRate: 0.1, rampMinutes: 1 }), signature: knownError };
+      // The canary window is a minute, so a 2-minute ramp (not 30) is what it can see rising.
+      return { groups: everyGroup({ errorRate: 0.1, rampMinutes: 2 }), signature: knownError };
     case 'one-wiki':
       return { groups: { group2: { errorRate: 0.1, wikis: ['enwiki'] } }, signature: newError };
   }
@@ -127,10 +129,18 @@ interface TrialRecord {
 const shareOf = (r: TrialRecord) => (r.requestsAll > 0 ? r.requestsExposed / r.requestsAll : 0);
 const deciding = (evidence: Evidence[]) => evidence.find((e) => e.crossedAt !== undefined);
 
-function verdictOfStatus(status: Pick<AnalysisStatus, 'phase' | 'evidence' | 'judgedThrough'> & { summary?: string }, summary: string): Verdict {
+function verdictOfStatus(
+  status: Pick<AnalysisStatus, 'phase' | 'evidence' | 'judgedThrough'> & { summary?: string },
+  summary: string,
+): Verdict {
   const decided = deciding(status.evidence);
-  if (status.phase === 'fail') return { verdict: 'fail', samples: decided?.crossedAt ?? status.judgedThrough, test: decided?.test, summary };
-  return { verdict: status.phase === 'running' ? 'undecided' : status.phase, samples: Math.max(0, status.judgedThrough), summary };
+  if (status.phase === 'fail')
+    return { verdict: 'fail', samples: decided?.crossedAt ?? status.judgedThrough, test: decided?.test, summary };
+  return {
+    verdict: status.phase === 'running' ? 'undecided' : status.phase,
+    samples: Math.max(0, status.judgedThrough),
+    summary,
+  };
 }
 
 // ---- exposure: who served the new version, and how much ----------------------------------------------------------
@@ -222,11 +232,18 @@ async function awaitRollout(world: World, workflowId: string, timeoutMs: number)
     if (status) last = status;
     if (status?.paused && status.pauseReason?.startsWith('canary analysis inconclusive') && !inconclusive) {
       inconclusive = status.analysis;
-      await handle.executeUpdate(rollbackRollout, { args: [{ by: BY, reason: 'canary analysis inconclusive: the trial harness rolls it back' }] });
+      await handle.executeUpdate(rollbackRollout, {
+        args: [{ by: BY, reason: 'canary analysis inconclusive: the trial harness rolls it back' }],
+      });
     }
     if (Date.now() > deadline) {
       await handle.terminate('trial timed out').catch(() => undefined);
-      return { outcome: 'timed-out', message: `still ${last?.phase ?? 'running'}${last?.pauseReason ? ` (${last.pauseReason})` : ''} after ${timeoutMs / 1000} s`, status: last, inconclusive };
+      return {
+        outcome: 'timed-out',
+        message: `still ${last?.phase ?? 'running'}${last?.pauseReason ? ` (${last.pauseReason})` : ''} after ${timeoutMs / 1000} s`,
+        status: last,
+        inconclusive,
+      };
     }
     await sleep(500);
   }
@@ -234,9 +251,15 @@ async function awaitRollout(world: World, workflowId: string, timeoutMs: number)
     const status = await handle.result();
     return { outcome: status.phase, message: status.phase, status, inconclusive };
   } catch (err) {
-    const cause = (err as WorkflowFailedError).cause as { type?: string; message?: string; details?: unknown[] } | undefined;
+    const cause = (err as WorkflowFailedError).cause as
+      { type?: string; message?: string; details?: unknown[] } | undefined;
     const status = (cause?.details?.[0] as RolloutStatus | undefined) ?? last;
-    const outcome = cause?.type === 'RolloutRolledBack' ? 'rolled-back' : cause?.type === 'RolloutFailed' ? 'aborted' : `failed${cause?.type ? ` (${cause.type})` : ''}`;
+    const outcome =
+      cause?.type === 'RolloutRolledBack'
+        ? 'rolled-back'
+        : cause?.type === 'RolloutFailed'
+          ? 'aborted'
+          : `failed${cause?.type ? ` (${cause.type})` : ''}`;
     return { outcome, message: cause?.message ?? String(err), status, inconclusive };
   }
 }
@@ -266,9 +289,21 @@ async function restoreBase(world: World, base: Release, label: string): Promise<
   const elsewhere = world.fleet.hosts.filter((h) => configLink(h) !== base.id);
   if (elsewhere.length) {
     const id = `trials-restore-${label}`;
-    await startRollout(world.client, world.config, { service: CONFIG_SERVICE, release: base, selector: {}, strategy: { ...world.config.rollout, canary: null, batch: '100%', maxFail: '0' }, by: BY }, id);
+    await startRollout(
+      world.client,
+      world.config,
+      {
+        service: CONFIG_SERVICE,
+        release: base,
+        selector: {},
+        strategy: { ...world.config.rollout, canary: null, batch: '100%', maxFail: '0' },
+        by: BY,
+      },
+      id,
+    );
     const end = await awaitRollout(world, id, 180_000);
-    if (end.outcome !== 'done') throw new Error(`putting the fleet back on ${base.id} ended ${end.outcome}: ${end.message}`);
+    if (end.outcome !== 'done')
+      throw new Error(`putting the fleet back on ${base.id} ended ${end.outcome}: ${end.message}`);
     note = `restored ${elsewhere.length} hosts to the base release`;
   }
   const deadline = Date.now() + 30_000;
@@ -277,7 +312,9 @@ async function restoreBase(world: World, base: Release, label: string): Promise<
     const down = (await hostsUp(world).catch(() => [])).filter((h) => !h.up || !h.pooled);
     if (!off.length && !down.length) return note;
     if (Date.now() > deadline) {
-      throw new Error(`the fleet is not back on the base release: ${[off.length && `not on ${base.id}: ${off.join(', ')}`, down.length && `down or depooled: ${down.map((h) => `${h.host}${h.error ? ` (${h.error})` : ''}`).join(', ')}`].filter(Boolean).join('; ')}`);
+      throw new Error(
+        `the fleet is not back on the base release: ${[off.length && `not on ${base.id}: ${off.join(', ')}`, down.length && `down or depooled: ${down.map((h) => `${h.host}${h.error ? ` (${h.error})` : ''}`).join(', ')}`].filter(Boolean).join('; ')}`,
+      );
     }
     await sleep(500);
   }
@@ -292,7 +329,13 @@ interface PlannedTrial {
   canary: string;
 }
 
-async function runTrial(world: World, base: Release, trial: PlannedTrial, noisy: Set<string>, runSeed: number): Promise<TrialRecord> {
+async function runTrial(
+  world: World,
+  base: Release,
+  trial: PlannedTrial,
+  noisy: Set<string>,
+  runSeed: number,
+): Promise<TrialRecord> {
   const started = Date.now();
   const a = world.activities;
   const notes: string[] = [];
@@ -324,42 +367,72 @@ async function runTrial(world: World, base: Release, trial: PlannedTrial, noisy:
     const code = await a.stageCode({ version: trial.version, by: BY });
     const hosts = world.fleet.hosts.map((h) => h.name);
     const request = { service: CODE_SERVICE, release: code, hosts, by: BY, runId: `trials-stage-${trial.index + 1}` };
-    const staged = [...(await a.fetchToHosts(request)), ...(await a.promoteHosts(request))].filter((r) => r.outcome === 'failed');
-    if (staged.length) throw new Error(`staging ${trial.version} failed: ${staged.map((r) => `${r.host}: ${r.detail}`).join('; ')}`);
+    const staged = [...(await a.fetchToHosts(request)), ...(await a.promoteHosts(request))].filter(
+      (r) => r.outcome === 'failed',
+    );
+    if (staged.length)
+      throw new Error(`staging ${trial.version} failed: ${staged.map((r) => `${r.host}: ${r.detail}`).join('; ')}`);
     const versions = Object.fromEntries(STATIONS.map((s) => [s, trial.version])) as Record<Station, string>;
-    const change = await a.landWikiversions({ versions, subject: `trials: every group to ${trial.version}`, changeId: `trials-${runSeed}-${trial.index + 1}`, by: BY });
+    const change = await a.landWikiversions({
+      versions,
+      subject: `trials: every group to ${trial.version}`,
+      changeId: `trials-${runSeed}-${trial.index + 1}`,
+      by: BY,
+    });
 
     meter = new ExposureMeter(world.fleet.hosts);
     await meter.start();
     const strategy = { ...world.config.rollout, canary: '1', canaryHosts: [trial.canary], batch: '100%', maxFail: '0' };
-    await startRollout(world.client, world.config, { service: CONFIG_SERVICE, release: change.release, selector: {}, strategy, by: BY }, workflowId);
+    await startRollout(
+      world.client,
+      world.config,
+      { service: CONFIG_SERVICE, release: change.release, selector: {}, strategy, by: BY },
+      workflowId,
+    );
     const end = await awaitRollout(world, workflowId, 300_000);
     await meter.stop();
     Object.assign(record, meter.exposure(trial.version));
     meter = undefined;
-    record.outcome = end.outcome === 'rolled-back' ? `rolled-back: ${end.message.split(';')[0]}` : end.outcome === 'done' ? 'done' : `${end.outcome}: ${end.message}`;
+    record.outcome =
+      end.outcome === 'rolled-back'
+        ? `rolled-back: ${end.message.split(';')[0]}`
+        : end.outcome === 'done'
+          ? 'done'
+          : `${end.outcome}: ${end.message}`;
 
     // The sequential judge, as the workflow decided.
     const analysis = end.inconclusive ?? end.status?.analysis;
-    if (end.inconclusive) record.sequential = verdictOfStatus({ ...end.inconclusive, phase: 'inconclusive' }, end.inconclusive.summary);
+    if (end.inconclusive)
+      record.sequential = verdictOfStatus({ ...end.inconclusive, phase: 'inconclusive' }, end.inconclusive.summary);
     else if (analysis && (analysis.phase === 'pass' || analysis.phase === 'fail')) {
       record.sequential = verdictOfStatus(analysis, analysis.summary);
       // A pass whose later batch failed its checks still let the release through the analysis.
-      if (analysis.phase === 'pass' && end.outcome !== 'done') notes.push(`the analysis passed, then the deploy ended ${record.outcome}`);
-    } else if (end.outcome === 'rolled-back' || end.outcome === 'aborted') record.sequential = { verdict: 'deploy-failed', samples: analysis ? Math.max(0, analysis.judgedThrough) : null, summary: end.message };
+      if (analysis.phase === 'pass' && end.outcome !== 'done')
+        notes.push(`the analysis passed, then the deploy ended ${record.outcome}`);
+    } else if (end.outcome === 'rolled-back' || end.outcome === 'aborted')
+      record.sequential = {
+        verdict: 'deploy-failed',
+        samples: analysis ? Math.max(0, analysis.judgedThrough) : null,
+        summary: end.message,
+      };
     else record.sequential = { verdict: 'error', samples: null, summary: `${end.outcome}: ${end.message}` };
 
     // The fixed judge on the very samples the workflow took.
     const { events } = await world.client.workflow.getHandle(workflowId).fetchHistory();
-    const runs = recordedRuns(events ?? []).map((run) => ({ ...run, spec: { ...run.spec, fixed: { ...run.spec.fixed!, minRequests: FIXED_MIN_REQUESTS_PER_INTERVAL } } }));
+    const runs = recordedRuns(events ?? []).map((run) => ({
+      ...run,
+      spec: { ...run.spec, fixed: { ...run.spec.fixed!, minRequests: FIXED_MIN_REQUESTS_PER_INTERVAL } },
+    }));
     if (runs.length) {
       const [replayed] = replay(runs, ['method=fixed']);
       record.fixed = verdictOfStatus(replayed.whatIf, describe(replayed.whatIf));
       // Replayed with its own settings, the recorded run must decide as the workflow did.
       const asRecorded = replayed.recorded.phase;
       const asRun = record.sequential.verdict;
-      if (['fail', 'pass', 'inconclusive'].includes(asRun) && asRecorded !== asRun) notes.push(`replay of the recorded samples says ${asRecorded}, the workflow ${asRun}`);
-    } else record.fixed = { verdict: 'no-samples', samples: null, summary: 'no canary analysis samples in the history' };
+      if (['fail', 'pass', 'inconclusive'].includes(asRun) && asRecorded !== asRun)
+        notes.push(`replay of the recorded samples says ${asRecorded}, the workflow ${asRun}`);
+    } else
+      record.fixed = { verdict: 'no-samples', samples: null, summary: 'no canary analysis samples in the history' };
   } catch (err) {
     record.error = (err as Error).message;
     await meter?.stop().catch(() => undefined);
@@ -388,7 +461,8 @@ const median = (xs: number[]) => {
 };
 /** The fixed judge's per-interval error threshold is evidence test 'fixed': shown as what it checks. */
 const testName = (test: string) => (test === 'fixed' ? 'error-threshold' : test);
-const verdictText = (v: Verdict) => `${v.verdict}${v.samples !== null && v.verdict !== 'no-samples' ? `@${v.samples}` : ''}${v.test ? ` ${testName(v.test)}` : ''}`;
+const verdictText = (v: Verdict) =>
+  `${v.verdict}${v.samples !== null && v.verdict !== 'no-samples' ? `@${v.samples}` : ''}${v.test ? ` ${testName(v.test)}` : ''}`;
 
 function trialLine(r: TrialRecord, total: number): string {
   const n = `${String(r.index + 1).padStart(String(total).length)}/${total}`;
@@ -420,31 +494,55 @@ function summary(records: TrialRecord[]): string[] {
     const inconclusive = rs.filter((r) => r[judge].verdict === 'inconclusive').length;
     const undecided = rs.filter((r) => r[judge].verdict === 'undecided').length;
     const other = rs.filter((r) => !['fail', 'pass', 'inconclusive', 'undecided'].includes(r[judge].verdict)).length;
-    const extra = [inconclusive && `${inconclusive} inconcl.`, undecided && `${undecided} undecided`, other && `${other} other`].filter(Boolean).join(', ');
-    const speed = label === 'caught' && failed.length ? `, median ${median(failed.map((r) => r[judge].samples ?? 0))} samples` : '';
+    const extra = [
+      inconclusive && `${inconclusive} inconcl.`,
+      undecided && `${undecided} undecided`,
+      other && `${other} other`,
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const speed =
+      label === 'caught' && failed.length ? `, median ${median(failed.map((r) => r[judge].samples ?? 0))} samples` : '';
     return `${label === 'caught' ? 'caught ' : ''}${failed.length}/${rs.length}${speed}${extra ? ` (${extra})` : ''}`;
   };
-  if (healthy.length) lines.push(`${'healthy: false rollbacks'.padEnd(28)}${judges.map((j, i) => (i ? cell(j, healthy, 'false rollbacks') : col(cell(j, healthy, 'false rollbacks')))).join('')}`);
+  if (healthy.length)
+    lines.push(
+      `${'healthy: false rollbacks'.padEnd(28)}${judges.map((j, i) => (i ? cell(j, healthy, 'false rollbacks') : col(cell(j, healthy, 'false rollbacks')))).join('')}`,
+    );
   for (const kind of FAULT_KINDS) {
     const rs = faulty.filter((r) => r.kind === kind);
     if (!rs.length) continue;
-    lines.push(`${kind.padEnd(28)}${judges.map((j, i) => (i ? cell(j, rs, 'caught') : col(cell(j, rs, 'caught')))).join('')}`);
+    lines.push(
+      `${kind.padEnd(28)}${judges.map((j, i) => (i ? cell(j, rs, 'caught') : col(cell(j, rs, 'caught')))).join('')}`,
+    );
   }
   if (faulty.length) {
     const early = (j: JudgeName) => `${faulty.filter((r) => caughtEarly(r, j)).length}/${faulty.length}`;
-    lines.push(`${'faults caught before 10%'.padEnd(28)}${col(early('sequential'))}${early('fixed')}  (of hosts served them; fixed: a fail on the canary's samples = 1 host)`);
+    lines.push(
+      `${'faults caught before 10%'.padEnd(28)}${col(early('sequential'))}${early('fixed')}  (of hosts served them; fixed: a fail on the canary's samples = 1 host)`,
+    );
     const byDeploy = faulty.filter((r) => r.sequential.verdict === 'deploy-failed').length;
-    if (byDeploy) lines.push(`  ${byDeploy} faulty deploys were rolled back before the analysis decided (the canary failed its checks)`);
+    if (byDeploy)
+      lines.push(
+        `  ${byDeploy} faulty deploys were rolled back before the analysis decided (the canary failed its checks)`,
+      );
   }
   lines.push('');
-  for (const [label, rs] of [['faulty', faulty], ['healthy', healthy]] as const) {
+  for (const [label, rs] of [
+    ['faulty', faulty],
+    ['healthy', healthy],
+  ] as const) {
     if (!rs.length) continue;
     const shares = rs.map(shareOf);
-    lines.push(`requests served by the new version (${label}, as run): max ${pct(Math.max(...shares))}, median ${pct(median(shares))} of all requests while the deploy ran; hosts exposed: max ${Math.max(...rs.map((r) => r.hostsExposed))}/${rs[0].hosts}`);
+    lines.push(
+      `requests served by the new version (${label}, as run): max ${pct(Math.max(...shares))}, median ${pct(median(shares))} of all requests while the deploy ran; hosts exposed: max ${Math.max(...rs.map((r) => r.hostsExposed))}/${rs[0].hosts}`,
+    );
   }
   const errors = records.filter((r) => r.error).length;
   if (errors) lines.push(`harness errors: ${errors} trials (see their lines)`);
-  const odd = records.flatMap((r) => r.notes.filter((n) => n.startsWith('replay')).map((n) => `trial ${r.index + 1}: ${n}`));
+  const odd = records.flatMap((r) =>
+    r.notes.filter((n) => n.startsWith('replay')).map((n) => `trial ${r.index + 1}: ${n}`),
+  );
   if (odd.length) lines.push(...odd);
   return lines;
 }
@@ -462,7 +560,8 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const args: Args = { healthy: 20, faulty: 20, seed: Math.floor(Math.random() * 2 ** 31), keep: false };
   const whole = (flag: string, value: string | undefined, max: number) => {
-    if (value === undefined || !/^\d+$/.test(value) || Number(value) > max) throw new Error(`${flag} takes a whole number from 0 to ${max}, not ${JSON.stringify(value ?? '')}`);
+    if (value === undefined || !/^\d+$/.test(value) || Number(value) > max)
+      throw new Error(`${flag} takes a whole number from 0 to ${max}, not ${JSON.stringify(value ?? '')}`);
     return Number(value);
   };
   for (let i = 0; i < argv.length; i++) {
@@ -470,21 +569,21 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--healthy') {
       args.healthy = whole(flag, value, 500);
       i++;
-    }
-    else if (flag === '--faulty') {
+    } else if (flag === '--faulty') {
       args.faulty = whole(flag, value, 500);
       i++;
-    }
-    else if (flag === '--seed') {
+    } else if (flag === '--seed') {
       args.seed = whole(flag, value, 2 ** 32 - 1);
       i++;
-    }
-    else if (flag === '--json') {
+    } else if (flag === '--json') {
       if (!value) throw new Error('--json takes a file name');
       args.json = value;
       i++;
     } else if (flag === '--keep') args.keep = true;
-    else throw new Error(`unknown argument ${JSON.stringify(flag)}; usage: npm run trials -- [--healthy N] [--faulty N] [--seed S] [--json FILE] [--keep]`);
+    else
+      throw new Error(
+        `unknown argument ${JSON.stringify(flag)}; usage: npm run trials -- [--healthy N] [--faulty N] [--seed S] [--json FILE] [--keep]`,
+      );
   }
   if (args.healthy + args.faulty === 0) throw new Error('nothing to run: --healthy and --faulty are both 0');
   if (args.healthy + args.faulty > 9999 - FIRST_TRIAL_WMF) throw new Error('too many trials for wmf version numbers');
@@ -494,7 +593,10 @@ function parseArgs(argv: string[]): Args {
 /** Healthy and faulty trials in a seeded order, so slow drifts of the machine fall on both alike. */
 function planTrials(args: Args, hosts: string[]): PlannedTrial[] {
   const rng = new Prng(args.seed);
-  const kinds: TrialKind[] = [...Array<TrialKind>(args.healthy).fill('healthy'), ...Array.from({ length: args.faulty }, (_, i) => FAULT_KINDS[i % FAULT_KINDS.length])];
+  const kinds: TrialKind[] = [
+    ...Array<TrialKind>(args.healthy).fill('healthy'),
+    ...Array.from({ length: args.faulty }, (_, i) => FAULT_KINDS[i % FAULT_KINDS.length]),
+  ];
   const order = rng.stream('order');
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = order.int(0, i);
@@ -502,7 +604,12 @@ function planTrials(args: Args, hosts: string[]): PlannedTrial[] {
   }
   const canaries = rng.stream('canaries');
   const [major] = BASE_VERSION.split('-wmf.');
-  return kinds.map((kind, index) => ({ index, kind, version: `${major}-wmf.${FIRST_TRIAL_WMF + index}`, canary: canaries.pick(hosts) }));
+  return kinds.map((kind, index) => ({
+    index,
+    kind,
+    version: `${major}-wmf.${FIRST_TRIAL_WMF + index}`,
+    canary: canaries.pick(hosts),
+  }));
 }
 
 async function main(): Promise<void> {
@@ -524,7 +631,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    console.log('\ntrials: interrupted; the running trial finishes and the run reports what it has (Ctrl-C again to quit at once)');
+    console.log(
+      '\ntrials: interrupted; the running trial finishes and the run reports what it has (Ctrl-C again to quit at once)',
+    );
   });
 
   let world: World | undefined;
@@ -553,15 +662,33 @@ async function main(): Promise<void> {
 
     // The base release, staged again from its content: the same id the fleet was bootstrapped with.
     const baseVersions = Object.fromEntries(STATIONS.map((s) => [s, BASE_VERSION])) as Record<Station, string>;
-    const base = (await world.activities.landWikiversions({ versions: baseVersions, subject: `trials: every group on ${BASE_VERSION}`, changeId: 'trials-base', by: BY })).release;
+    const base = (
+      await world.activities.landWikiversions({
+        versions: baseVersions,
+        subject: `trials: every group on ${BASE_VERSION}`,
+        changeId: 'trials-base',
+        by: BY,
+      })
+    ).release;
     const onHosts = new Set(world.fleet.hosts.map(configLink));
-    if (onHosts.size !== 1 || !onHosts.has(base.id)) throw new Error(`the fleet is not on one base release ${base.id}: ${[...onHosts].join(', ')}`);
+    if (onHosts.size !== 1 || !onHosts.has(base.id))
+      throw new Error(`the fleet is not on one base release ${base.id}: ${[...onHosts].join(', ')}`);
 
-    console.log(`trials: ${args.healthy} healthy, ${args.faulty} faulty, seed ${args.seed}; ${HOSTS} hosts (noisy: ${[...noisy].join(', ')}), ${TRAFFIC_PER_SECOND} requests/s; folder ${home}`);
-    console.log(`sequential: ${JSON.stringify({ method: ANALYSIS.method, intervalMs: ANALYSIS.intervalMs, measurements: ANALYSIS.measurements, minRequests: ANALYSIS.minRequests, latency: ANALYSIS.latency })} over the defaults`);
-    console.log(`fixed (replayed): maxErrorRate ${ANALYSIS.maxErrorRate}, maxRatioToBaseline ${ANALYSIS.maxRatioToBaseline}, minRequests ${FIXED_MIN_REQUESTS_PER_INTERVAL} per interval, failureLimit ${ANALYSIS.failureLimit}`);
-    console.log('faults: error+2pt (+2% errors), latency (+300 ms), crash-loop, ramp (to 10% over 1 minute: the canary window is 30 s, so the ramp is 1 minute, not 30), one-wiki (10% on enwiki)');
-    console.log('verdicts: fail@N = failed at sample N (N x 3 s after the first reading); undecided = the fixed judge had not decided when the sequential judge rolled back');
+    console.log(
+      `trials: ${args.healthy} healthy, ${args.faulty} faulty, seed ${args.seed}; ${HOSTS} hosts (noisy: ${[...noisy].join(', ')}), ${TRAFFIC_PER_SECOND} requests/s; folder ${home}`,
+    );
+    console.log(
+      `sequential: ${JSON.stringify({ method: ANALYSIS.method, intervalMs: ANALYSIS.intervalMs, measurements: ANALYSIS.measurements, minRequests: ANALYSIS.minRequests, latency: ANALYSIS.latency })} over the defaults`,
+    );
+    console.log(
+      `fixed (replayed): maxErrorRate ${ANALYSIS.maxErrorRate}, maxRatioToBaseline ${ANALYSIS.maxRatioToBaseline}, minRequests ${FIXED_MIN_REQUESTS_PER_INTERVAL} per interval, failureLimit ${ANALYSIS.failureLimit}`,
+    );
+    console.log(
+      'faults: error+2pt (+2% errors), latency (+300 ms), crash-loop, ramp (to 10% over 2 minutes: the canary window is a minute, so the ramp is 2 minutes, not 30), one-wiki (10% on enwiki)',
+    );
+    console.log(
+      'verdicts: fail@N = failed at sample N (N x 3 s after the first reading); undecided = the fixed judge had not decided when the sequential judge rolled back',
+    );
     console.log('');
     for (const trial of trials) {
       if (interrupted) break;
@@ -596,9 +723,14 @@ async function main(): Promise<void> {
   if (records.length) for (const line of summary(records)) console.log(line);
   const seconds = (Date.now() - runStarted) / 1000;
   const trialSeconds = records.map((r) => r.seconds);
-  console.log(`${records.length} trials in ${(seconds / 60).toFixed(1)} minutes; per trial median ${median(trialSeconds).toFixed(1)} s, max ${Math.max(0, ...trialSeconds).toFixed(1)} s`);
+  console.log(
+    `${records.length} trials in ${(seconds / 60).toFixed(1)} minutes; per trial median ${median(trialSeconds).toFixed(1)} s, max ${Math.max(0, ...trialSeconds).toFixed(1)} s`,
+  );
   if (args.json) {
-    fs.writeFileSync(args.json, `${JSON.stringify({ seed: args.seed, hosts: HOSTS, trafficPerSecond: TRAFFIC_PER_SECOND, analysis: ANALYSIS, fixedMinRequestsPerInterval: FIXED_MIN_REQUESTS_PER_INTERVAL, trials: records }, null, 2)}\n`);
+    fs.writeFileSync(
+      args.json,
+      `${JSON.stringify({ seed: args.seed, hosts: HOSTS, trafficPerSecond: TRAFFIC_PER_SECOND, analysis: ANALYSIS, fixedMinRequestsPerInterval: FIXED_MIN_REQUESTS_PER_INTERVAL, trials: records }, null, 2)}\n`,
+    );
     console.log(`records written to ${args.json}`);
   }
   if (args.keep || fatal) console.log(`folder kept: ${home} (worker log: ${path.join(home, 'worker.log')})`);
