@@ -12,10 +12,9 @@ import {
   type AnalysisSpec,
   type AnalysisStatus,
   type MetricReading,
-  type Reference,
   type Sample,
 } from '../workflows/analysis/index';
-import { sideIncrease, signatureIncrease } from '../workflows/analysis/counters';
+import { referenceBetween } from '../workflows/analysis/counters';
 import { STATIONS, type Station } from '../workflows/names';
 import { watchSpec, type TrainInput } from '../workflows/train';
 
@@ -107,22 +106,6 @@ function canaryRuns(events: HistoryEvent[]): RecordedRun[] {
   ];
 }
 
-/** What a group served between two readings of every group: the reference its watch compared against. */
-function referenceBetween(
-  from: { at: number; reading: Reading },
-  to: { at: number; reading: Reading },
-  group: string,
-): Reference {
-  const [earlier, later] = [from.reading.metrics[group]?.subject, to.reading.metrics[group]?.subject];
-  const durationMs = to.at - from.at;
-  if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
-  return {
-    ...sideIncrease(earlier, later),
-    durationMs,
-    signatures: signatureIncrease(earlier.signatures, later.signatures),
-  };
-}
-
 /**
  * A train's error watches. Its readings of every group and its landings say, as the workflow decided, where each
  * group's window before its move began: at its first reading since its version last changed.
@@ -170,7 +153,15 @@ function watchRuns(events: HistoryEvent[], input: TrainInput): RecordedRun[] {
         context: {
           windowSamples,
           baselineName: 'before the move',
-          reference: to ? { [group]: referenceBetween(from, to, group) } : undefined,
+          reference: to
+            ? {
+                [group]: referenceBetween(
+                  { at: from.at, metrics: from.reading.metrics },
+                  { at: to.at, metrics: to.reading.metrics },
+                  group,
+                ),
+              }
+            : undefined,
         },
         samples: [],
       };

@@ -48,13 +48,7 @@ import {
   type Signatures,
   type Thresholds,
 } from './analysis';
-import {
-  sideIncrease,
-  signatureIncrease,
-  type AnalysisSpec,
-  type AnalysisView,
-  type Reference,
-} from './analysis/index';
+import { referenceBetween, type AnalysisSpec, type AnalysisView } from './analysis/index';
 import { runAnalysis } from './analysis-run';
 import { describeWindow, untilWindowOpens, type DeployWindows } from './windows';
 import { rolloutWorkflow } from './rollout';
@@ -150,17 +144,6 @@ export function watchSpec(watch: TrainInput['watch']): Partial<AnalysisSpec> {
   );
 }
 
-/** What a group served between two readings: the baseline its window after the move is judged against. */
-function referenceBetween(from: Snapshot, to: Snapshot, group: string): Reference {
-  const [earlier, later] = [from.reading?.metrics[group]?.subject, to.reading?.metrics[group]?.subject];
-  const durationMs = to.at - from.at;
-  if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
-  return {
-    ...sideIncrease(earlier, later),
-    durationMs,
-    signatures: signatureIncrease(earlier.signatures, later.signatures),
-  };
-}
 const DEFAULT_WATCH = { everyMs: 60_000, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 };
 
 const failureType = (err: unknown) => {
@@ -716,7 +699,13 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       spec: watchSpec(input.watch),
       context: () => ({
         windowSamples,
-        reference: { [moved]: referenceBetween(from, to, moved) },
+        reference: {
+          [moved]: referenceBetween(
+            { at: from.at, metrics: from.reading?.metrics },
+            { at: to.at, metrics: to.reading?.metrics },
+            moved,
+          ),
+        },
         acknowledged: status.acknowledged.map((a) => a.signature),
         baselineName: 'before the move',
       }),

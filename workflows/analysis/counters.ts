@@ -1,6 +1,6 @@
 // Increases of cumulative counters between two readings, with counter resets handled the way Prometheus'
 // increase() does: a counter that went down restarted from 0, so everything it holds now is new.
-import type { Counters, SideReading } from './model';
+import type { Counters, MetricReading, Reference, SideReading } from './model';
 
 /** How much a counter grew from `previous` to `current`; a drop means it restarted from 0. */
 export function increase(previous: number, current: number): number {
@@ -87,4 +87,23 @@ export function intervalQuantile(
     return (lower + (upper - lower) * (inBucket > 0 ? (rank - below) / inBucket : 1)) * 1000;
   }
   return undefined;
+}
+
+/**
+ * What a metric served between two readings of every metric (ms on one clock): the reference a run without a
+ * concurrent baseline (the train's watch) judges against. Empty when either reading lacks it.
+ */
+export function referenceBetween(
+  from: { at: number; metrics?: Record<string, MetricReading> },
+  to: { at: number; metrics?: Record<string, MetricReading> },
+  metric: string,
+): Reference {
+  const [earlier, later] = [from.metrics?.[metric]?.subject, to.metrics?.[metric]?.subject];
+  const durationMs = to.at - from.at;
+  if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
+  return {
+    ...sideIncrease(earlier, later),
+    durationMs,
+    signatures: signatureIncrease(earlier.signatures, later.signatures),
+  };
 }

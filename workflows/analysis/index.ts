@@ -1,5 +1,5 @@
 // The analysis run: its typed model, the sequential judge and the one-line description. Pure: workflow code imports it.
 export * from './model';
-export { carrySeries, increase, intervalQuantile, sideIncrease, signatureIncrease } from './counters';
+export { carrySeries, increase, intervalQuantile, referenceBetween, sideIncrease, signatureIncrease } from './counters';
 export { assess } from './assess';
 export { describe, thousands, viewLine, viewOf, type AnalysisView } from './describe';
