@@ -87,6 +87,6 @@ export const viewOf = (subject: string, status: AnalysisStatus): AnalysisView =>
   windowSamples: status.windowSamples,
 });
 
-/** "analysis of group1 after its move: fail: group1: errors ..." */
+/** "group1 after its move: fail: group1: errors ..."; the other phases' summaries begin with their phase. */
 export const viewLine = (view: AnalysisView) =>
-  `${view.subject}: ${view.phase === 'running' ? '' : `${view.phase}: `}${view.summary}`;
+  `${view.subject}: ${view.phase === 'fail' ? 'fail: ' : ''}${view.summary}`;
