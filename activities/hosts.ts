@@ -427,16 +427,16 @@ export function createHostActivities(config: SignalboxConfig) {
         });
         return finish({ ...failed, detail: `${detail}; back on ${replaced ?? 'no link'}` });
       } catch (backErr) {
-        // A full disk fails a switch's bookkeeping (its state file), not always its link. When the switch to the new
-        // release failed, nothing restarted onto it; a link that reads the old release again means the host serves
-        // what it served before, so it goes back in the pool rather than waiting for a person.
-        const linkedNow =
-          stage === 'switch-failed'
-            ? await readService(transport, host.name, host.root, request.service).then(
-                (h) => linkTarget(h, link),
-                () => undefined,
-              )
-            : undefined;
+        // A full disk fails a switch's bookkeeping (its state file), not always its link. When this run's switch
+        // never got through (the journal never said switched, so nothing restarted onto the new release), a link
+        // that reads the old release again means the host serves what it served before: back in the pool.
+        const neverSwitched = stage === 'switch-failed' && (!ours || ours.step === 'depooled');
+        const linkedNow = neverSwitched
+          ? await readService(transport, host.name, host.root, request.service).then(
+              (h) => linkTarget(h, link),
+              () => undefined,
+            )
+          : undefined;
         if (
           linkedNow !== undefined &&
           linkedNow === replaced &&

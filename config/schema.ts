@@ -421,7 +421,7 @@ export const configSchema = {
           type: 'integer',
           minimum: 0,
           description:
-            'fewer requests than this over the watch (or before the move) cannot pass: it holds for a person',
+            'fewer requests than this over the watch cannot pass: it holds for a person (a thin window before the move only makes the comparison less sensitive)',
         },
         watchNewErrorMin: {
           type: 'integer',

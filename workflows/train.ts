@@ -353,7 +353,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       throw new Error(
         `a rollback has not reached every host yet; \`signalbox train resume ${input.version}\` retries it before anything moves forward`,
       );
-    if (status.nextStation === null) throw new Error('the train is already at group2; there is no station to approve');
+    if (status.nextStation === null && !(analysisRun && holdForHuman && status.state === 'blocked'))
+      throw new Error('the train is already at group2; there is no station to approve');
     if (request.station !== undefined && request.station !== status.nextStation)
       throw new Error(`the next station is ${status.nextStation}, not ${request.station}`);
     if (approved) throw new Error(`${status.nextStation} is already approved`);
@@ -444,13 +445,25 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
    * changed: a group's window before its move starts there, so it holds only traffic of the version it runs now.
    */
   const snapshots: Snapshot[] = [];
+  /** Counters when the last move's watch ended: the start of the next move's before-window. */
+  let sinceLastMove: Snapshot | null = null;
   const unchangedSince: Partial<Record<Station, number>> = {};
-  const versionsChange = (groups: readonly Station[]) => groups.forEach((g) => delete unchangedSince[g]);
+  /**
+   * Landing: these groups' windows start again, at the next reading. That reading is taken at the top of the loop,
+   * before the gate, so a group moved again after a rollback or a failed move is compared with the time between.
+   */
+  const versionsChange = (groups: readonly Station[]) => {
+    if (!analysisRun) return;
+    groups.forEach((g) => delete unchangedSince[g]);
+    sinceLastMove = null;
+  };
   /** Error counters per group; without them there is no watch, so a failure blocks the train before it moves. */
   const measure = async (when: string): Promise<Snapshot> => {
     try {
       if (!analysisRun) return { at: Date.now(), legacy: await measurements.groupCounters() };
-      const snapshot = { at: Date.now(), reading: await measurements.measureGroups({ groups: [...STATIONS] }) };
+      const reading = await measurements.measureGroups({ groups: [...STATIONS] });
+      // Stamped when the answer is in, like every sample of a run (see analysis-run.ts).
+      const snapshot = { at: Date.now(), reading };
       snapshots.push(snapshot);
       for (const group of STATIONS) unchangedSince[group] ??= snapshots.length - 1;
       return snapshot;
@@ -521,7 +534,6 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   ): Promise<boolean> => {
     // Backward names every group that goes back; after a failed forward move, the group that tried to move.
     const goingBack = STATIONS.slice(target + 1, Math.max(status.station, target + 1) + 1);
-    versionsChange(goingBack);
     const label = `roll back ${goingBack.join(', ')} to ${fromVersion}`;
     moves++;
     status.state = 'rolling-back';
@@ -531,6 +543,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       await underLease(by, async () => {
         const versions = versionsAt(target);
         const subject = `${STATIONS[target + 1] ?? 'all'} wikis back to ${fromVersion}${why ? `: ${why}` : ''} (${trainId})`;
+        versionsChange(goingBack);
         const change = await acts.landWikiversions({ versions, subject, changeId, by });
         lastRange = change.range;
         // The configuration repository now says `target`, and so does every host the rollback reaches.
@@ -556,7 +569,6 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
   /** Moves the next station onto the new version, canaries first. On any failure the old wikiversions go back. */
   const moveForward = async (target: number, by: string): Promise<boolean> => {
     const label = `move ${STATIONS[target]} to ${input.version}`;
-    versionsChange([STATIONS[target]]);
     moves++;
     status.state = 'deploying';
     note(label, by);
@@ -564,6 +576,7 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     try {
       await underLease(by, async () => {
         const subject = `${STATIONS[target]} wikis to ${input.version} (${trainId})`;
+        versionsChange([STATIONS[target]]);
         const change = await acts.landWikiversions({
           versions: versionsAt(target),
           subject,
@@ -761,8 +774,6 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
     return null;
   };
   if (!staged) status.state = 'aborted';
-  /** Counters when the last move's watch ended: the start of the next move's before-window. */
-  let sinceLastMove: Snapshot | null = null;
 
   while (staged) {
     const resumesBefore = resumes;
@@ -796,6 +807,14 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       continue;
     }
     if (status.station === STATIONS.length - 1) {
+      if (analysisRun && holdForHuman) {
+        // The last station's watch could not vouch for it: a person accepts it (approve) or rolls back.
+        await condition(() => approved || abortRequested || pendingRollback !== null);
+        if (!approved) continue;
+        approved = false;
+        holdForHuman = false;
+        status.blocker = undefined;
+      }
       status.state = 'complete';
       break;
     }
@@ -835,6 +854,8 @@ export async function trainWorkflow(input: TrainInput): Promise<TrainStatus> {
       sinceLastMove = analysisRun
         ? await measure(`${moved} after its watch`).catch(() => null)
         : await measure(`${moved} after its watch`);
+      // An approval given during the watch was for what it would find; a verdict other than pass asks again.
+      if (analysisRun && verdict && verdict.phase !== 'pass') approved = false;
       if (verdict?.phase === 'fail') {
         // "Always roll back an unexplained error within an hour of a train deployment" (seed 000), without waiting.
         note(`error watch: ${verdict.summary}`);

@@ -18,16 +18,18 @@ function seriesIncrease(previous: Counters | undefined, current: Counters): Coun
 }
 
 /**
- * Requests and errors one side served between two readings: summed per series when both readings have them (a
- * series absent before is new, one absent now stopped reporting and adds nothing), else from the totals.
- * Errors are capped at requests, since every error answered a request and the two counters are read apart.
+ * Requests and errors one side served between two readings: summed per series when both readings have them, else
+ * from the totals. A series first seen now starts from its first value: it is usually a host that did not answer
+ * before, whose whole past would otherwise count as this interval's (a host missing from one reading keeps its
+ * last value, see carrySeries). One absent now adds nothing. Errors are capped at requests, since every error
+ * answered a request and the two counters are read apart.
  */
 export function sideIncrease(previous: SideReading, current: SideReading): Counters {
-  // A series missing from one reading (a scrape that failed) keeps its last value; it is not new when it returns.
   let total: Counters;
   if (previous.series && current.series) {
     total = { requests: 0, errors: 0 };
     for (const name in current.series) {
+      if (!previous.series[name]) continue;
       const grew = seriesIncrease(previous.series[name], current.series[name]);
       total.requests += grew.requests;
       total.errors += grew.errors;
@@ -101,9 +103,11 @@ export function referenceBetween(
   const [earlier, later] = [from.metrics?.[metric]?.subject, to.metrics?.[metric]?.subject];
   const durationMs = to.at - from.at;
   if (!earlier || !later || !(durationMs > 0)) return { requests: 0, errors: 0, durationMs: Math.max(0, durationMs) };
+  const p99 = intervalQuantile(earlier.buckets, later.buckets, 0.99);
   return {
     ...sideIncrease(earlier, later),
     durationMs,
     signatures: signatureIncrease(earlier.signatures, later.signatures),
+    ...(p99 !== undefined ? { latency: { p99 } } : {}),
   };
 }
