@@ -354,6 +354,24 @@ describe('the error watch: measurement that cannot be trusted', () => {
     expect(fleet.fleetServes()).toEqual(versionsAt(3));
   });
 
+  it('a last station whose watch cannot decide holds the train, not completes it, until a person accepts it', async () => {
+    const train = await startTrain({ autoApprove: true, watchMs: HOUR });
+    for (const station of ['testwikis', 'group0', 'group1'] as const) {
+      await watching(train, station);
+      await env.sleep(61 * MINUTE);
+    }
+    await watching(train, 'group2');
+    fleet.metricsDown = true;
+    await env.sleep(10 * MINUTE);
+    const held = await blocked(train);
+    expect(held.blocker).toMatch(/^the error watch of group2 could not decide: /);
+    expect(held.versions).toEqual(versionsAt(3));
+    fleet.metricsDown = false;
+    await train.executeUpdate(approveStation, { args: [{ by: 'alice' }] });
+    const result: TrainStatus = await train.result();
+    expect(result.state).toBe('complete');
+  });
+
   it('app servers that restart mid-watch (their counters back at zero) make no false verdict', async () => {
     const train = await watchingGroup1();
     for (const host of HOSTS) {
