@@ -47,7 +47,10 @@ const failureText = (failure: temporal.api.failure.v1.IFailure | null | undefine
 interface Call {
   name: string;
   input: any;
-  /** When it ended; for a landing, when it was asked for (the workflow forgets a group's window before landing it). */
+  /**
+   * Workflow time when the workflow saw it end (the next workflow task's start, which is what Date.now() reads
+   * there); for a landing, when it was asked for (the workflow forgets a group's window before landing it).
+   */
   at: number;
   result?: any;
   error?: string;
@@ -57,7 +60,13 @@ interface Call {
 function activityCalls(events: HistoryEvent[]): Call[] {
   const scheduled = new Map<string, { name: string; input: any }>();
   const calls: Call[] = [];
+  let unseen: Call[] = [];
   for (const event of events) {
+    if (event.workflowTaskStartedEventAttributes) {
+      for (const call of unseen) call.at = millis(event.eventTime);
+      unseen = [];
+      continue;
+    }
     const s = event.activityTaskScheduledEventAttributes;
     if (s) {
       const call = { name: s.activityType?.name ?? '', input: decode(s.input)[0] };
@@ -77,13 +86,25 @@ function activityCalls(events: HistoryEvent[]): Call[] {
       : event.activityTaskFailedEventAttributes
         ? failureText(event.activityTaskFailedEventAttributes.failure)
         : 'timed out';
-    calls.push({
+    const ended: Call = {
       ...call,
       at: millis(event.eventTime),
       ...(completed ? { result: decode(completed.result)[0] } : { error }),
-    });
+    };
+    calls.push(ended);
+    unseen.push(ended);
   }
   return calls;
+}
+
+/** Error signatures acknowledged through the train's `acknowledge` update, with when they were accepted. */
+function acknowledgements(events: HistoryEvent[]): { signature: string; at: number }[] {
+  return events.flatMap((event) => {
+    const request = event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest;
+    if (request?.input?.name !== 'acknowledge') return [];
+    const [ack] = decode(request.input.args) as [{ signature?: string }];
+    return ack?.signature ? [{ signature: ack.signature, at: millis(event.eventTime) }] : [];
+  });
 }
 
 const sampleOf = (call: Call): Sample =>
@@ -168,6 +189,12 @@ function watchRuns(events: HistoryEvent[], input: TrainInput): RecordedRun[] {
       runs.push(current);
     }
     current.samples.push(sampleOf(call));
+  }
+  // The workflow reads its acknowledgements at every sample; those in before a run's last sample count for it.
+  const acks = acknowledgements(events);
+  for (const run of runs) {
+    const lastAt = run.samples[run.samples.length - 1]?.at ?? 0;
+    run.context.acknowledged = acks.filter((a) => a.at <= lastAt).map((a) => a.signature);
   }
   return runs;
 }
