@@ -15,6 +15,14 @@ import { claimNamespace } from './helpers';
 // Each trial's lease workflow is its own: a namespace of its own.
 const temporal = () => ({ address: inject('temporalAddress'), namespace: claimNamespace() });
 
+/** What a trial saw, for an assertion's message: its violations, notes, and where its files were kept. */
+const reportOf = (result: Awaited<ReturnType<typeof runTrial>>) =>
+  [
+    ...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`),
+    ...result.notes.map((n) => `note: ${n}`),
+    result.home ? `kept: ${result.home}` : '',
+  ].join('\n');
+
 describe('chaos trials', () => {
   const trials: [Kind, number][] = [
     ['worker-kill-rollout', 11],
@@ -33,11 +41,7 @@ describe('chaos trials', () => {
         faultWindowMs: 30_000,
         restTimeoutMs: 60_000,
       });
-      const report = [
-        ...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`),
-        ...result.notes.map((n) => `note: ${n}`),
-        result.home ? `kept: ${result.home}` : '',
-      ].join('\n');
+      const report = reportOf(result);
       expect(result.error, report).toBeUndefined();
       expect(result.workerKills, 'a trial without a fault proves nothing').toBeGreaterThan(0);
       expect(result.violations, report).toEqual([]);
@@ -46,8 +50,9 @@ describe('chaos trials', () => {
     120_000,
   );
 
-  // A full disk fails a switch after its link moved and before its state file was written; going back fails the
-  // same way. The host never restarted onto the new release, so it must end pooled on the old one, not depooled.
+  // This seed once left a host depooled: a full disk failed its switch after the link moved and before the state
+  // file was written, and its switch back the same way. The race depends on timing, so the deterministic guard is
+  // the full-disk test in journal.test.ts; this trial checks the whole path still converges.
   it('disk-full (seed 324097387): a host whose switch and switch back fail on a full disk ends pooled on what it served', async () => {
     const result = await runTrial({
       kind: 'disk-full',
@@ -57,11 +62,7 @@ describe('chaos trials', () => {
       workflowBundle: inject('workflowBundle'),
       restTimeoutMs: 60_000,
     });
-    const report = [
-      ...result.violations.map((v) => `${v.kind}${v.host ? ` ${v.host}` : ''}: ${v.detail}`),
-      ...result.notes.map((n) => `note: ${n}`),
-      result.home ? `kept: ${result.home}` : '',
-    ].join('\n');
+    const report = reportOf(result);
     expect(result.error, report).toBeUndefined();
     expect(result.violations, report).toEqual([]);
     expect(result.converged).toBe(true);
