@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
+import { tcpOpen } from '../activities/checks';
 import type { SandboxFleetFile } from '../activities/inventory';
 
 export const ROADMAP_PAGE = 'MediaWiki 1.41/Roadmap';
@@ -102,6 +103,8 @@ export async function serveRecords(
       ].join('\n'),
     );
     ircd = spawn(ngircd, ['-n', '-f', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // The first !log may come right after start: answer only once ngircd listens.
+    await waitForListening('127.0.0.1', Number(ircPort), 10_000, 'ngircd');
   }
 
   // The wiki keeps pages in a JSON file; logins make a session cookie, edits need that session's CSRF token.
@@ -239,4 +242,17 @@ export async function serveRecords(
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
     },
   };
+}
+
+async function waitForListening(host: string, port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await tcpOpen(host, port, 1000);
+    } catch (err) {
+      if (Date.now() > deadline)
+        throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs} ms: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
