@@ -22,7 +22,7 @@ import type { RolloutStatus } from '../workflows/definitions';
 import type { Strategy } from '../workflows/plan';
 import { expect } from 'vitest';
 import { serveFleet } from '../sandbox/server';
-import { createWorker } from '../workers/worker';
+import { activitiesInFlight, createWorker, describeInFlight } from '../workers/worker';
 
 let runtimeInstalled = false;
 let counter = 0;
@@ -141,7 +141,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     },
     async stopWorker() {
       if (worker && worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
+      const stopping = worker;
+      // A worker that does not stop is waiting on an activity that ignores cancellation: name it.
+      const slow = setInterval(() => {
+        if (stopping)
+          console.error(
+            `worker still stopping, waiting on: ${describeInFlight(activitiesInFlight(stopping)) || 'no activity'}`,
+          );
+      }, 20_000);
+      try {
+        await running;
+      } finally {
+        clearInterval(slow);
+      }
       worker = undefined;
     },
     async stop() {

@@ -28,6 +28,28 @@ function connectNative(temporal: TemporalConnection): Promise<NativeConnection> 
   });
 }
 
+/** What a worker is still running, so a shutdown that waits can say on what. */
+export interface ActivityInFlight {
+  type: string;
+  workflowId?: string;
+  attempt: number;
+  since: Date;
+}
+const activitiesOf = new WeakMap<Worker, Set<ActivityInFlight>>();
+
+export function activitiesInFlight(worker: Worker): ActivityInFlight[] {
+  return [...(activitiesOf.get(worker) ?? [])];
+}
+
+export function describeInFlight(activities: ActivityInFlight[], now = new Date()): string {
+  return activities
+    .map(
+      (a) =>
+        `${a.type} for ${a.workflowId ?? '?'} (attempt ${a.attempt}, ${Math.round((now.getTime() - a.since.getTime()) / 1000)} s)`,
+    )
+    .join(', ');
+}
+
 export async function createWorker(config: SignalboxConfig, connection?: NativeConnection): Promise<Worker> {
   const temporal = temporalConnection(config);
   const conn = connection ?? (await connectNative(temporal));
@@ -37,7 +59,8 @@ export async function createWorker(config: SignalboxConfig, connection?: NativeC
     ? { workflowBundle: { codePath: bundlePath } }
     : { workflowsPath: WORKFLOWS_PATH };
   registerSecrets(config);
-  return Worker.create({
+  const inFlight = new Set<ActivityInFlight>();
+  const worker = await Worker.create({
     connection: conn,
     namespace: temporal.namespace,
     taskQueue: config.temporal.taskQueue,
@@ -46,13 +69,23 @@ export async function createWorker(config: SignalboxConfig, connection?: NativeC
     // Every activity's error redacted where it leaves the activity, before the SDK logs it or converts it.
     interceptors: {
       activity: [
-        () => ({
+        (context) => ({
           inbound: {
             async execute(input, next) {
+              const { activityType, workflowExecution, attempt } = context.info;
+              const running = {
+                type: activityType,
+                workflowId: workflowExecution?.workflowId,
+                attempt,
+                since: new Date(),
+              };
+              inFlight.add(running);
               try {
                 return await next(input);
               } catch (err) {
                 throw redactError(err);
+              } finally {
+                inFlight.delete(running);
               }
             },
           },
@@ -63,6 +96,8 @@ export async function createWorker(config: SignalboxConfig, connection?: NativeC
     shutdownGraceTime: '10 seconds',
     maxConcurrentActivityTaskExecutions: 200,
   });
+  activitiesOf.set(worker, inFlight);
+  return worker;
 }
 
 export async function runWorker(config: SignalboxConfig, say: (line: string) => void = console.log): Promise<void> {
