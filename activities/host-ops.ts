@@ -7,9 +7,11 @@
 //   <root>/<service>/state.json           current, previous, last stable; when, by whom, by which run
 //   <root>/<service>/journal.json         the step the last promote, restore or rollback reached (one JSON line)
 //   <root>/<service>/pins/<release-id>    a rollout's run id: fetched by it and not yet switched, so never pruned
+//   <root>/<service>/lock                 flock(1)ed for the whole of one promote, rollback or stable mark
+//   <root>/<service>/fences/<run>         a rollout run that was rolled back here: its promotes are refused
 // Every file the engine relies on after a crash is written to a temporary name, fsynced, renamed over, and the
 // directory fsynced (coreutils `sync FILE`), so a power cut leaves either the old or the new version.
-import { HostError, type Transport } from './transport';
+import { CommandEnded, HostError, type Transport } from './transport';
 import { checkReleaseId, checkServiceName } from '../workflows/names';
 
 export interface ServiceState {
@@ -158,12 +160,74 @@ for rel in "$@"; do
   if [ -n "$why" ]; then echo "kept $rel: $why"; else rm -rf "$dir/revs/$rel"; echo "pruned $rel"; fi
 done`,
 
+  // Held for a whole operation on a host's service (see lockService): waits for the lock, says one word, then
+  // holds it until its input closes or its connection drops. A rollback fences its run first; a promote of a
+  // fenced run is refused. Fences older than a week belong to runs long gone.
+  lock: `set -eu
+dir="$1/$2"; mode="$3"; fence="\${4:-}"; wait="$5"
+mkdir -p "$dir"
+exec 9>>"$dir/lock"
+flock -w "$wait" 9 || { echo busy; exit 0; }
+if [ -n "$fence" ]; then
+  mkdir -p "$dir/fences"
+  find "$dir/fences" -mindepth 1 -maxdepth 1 -type f -mmin +${PIN_FRESH_MINUTES} -delete
+  if [ "$mode" = rollback ]; then : > "$dir/fences/$fence"
+  elif [ "$mode" = promote ] && [ -e "$dir/fences/$fence" ]; then echo fenced; exit 0; fi
+fi
+echo locked
+exec cat > /dev/null`,
+
   logSince: `[ -f "$1" ] || exit 0
 tail -c +"$(($2 + 1))" "$1" | head -c 1000000`,
 };
 
 function sh(script: keyof typeof SCRIPTS, ...args: string[]): string[] {
   return ['sh', '-c', SCRIPTS[script], `signalbox-${script}`, ...args];
+}
+
+/** How long an operation waits for another on the same host and service to finish, at most. */
+export const LOCK_WAIT_SECONDS = 300;
+
+export interface ServiceLock {
+  /** busy: another operation held it past the wait; fenced: a rollback of this run came first. */
+  outcome: 'locked' | 'fenced' | 'busy';
+  release(): void;
+}
+
+/**
+ * Takes the host's lock on a service for one operation. A promote, rollback and stable mark never interleave on a
+ * host, even when the workflow that started one died while its activity kept going. `fence` names the run: a
+ * rollback fences it, and a promote of a fenced run is refused, so none lands after the rollback.
+ */
+export async function lockService(
+  transport: Transport,
+  host: string,
+  root: string,
+  service: string,
+  mode: 'promote' | 'rollback' | 'mark',
+  fence?: string,
+): Promise<ServiceLock> {
+  const held = await transport
+    .hold(
+      sh('lock', root, checkServiceName(service), mode, fence ? checkFence(fence) : '', String(LOCK_WAIT_SECONDS)),
+      {
+        timeoutMs: (LOCK_WAIT_SECONDS + 60) * 1000,
+      },
+    )
+    .catch((err: Error) => {
+      throw err instanceof CommandEnded
+        ? new HostScriptError(host, `taking the lock on ${service}: ${err.message}`)
+        : err;
+    });
+  const outcome = held.line.trim();
+  if (outcome !== 'locked') held.release();
+  if (outcome === 'locked' || outcome === 'fenced' || outcome === 'busy') return { outcome, release: held.release };
+  throw new HostScriptError(host, `taking the lock on ${service} said "${outcome}"`);
+}
+
+function checkFence(fence: string): string {
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(fence)) throw new Error(`not a run id: ${JSON.stringify(fence)}`);
+  return fence;
 }
 
 /** A host script ran and refused: the host was reached, unlike a transport's own HostError. */

@@ -14,6 +14,8 @@ import {
   journalFor,
   JOURNAL_STEPS,
   linkTarget,
+  LOCK_WAIT_SECONDS,
+  lockService,
   pruneReleases,
   readService,
   releasesToPrune,
@@ -24,13 +26,14 @@ import {
   writeServiceState,
   type HostJournal,
   type JournalStep,
+  type ServiceLock,
   type ServiceOnHost,
   type ServiceState,
 } from './host-ops';
 import { fill, forgeFor, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
 import { poolStates, setPooled } from './loadbalancer';
 import { releaseSource, type Release, type ReleaseSource } from './releases';
-import { HostError } from './transport';
+import { HostError, type Transport } from './transport';
 
 /** How far back a release's new commits are read for Depends-On: more than a week of any branch's changes. */
 const DEPENDS_ON_SCAN_LIMIT = 1000;
@@ -110,6 +113,8 @@ export interface HostsRequest extends TargetRequest {
   concurrency?: number;
   /** Putting back an older release: a host that fails its checks stays on it, depooled, never goes forward again. */
   movingBack?: boolean;
+  /** This run of the rollout (its Temporal run id): a rollback fences it on each host, see lockService. */
+  fence?: string;
 }
 
 export async function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -273,11 +278,51 @@ export function createHostActivities(config: SignalboxConfig) {
    * goes on from the journal's step; a host already linked to the release but never checked and repooled there is
    * finished rather than counted as already done.
    */
+  /**
+   * One host's promote or rollback under the host's lock on the service (lockService). A host another operation
+   * holds past the wait, or one where this run was already rolled back, is not touched.
+   */
+  async function exclusively(
+    host: HostSpec,
+    request: HostsRequest,
+    mode: 'promote' | 'rollback',
+    work: (unreachable?: Error) => Promise<HostResult>,
+  ): Promise<HostResult> {
+    let lock: ServiceLock;
+    try {
+      lock = await lockService(transportFor(host, config), host.name, host.root, request.service, mode, request.fence);
+    } catch (err) {
+      // A host that cannot be reached is handled as each operation handles a failed first read; nothing ran on it.
+      if (codeFor(err, 'busy') === 'unreachable') return work(err as Error);
+      return { host: host.name, outcome: 'failed', code: 'busy', detail: (err as Error).message };
+    }
+    try {
+      if (lock.outcome === 'fenced')
+        return {
+          host: host.name,
+          outcome: 'skipped',
+          code: 'fenced',
+          detail: `this rollout was rolled back on ${host.name}; it does not go forward there again`,
+        };
+      if (lock.outcome === 'busy')
+        return {
+          host: host.name,
+          outcome: 'failed',
+          code: 'busy',
+          detail: `another operation on ${request.service} held ${host.name} for over ${LOCK_WAIT_SECONDS} s; nothing was changed`,
+        };
+      return await work();
+    } finally {
+      lock.release();
+    }
+  }
+
   async function promoteOne(
     host: HostSpec,
     request: HostsRequest,
     inv: Inventory,
     pools: () => Promise<Record<string, boolean> | null>,
+    unreachable?: Error,
   ): Promise<HostResult> {
     const spec = service(request.service);
     const { release, runId } = request;
@@ -288,6 +333,7 @@ export function createHostActivities(config: SignalboxConfig) {
       bounded(runId, `promote ${release.id}`, { host: host.name, ...result });
     let onHost: ServiceOnHost;
     try {
+      if (unreachable) throw unreachable;
       onHost = await readService(transport, host.name, host.root, request.service, logScanFiles(spec.checks, vars));
     } catch (err) {
       return finish({ outcome: 'failed', code: codeFor(err, 'unreachable'), detail: (err as Error).message });
@@ -540,7 +586,9 @@ export function createHostActivities(config: SignalboxConfig) {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
     const pools = poolsOnce(inv);
-    return eachWithLimit(hosts, request.concurrency ?? hosts.length, (host) => promoteOne(host, request, inv, pools));
+    return eachWithLimit(hosts, request.concurrency ?? hosts.length, (host) =>
+      exclusively(host, request, 'promote', (unreachable) => promoteOne(host, request, inv, pools, unreachable)),
+    );
   }
 
   /**
@@ -552,11 +600,16 @@ export function createHostActivities(config: SignalboxConfig) {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
     return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, (host) =>
-      rollbackOne(host, request, inv),
+      exclusively(host, request, 'rollback', (unreachable) => rollbackOne(host, request, inv, unreachable)),
     );
   }
 
-  async function rollbackOne(host: HostSpec, request: HostsRequest, inv: Inventory): Promise<HostResult> {
+  async function rollbackOne(
+    host: HostSpec,
+    request: HostsRequest,
+    inv: Inventory,
+    unreachable?: Error,
+  ): Promise<HostResult> {
     const { release, runId } = request;
     const link = linkFor(request.service, release);
     const transport = transportFor(host, config);
@@ -571,6 +624,7 @@ export function createHostActivities(config: SignalboxConfig) {
     };
     let onHost: ServiceOnHost;
     try {
+      if (unreachable) throw unreachable;
       onHost = await readService(transport, host.name, host.root, request.service);
     } catch (err) {
       return leaveDepooled(
@@ -767,24 +821,36 @@ export function createHostActivities(config: SignalboxConfig) {
     let pruned = 0;
     await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
       const transport = transportFor(host, config);
-      const onHost = await read(host, request.service);
-      if (onHost.state.current === request.release.id && onHost.state.lastStable !== request.release.id) {
-        onHost.state = { ...onHost.state, lastStable: request.release.id };
-        await writeServiceState(transport, host.name, host.root, request.service, onHost.state);
+      const lock = await lockService(transport, host.name, host.root, request.service, 'mark');
+      if (lock.outcome !== 'locked')
+        throw new HostError(host.name, `${request.service} stayed busy with another operation; try again`);
+      try {
+        const removed = await markOne(host, transport, request, keep);
+        pruned += removed;
+      } finally {
+        lock.release();
       }
-      if (onHost.pins.includes(request.release.id)) {
-        await unpinRelease(transport, host.name, host.root, request.service, request.release.id, request.runId);
-      }
-      const removed = await pruneReleases(
-        transport,
-        host.name,
-        host.root,
-        request.service,
-        releasesToPrune(onHost, keep),
-      );
-      pruned += removed.length;
     });
     return pruned;
+  }
+
+  async function markOne(host: HostSpec, transport: Transport, request: HostsRequest, keep: number): Promise<number> {
+    const onHost = await read(host, request.service);
+    if (onHost.state.current === request.release.id && onHost.state.lastStable !== request.release.id) {
+      onHost.state = { ...onHost.state, lastStable: request.release.id };
+      await writeServiceState(transport, host.name, host.root, request.service, onHost.state);
+    }
+    if (onHost.pins.includes(request.release.id)) {
+      await unpinRelease(transport, host.name, host.root, request.service, request.release.id, request.runId);
+    }
+    const removed = await pruneReleases(
+      transport,
+      host.name,
+      host.root,
+      request.service,
+      releasesToPrune(onHost, keep),
+    );
+    return removed.length;
   }
 
   /** Every host's state for every service, and whether the load balancer pools it: for `signalbox hosts`. */

@@ -83,6 +83,14 @@ export async function trainsInMotion(client: Client, except?: string): Promise<s
   return moving;
 }
 
+/**
+ * A lease update completes only once a worker runs the lease workflow. When this activity is cancelled (its worker
+ * is shutting down, and may be the only one) it stops waiting; the retry repeats the update, which is idempotent.
+ */
+function untilCancelled<T>(update: Promise<T>): Promise<T> {
+  return Promise.race([update, Context.current().cancelled]);
+}
+
 export function createLeaseActivities(config: SignalboxConfig) {
   async function trainsInMotionActivity(request: { except: string }): Promise<string[]> {
     return trainsInMotion(Context.current().client, request.except);
@@ -98,7 +106,7 @@ export function createLeaseActivities(config: SignalboxConfig) {
     const handle = await leaseHandle(client, config, request.service);
     const holder: LeaseHolder = { workflowId: request.workflowId, by: request.by, since: new Date().toISOString() };
     try {
-      return await handle.executeUpdate(acquireLease, { args: [{ holder, parent: request.parent }] });
+      return await untilCancelled(handle.executeUpdate(acquireLease, { args: [{ holder, parent: request.parent }] }));
     } catch (err) {
       if (!(err instanceof WorkflowUpdateFailedError)) throw err;
     }
@@ -106,13 +114,13 @@ export function createLeaseActivities(config: SignalboxConfig) {
     const current = await handle.query(leaseHolderQuery);
     const live = await runningLeaseHolder(client, config, request.service);
     if (current && !live)
-      return handle.executeUpdate(acquireLease, { args: [{ holder, replacing: current.workflowId }] });
+      return untilCancelled(handle.executeUpdate(acquireLease, { args: [{ holder, replacing: current.workflowId }] }));
     throw ApplicationFailure.nonRetryable(describeHolder(request.service, live ?? current!), 'LeaseTaken');
   }
 
   async function releaseServiceLease(request: { service: string; workflowId: string }): Promise<void> {
     const handle = await leaseHandle(Context.current().client, config, request.service);
-    await handle.executeUpdate(releaseLease, { args: [{ workflowId: request.workflowId }] });
+    await untilCancelled(handle.executeUpdate(releaseLease, { args: [{ workflowId: request.workflowId }] }));
   }
 
   /** Creates or deletes the weekly Schedule; a retry finds its own work done. */

@@ -3,8 +3,16 @@
 // handshake and every command have timeouts; idle connections are kept alive and a dead one is noticed.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { Client } from 'ssh2';
-import { HostError, shellQuote, type RunOptions, type RunResult, type Transport } from './transport';
+import { Client, type ClientChannel } from 'ssh2';
+import {
+  firstLine,
+  HostError,
+  shellQuote,
+  type Held,
+  type RunOptions,
+  type RunResult,
+  type Transport,
+} from './transport';
 
 export interface SshOptions {
   host: string;
@@ -131,6 +139,31 @@ export class SshTransport implements Transport {
         });
       });
     });
+  }
+
+  async hold(argv: string[], options: RunOptions = {}): Promise<Held> {
+    const client = await this.connect();
+    const stream = await new Promise<ClientChannel>((resolve, reject) =>
+      client.exec(shellQuote(argv), (err, channel) =>
+        err ? reject(new HostError(this.options.host, `ssh exec failed: ${err.message}`)) : resolve(channel),
+      ),
+    );
+    // Should this connection drop, sshd hangs up on the command and it ends: nothing stays held for a dead worker.
+    const release = () => {
+      stream.end();
+      stream.resume();
+    };
+    const line = await firstLine(
+      this.options.host,
+      argv,
+      { stdout: stream, stderr: stream.stderr, onEnd: (cb) => stream.once('close', cb) },
+      options.timeoutMs ?? this.options.commandTimeoutMs,
+      () => {
+        stream.signal('KILL');
+        stream.close();
+      },
+    );
+    return { line, release };
   }
 
   close(): void {

@@ -12,9 +12,65 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** A command that says one line when ready and runs until released: how a host lock is held. */
+export interface Held {
+  /** The first line the command printed. */
+  readonly line: string;
+  /** Ends the command by closing its input; its host lets go of whatever it held. */
+  release(): void;
+}
+
 export interface Transport {
   run(argv: string[], options?: RunOptions): Promise<RunResult>;
+  hold(argv: string[], options?: RunOptions): Promise<Held>;
   close(): void;
+}
+
+/**
+ * The first line a held command prints. Its end before that line, or the timeout, is an error; `stop` ends it.
+ * Both transports hand over their command's output streams and its end.
+ */
+export function firstLine(
+  host: string,
+  argv: string[],
+  output: {
+    stdout: NodeJS.ReadableStream;
+    stderr: NodeJS.ReadableStream;
+    onEnd(cb: (code: number | null) => void): void;
+  },
+  timeoutMs: number,
+  stop: () => void,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    let settled = false;
+    const settle = (done: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      done();
+    };
+    const timer = setTimeout(
+      () =>
+        settle(() => {
+          stop();
+          reject(new HostError(host, `${argv[0]} said nothing within ${timeoutMs} ms`));
+        }),
+      timeoutMs,
+    );
+    output.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const end = out.indexOf('\n');
+      if (end >= 0) settle(() => resolve(out.slice(0, end)));
+    });
+    output.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    output.onEnd((code) =>
+      settle(() =>
+        reject(new CommandEnded(host, `${argv[0]} ended (exit ${code}) before it was ready: ${err.trim()}`)),
+      ),
+    );
+  });
 }
 
 export class HostError extends Error {
@@ -26,6 +82,9 @@ export class HostError extends Error {
     this.name = 'HostError';
   }
 }
+
+/** A held command that ended before it was ready: the host was reached and answered. */
+export class CommandEnded extends HostError {}
 
 /** POSIX single-quote quoting: the only character needing care inside single quotes is the quote itself. */
 export function shellQuote(argv: string[]): string {
@@ -182,6 +241,25 @@ export class LocalTransport implements Transport {
 
   run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
     return localShells.run(this.host, argv, options.timeoutMs ?? this.defaultTimeoutMs);
+  }
+
+  async hold(argv: string[], options: RunOptions = {}): Promise<Held> {
+    // Its own process, not a pooled shell: it runs for as long as it is held. Should this process die, the pipe
+    // closes and the command ends with it.
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const release = () => {
+      child.stdin.end();
+      child.stdout.resume();
+    };
+    child.stdin.on('error', () => undefined);
+    const line = await firstLine(
+      this.host,
+      argv,
+      { stdout: child.stdout, stderr: child.stderr, onEnd: (cb) => child.once('close', cb) },
+      options.timeoutMs ?? this.defaultTimeoutMs,
+      () => child.kill('SIGKILL'),
+    );
+    return { line, release };
   }
 
   close(): void {}

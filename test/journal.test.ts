@@ -8,6 +8,7 @@ import {
   activateRelease,
   journalFor,
   linkTarget,
+  lockService,
   readService,
   writeJournal,
   type HostJournal,
@@ -328,6 +329,41 @@ describe('host journal', () => {
       hosts.map((h) => [h, results[h].outcome, results[h].previous]);
     expect(outcomes(retried)).toEqual(outcomes(first));
     await check();
+  });
+
+  it('a rollback waits for a promote still switching a host (its wave died), puts it back, and fences that run', async () => {
+    sandbox = await startSandbox({ worker: false, hosts: 3 });
+    const s = sandbox;
+    const before = Object.fromEntries(
+      (await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]),
+    );
+    const release = await configMoving(s, ['testwikis']);
+    const hosts = ['mw1001', 'mw1002'];
+    const run = { service: SERVICE, release, by: 'tester', runId: RUN, fence: 'run-of-the-dead-wave' };
+    await s.activities.fetchToHosts({ ...run, hosts });
+    // The dead wave's activity still holds mw1001 and is half way through its switch.
+    const mw1001 = loadInventory(s.config).hosts.find((h) => h.name === 'mw1001')!;
+    const stale = await lockService(new LocalTransport('mw1001'), 'mw1001', mw1001.root, SERVICE, 'promote', run.fence);
+    expect(stale.outcome).toBe('locked');
+    let settled = false;
+    const rollback = s.activities.rollbackHosts({ ...run, hosts }).finally(() => (settled = true));
+    await crashPromote(s, 'mw1001', release, 'switched');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(settled, 'the rollback waits for the operation holding the host').toBe(false);
+    stale.release();
+    const rolledBack = byHost(await rollback);
+    expect(rolledBack.mw1001).toMatchObject({ outcome: 'rolled-back', previous: before.mw1001 });
+    expect(rolledBack.mw1002).toMatchObject({ outcome: 'skipped', code: 'not-on-release' });
+    // The dead wave's activity goes on to its next hosts: the run is fenced there, so nothing moves forward.
+    const late = byHost(await s.activities.promoteHosts({ ...run, hosts: ['mw1002', 'mw1001'] }));
+    for (const host of hosts) expect(late[host], host).toMatchObject({ outcome: 'skipped', code: 'fenced' });
+    const links = async () =>
+      Object.fromEntries((await serviceOnEveryHost(s, SERVICE)).map((h) => [h.host, linkTarget(h, 'current')]));
+    expect(await links()).toEqual(before);
+    await assertHostsConsistent(s, SERVICE);
+    // Fences are per run: another rollout of the same release goes ahead.
+    const next = await s.activities.promoteHosts({ ...run, fence: 'a-later-run', hosts: ['mw1002'] });
+    expect(next.map((r) => r.outcome)).toEqual(['done']);
   });
 
   it('prunes down to keep=1 but never a release that state, a link or a running rollout still needs', async () => {

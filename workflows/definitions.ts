@@ -122,7 +122,9 @@ export interface HostResult {
     | 'left-depooled'
     | 'check-failed-moving-back'
     | 'never-switched'
-    | 'not-on-release';
+    | 'not-on-release'
+    | 'busy'
+    | 'fenced';
   /** At most about 300 characters. */
   detail?: string;
   previous?: string | null;

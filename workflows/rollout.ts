@@ -94,6 +94,8 @@ export interface WaveInput {
   by: string;
   runId: string;
   movingBack?: boolean;
+  /** The parent rollout's run, which its rollback fences on each host. */
+  fence?: string;
 }
 
 export interface WaveResult {
@@ -148,6 +150,7 @@ export async function rolloutWaveWorkflow(input: WaveInput): Promise<WaveResult>
           runId: input.runId,
           concurrency: part.length,
           movingBack: input.movingBack,
+          fence: input.fence,
         }),
       )
     ).flat();
@@ -184,6 +187,8 @@ export function groupBatches(waves: Wave[]): { name: string; waves: Wave[] }[] {
 
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatus> {
   const runId = workflowInfo().workflowId;
+  // A rollback fences this run on every host it rolls back, so a wave that died mid-switch never lands after it.
+  const fence = workflowInfo().runId;
   upsertSearchAttributes([
     { key: searchAttributes.kind, value: 'rollout' },
     { key: searchAttributes.service, value: input.service },
@@ -296,6 +301,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
           runId,
           hosts,
           movingBack: input.movingBack,
+          fence,
         }),
       )
     ).flat();
@@ -347,7 +353,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
    * a host back within a minute or two must not wait for a person. Whatever is still unreached stays named.
    */
   async function retryUnreached(hosts: string[]): Promise<void> {
-    const request = { service: input.service, release: input.release, by: input.by, runId, movingBack: true };
+    const request = { service: input.service, release: input.release, by: input.by, runId, movingBack: true, fence };
     // The first round, at once, also takes hosts whose fetch failed out of the pool (they are unreachable).
     for (const wait of [null, ...ROLLBACK_RETRY_WAITS]) {
       if (!hosts.length) return;
@@ -494,6 +500,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutStatu
               by: input.by,
               runId,
               movingBack: input.movingBack,
+              fence,
             },
           ],
         });
