@@ -90,7 +90,7 @@ export default defineConfig([
             },
             {
               // ../activities, ../activities/hosts, ../../activities/... : types only (import type), never values.
-              regex: '^(\\.\\./)+(activities|workers|sandbox|scripts|config)(/.*)?$',
+              regex: '^(\\.\\./)+(activities|workers|sandbox|cli|tools|scripts|config)(/.*)?$',
               allowTypeImports: true,
               message:
                 'Workflow code may import only types from activities/ (and the other Node-side directories): call activities through proxyActivities.',

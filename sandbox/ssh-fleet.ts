@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fleetFile, type SandboxFleetFile } from '../activities/inventory';
 import { freePort } from './fleet';
-import { portOpen } from '../scripts/temporal-runtime';
-import { findTool } from '../scripts/setup';
+import { portOpen } from '../tools/temporal-runtime';
+import { findTool } from '../tools/setup';
 
 export const DEPLOY_USER = 'sbdeploy';
 

@@ -11,7 +11,7 @@ import {
   type Sample,
   type SideReading,
 } from '../workflows/analysis/index';
-import { Draw, simulate } from '../scripts/bench/judge-trials';
+import { Draw, simulate } from '../tools/bench/judge-trials';
 
 const MINUTE = 60_000;
 

@@ -21,9 +21,9 @@ import {
   type Action,
   type TrainStatus,
 } from '../workflows/definitions';
-import { startRollout, startTrain, trainInputFrom } from '../scripts/client';
-import { signStatement } from '../scripts/sign';
-import { trainReport } from '../scripts/report';
+import { startRollout, startTrain, trainInputFrom } from '../cli/client';
+import { signStatement } from '../cli/sign';
+import { trainReport } from '../cli/report';
 import { demoKey } from '../sandbox/fleet';
 import { cli, configLinks, configMoving, NEW, refusal, rollout, startSandbox, waitFor, type Sandbox } from './helpers';
 

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { runTrial, type Kind } from '../scripts/bench/chaos';
-import { startWorld, type World } from '../scripts/bench/harness';
-import { CONFIG_SERVICE, inspectHosts } from '../scripts/bench/invariants';
+import { runTrial, type Kind } from '../tools/bench/chaos';
+import { startWorld, type World } from '../tools/bench/harness';
+import { CONFIG_SERVICE, inspectHosts } from '../tools/bench/invariants';
 import { setPooled } from '../activities/loadbalancer';
 import { claimNamespace } from './helpers';
 

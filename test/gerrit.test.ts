@@ -12,8 +12,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { GerritForge, gerritChangeId, gitCredentialEnv } from '../activities/gerrit';
 import { freePort } from '../sandbox/fleet';
-import { startGerrit, type RunningGerrit } from '../scripts/gerrit-runtime';
-import { startTrain, trainInputFrom } from '../scripts/client';
+import { startGerrit, type RunningGerrit } from '../tools/gerrit-runtime';
+import { startTrain, trainInputFrom } from '../cli/client';
 import { STATIONS } from '../workflows/names';
 import { liveVersions, NEW, startSandbox, type Sandbox } from './helpers';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { freePort } from '../sandbox/fleet';
-import { startDevServer, stopDevServer } from '../scripts/temporal-runtime';
+import { startDevServer, stopDevServer } from '../tools/temporal-runtime';
 import { WORKFLOWS_PATH } from '../workers/worker';
 
 declare module 'vitest' {

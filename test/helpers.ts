@@ -17,7 +17,7 @@ import { loadInventory } from '../activities/inventory';
 import { LocalTransport } from '../activities/transport';
 import { createFleet, freePort } from '../sandbox/fleet';
 import type { Release } from '../activities/releases';
-import { startRollout } from '../scripts/client';
+import { startRollout } from '../cli/client';
 import type { RolloutStatus } from '../workflows/definitions';
 import type { Strategy } from '../workflows/plan';
 import { expect } from 'vitest';

@@ -10,7 +10,7 @@ import { stageFromForge, type Release } from '../activities/releases';
 import type { HostSelector } from '../activities/hosts';
 import { faultsFile } from '../sandbox/server';
 import { serverPid } from '../sandbox/fleet';
-import { startRollout } from '../scripts/client';
+import { startRollout } from '../cli/client';
 import { cli, NEW, serviceOnEveryHost, startSandbox, STRATEGY, type Sandbox } from './helpers';
 
 let s: Sandbox;

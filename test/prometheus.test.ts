@@ -8,7 +8,7 @@ import type { RolloutStatus } from '../workflows/definitions';
 import { fleetFile, type SandboxFleetFile } from '../activities/inventory';
 import { promQuery } from '../activities/metrics';
 import { freePort, waitForHttp } from '../sandbox/fleet';
-import { findTool } from '../scripts/setup';
+import { findTool } from '../tools/setup';
 import { configLinks, configMoving, failureOf, NEW, rollout, startSandbox, type Sandbox } from './helpers';
 
 let sandbox: Sandbox | undefined;

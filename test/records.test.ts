@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { approveStation, trainStatusQuery, type TrainStatus } from '../workflows/definitions';
 import { WEEKDAYS } from '../workflows/windows';
-import { startTrain, trainInputFrom } from '../scripts/client';
+import { startTrain, trainInputFrom } from '../cli/client';
 import { loadInventory } from '../activities/inventory';
 import { mailDir, slackFile } from '../sandbox/records';
 import { cli, NEW, serviceOnEveryHost, startSandbox, waitFor, type Sandbox } from './helpers';

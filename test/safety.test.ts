@@ -14,7 +14,7 @@ import {
 import { groupBatches } from '../workflows/rollout';
 import { salLine } from '../activities/notify';
 import { planRollout } from '../workflows/plan';
-import { startTrain, trainInputFrom, UserError } from '../scripts/client';
+import { startTrain, trainInputFrom, UserError } from '../cli/client';
 import { freePort } from '../sandbox/fleet';
 import {
   assertHostsConsistent,

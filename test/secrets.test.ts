@@ -22,7 +22,7 @@ import { createTrainActivities } from '../activities/train';
 import { createWikiActivities } from '../activities/wiki';
 import type { SignalboxConfig } from '../config/load';
 import { mailDir, slackFile } from '../sandbox/records';
-import { startTrain, trainInputFrom } from '../scripts/client';
+import { startTrain, trainInputFrom } from '../cli/client';
 import { trainStatusQuery, type TrainStatus } from '../workflows/definitions';
 import { replay } from './github-replay';
 import { cli, NEW, startSandbox, waitFor, type Sandbox } from './helpers';

@@ -7,9 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutStatus, TrainStatus } from '../workflows/definitions';
 import { rolloutStatusQuery, trainStatusQuery } from '../workflows/definitions';
 import { STATIONS } from '../workflows/names';
-import { startTrain, trainInputFrom } from '../scripts/client';
+import { startTrain, trainInputFrom } from '../cli/client';
 import { freePort } from '../sandbox/fleet';
-import { devServerPid, startDevServer, stopDevServer } from '../scripts/temporal-runtime';
+import { devServerPid, startDevServer, stopDevServer } from '../tools/temporal-runtime';
 import {
   assertHostsConsistent,
   configLinks,

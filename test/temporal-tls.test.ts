@@ -13,7 +13,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../config/load';
 import { connectError, temporalConnection } from '../config/temporal-connection';
-import { connectClient } from '../scripts/client';
+import { connectClient } from '../cli/client';
 import { waitFor } from './helpers';
 
 let dir: string;

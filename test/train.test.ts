@@ -13,7 +13,7 @@ import {
   type TrainStatus,
 } from '../workflows/definitions';
 import { STATIONS } from '../workflows/names';
-import { startTrain, trainInputFrom, UserError } from '../scripts/client';
+import { startTrain, trainInputFrom, UserError } from '../cli/client';
 import { mailDir, slackFile } from '../sandbox/records';
 import {
   assertHostsConsistent,

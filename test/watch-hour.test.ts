@@ -6,8 +6,8 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { trainStatusQuery, type TrainStatus } from '../workflows/definitions';
 import { STATIONS } from '../workflows/names';
-import { startTrain, trainInputFrom } from '../scripts/client';
-import { ensureTimeSkippingServer, registerSearchAttributes } from '../scripts/temporal-runtime';
+import { startTrain, trainInputFrom } from '../cli/client';
+import { ensureTimeSkippingServer, registerSearchAttributes } from '../tools/temporal-runtime';
 import { installRuntime, liveVersions, NEW, OLD, startSandbox, waitFor, type Sandbox } from './helpers';
 
 const MINUTE = 60_000;

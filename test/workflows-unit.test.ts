@@ -23,10 +23,10 @@ import type { Strategy } from '../workflows/plan';
 import type { RolloutInput, rolloutWorkflow } from '../workflows/rollout';
 import type { TrainInput, trainWorkflow } from '../workflows/train';
 import { WEEKDAYS, type DeployWindows } from '../workflows/windows';
-import { ensureTimeSkippingServer, registerSearchAttributes } from '../scripts/temporal-runtime';
+import { ensureTimeSkippingServer, registerSearchAttributes } from '../tools/temporal-runtime';
 import { allOn, CODE, CONFIG, FakeFleet, HOSTS, NEW, OLD } from './fake-fleet';
 import { refusal } from './helpers';
-import { recordedRuns, replay } from '../scripts/analysis-replay';
+import { recordedRuns, replay } from '../cli/analysis-replay';
 import { describe as describeRun } from '../workflows/analysis/index';
 
 const MINUTE = 60_000;

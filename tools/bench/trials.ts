@@ -12,7 +12,7 @@
 //
 // Sequential judge: the verdict the workflow itself reached (a rollback for a failed analysis, a finished deploy
 // for a pass, a pause for an inconclusive one, which this harness then rolls back).
-// Fixed judge: the same recorded samples judged again by `replay(..., ['method=fixed'])` (scripts/analysis-replay.ts),
+// Fixed judge: the same recorded samples judged again by `replay(..., ['method=fixed'])` (cli/analysis-replay.ts),
 // so both judges see exactly the same traffic. When the sequential judge rolled back early, there are no later
 // samples: a fixed judge that had not decided by then is "undecided", counted apart.
 // Exposure: every host's /metrics (mediawiki_requests_total by version) read before the deploy and every second
@@ -32,8 +32,8 @@ import { fleetFile } from '../../activities/inventory';
 import { rollbackRollout, rolloutStatusQuery, type RolloutStatus } from '../../workflows/definitions';
 import { describe, type AnalysisStatus, type AnalysisView, type Evidence } from '../../workflows/analysis/index';
 import { STATIONS, type Station } from '../../workflows/names';
-import { recordedRuns, replay } from '../analysis-replay';
-import { startRollout } from '../client';
+import { recordedRuns, replay } from '../../cli/analysis-replay';
+import { startRollout } from '../../cli/client';
 import { CODE_SERVICE, CONFIG_SERVICE } from './invariants';
 import { Prng, sleep, startWorld, type World } from './harness';
 

@@ -19,7 +19,7 @@ import { chunk, planRollout, type Strategy } from '../../workflows/plan';
 import { createFleet, freePort, startFleetServer, stopFleetServer } from '../../sandbox/fleet';
 import { faultsFile } from '../../sandbox/server';
 import { createWorker } from '../../workers/worker';
-import { CLI_ENTRY, startRollout } from '../client';
+import { CLI_ENTRY, startRollout } from '../../cli/client';
 import { startDevServer, stopDevServer } from '../temporal-runtime';
 
 const arg = (name: string, fallback: number) => {

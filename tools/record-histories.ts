@@ -1,5 +1,5 @@
 // `npm run histories`: records the workflow histories test/replay.test.ts replays, on a Temporal dev server of its
-// own with the real sandbox fleet and a real worker process (scripts/bench/harness.ts), one namespace per scenario.
+// own with the real sandbox fleet and a real worker process (tools/bench/harness.ts), one namespace per scenario.
 // Re-record when a history should show new behaviour; never to make the replay test pass after a workflow change.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,7 +18,7 @@ import {
   type TrainStatus,
 } from '../workflows/definitions';
 import type { Station } from '../workflows/names';
-import { startRollout, startTrain, trainInputFrom } from './client';
+import { startRollout, startTrain, trainInputFrom } from '../cli/client';
 import { startWorld, sleep, type World } from './bench/harness';
 import { ensureTemporalCli, startDevServer, stopDevServer } from './temporal-runtime';
 import { WORKFLOWS_PATH } from '../workers/worker';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { approveStation, trainStatusQuery, type TrainStatus } from '../../workflows/definitions';
 import type { Station } from '../../workflows/names';
 import { faultsFile } from '../../sandbox/server';
-import { startTrain, trainInputFrom } from '../client';
+import { startTrain, trainInputFrom } from '../../cli/client';
 import { benchEnv, seconds } from './rollout';
 
 const hostsArg = process.argv.indexOf('--hosts');

@@ -21,7 +21,7 @@ export async function connectClient(config: SignalboxConfig): Promise<Client> {
 export class UserError extends Error {}
 
 /** How to run this CLI in a child process (the sandbox server runs as `signalbox sandbox serve`). */
-export const CLI_ENTRY = [path.join(__dirname, 'signalbox.js')];
+export const CLI_ENTRY = [path.join(__dirname, '..', 'scripts', 'signalbox.js')];
 
 export function trainInputFrom(
   config: SignalboxConfig,

@@ -5,7 +5,7 @@
 import type { RolloutStatus } from '../../workflows/definitions';
 import { closeTransports } from '../../activities/inventory';
 import { sshConfig, startSshFleet, type SshFleet } from '../../sandbox/ssh-fleet';
-import { startRollout } from '../client';
+import { startRollout } from '../../cli/client';
 import { benchEnv, childIds, configRelease, historyEvents, plainLoop, seconds, STRATEGY } from './rollout';
 
 const i = process.argv.indexOf('--hosts');

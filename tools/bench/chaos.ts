@@ -23,7 +23,7 @@ import {
 } from '../../workflows/definitions';
 import { STATIONS, trainWorkflowId, type Station } from '../../workflows/names';
 import { freePort } from '../../sandbox/fleet';
-import { startRollout } from '../client';
+import { startRollout } from '../../cli/client';
 import { Prng, sleep, startWorld, trialSeed, type TemporalTarget, type World } from './harness';
 import {
   CODE_SERVICE,

@@ -9,8 +9,8 @@ import { renderTrain } from '../workflows/render';
 import { createFleet, startFleetServer } from '../sandbox/fleet';
 import { createWorker } from '../workers/worker';
 import { CLI_ENTRY, connectClient, startTrain, trainInputFrom } from './client';
-import { runSetup } from './setup';
-import { startDevServer } from './temporal-runtime';
+import { runSetup } from '../tools/setup';
+import { startDevServer } from '../tools/temporal-runtime';
 
 export async function runDemo(config: SignalboxConfig): Promise<void> {
   const started = Date.now();
