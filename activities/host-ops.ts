@@ -161,7 +161,7 @@ for rel in "$@"; do
 done`,
 
   // Held for a whole operation on a host's service (see lockService): waits for the lock, says one word, then
-  // holds it until its input closes or its connection drops. A rollback fences its run first; a promote of a
+  // holds it until a line or the end of its input comes, or its connection drops. A rollback fences its run first; a promote of a
   // fenced run is refused. Fences older than a week belong to runs long gone.
   lock: `set -eu
 dir="$1/$2"; mode="$3"; fence="\${4:-}"; wait="$5"
@@ -175,7 +175,7 @@ if [ -n "$fence" ]; then
   elif [ "$mode" = promote ] && [ -e "$dir/fences/$fence" ]; then echo fenced; exit 0; fi
 fi
 echo locked
-exec cat > /dev/null`,
+read -r _ || true`,
 
   logSince: `[ -f "$1" ] || exit 0
 tail -c +"$(($2 + 1))" "$1" | head -c 1000000`,

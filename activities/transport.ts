@@ -124,7 +124,16 @@ class PooledShell {
       (stream as unknown as { ref(): void }).ref();
   }
 
-  run(host: string, argv: string[], timeoutMs: number): Promise<RunResult> {
+  /**
+   * Runs one command. A held command (see ShellPool.hold) keeps the shell's input, and `output` sees its stdout
+   * as it comes; any other command reads /dev/null.
+   */
+  run(
+    host: string,
+    argv: string[],
+    timeoutMs: number,
+    held?: { output(stdoutSoFar: string): void },
+  ): Promise<RunResult> {
     const token = `__signalbox_${process.pid}_${++this.sequence}_${Math.random().toString(36).slice(2)}`;
     this.busy();
     return new Promise((resolve, reject) => {
@@ -143,6 +152,7 @@ class PooledShell {
       };
       const onOut = (d: Buffer) => {
         out += d.toString();
+        held?.output(out);
         const m = outMarker.exec(out);
         if (m) code = Number(m[1]);
         finish();
@@ -171,9 +181,14 @@ class PooledShell {
       this.child.stderr.on('data', onErr);
       this.child.once('exit', onExit);
       this.child.stdin.write(
-        `${shellQuote(argv)} </dev/null; printf '\\n%s %s\\n' ${token} "$?"; printf '\\n%s\\n' ${token} >&2\n`,
+        `${shellQuote(argv)}${held ? '' : ' </dev/null'}; printf '\\n%s %s\\n' ${token} "$?"; printf '\\n%s\\n' ${token} >&2\n`,
       );
     });
+  }
+
+  /** A line on the shell's input: what a held command waits for to end. */
+  say(line: string): void {
+    if (!this.dead) this.child.stdin.write(`${line}\n`);
   }
 
   kill(): void {
@@ -229,7 +244,58 @@ class ShellPool {
       this.release(shell);
     }
   }
+
+  /**
+   * Runs a command that says one line when ready and then reads a line of input before it ends (see Held). The
+   * shell stays with it until then. Should this process die, the shell's input closes, and the command ends.
+   */
+  async hold(host: string, argv: string[], timeoutMs: number): Promise<Held> {
+    const shell = await this.acquire();
+    // Only while its command runs: once the shell is back in the pool, a line would go to someone else's command.
+    let holding = true;
+    let firstLine: ((line: string) => void) | undefined;
+    const ready = new Promise<string>((resolve) => (firstLine = resolve));
+    const ended = shell
+      .run(host, argv, HELD_AT_MOST_MS, {
+        output: (out) => {
+          const end = out.indexOf('\n');
+          if (end >= 0) firstLine?.(out.slice(0, end));
+        },
+      })
+      .finally(() => {
+        holding = false;
+        this.release(shell);
+      });
+    let timer: NodeJS.Timeout | undefined;
+    const line = await Promise.race([
+      ready,
+      ended.then((result) => {
+        throw new CommandEnded(
+          host,
+          `${argv[0]} ended (exit ${result.code}) before it was ready: ${result.stderr.trim()}`,
+        );
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          shell.kill();
+          reject(new HostError(host, `${argv[0]} said nothing within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    ended.catch(() => undefined);
+    return {
+      line,
+      release: () => {
+        if (holding) shell.say('');
+        holding = false;
+      },
+    };
+  }
 }
+
+/** A held command ends at the latest after this, releasing what it held: longer than any activity runs. */
+const HELD_AT_MOST_MS = 2 * 60 * 60 * 1000;
+const holdingShells = new ShellPool(64);
 
 const localShells = new ShellPool(24);
 
@@ -243,23 +309,9 @@ export class LocalTransport implements Transport {
     return localShells.run(this.host, argv, options.timeoutMs ?? this.defaultTimeoutMs);
   }
 
-  async hold(argv: string[], options: RunOptions = {}): Promise<Held> {
-    // Its own process, not a pooled shell: it runs for as long as it is held. Should this process die, the pipe
-    // closes and the command ends with it.
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const release = () => {
-      child.stdin.end();
-      child.stdout.resume();
-    };
-    child.stdin.on('error', () => undefined);
-    const line = await firstLine(
-      this.host,
-      argv,
-      { stdout: child.stdout, stderr: child.stderr, onEnd: (cb) => child.once('close', cb) },
-      options.timeoutMs ?? this.defaultTimeoutMs,
-      () => child.kill('SIGKILL'),
-    );
-    return { line, release };
+  hold(argv: string[], options: RunOptions = {}): Promise<Held> {
+    // Shells of their own: one stays with its command as long as it is held, and must not starve the others.
+    return holdingShells.hold(this.host, argv, options.timeoutMs ?? this.defaultTimeoutMs);
   }
 
   close(): void {}
