@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import pLimit from 'p-limit';
 import type { HostSpec, SignalboxConfig } from '../config/load';
 import type { HostResult } from '../workflows/definitions';
 import { checkServiceName } from '../workflows/names';
@@ -117,18 +118,10 @@ export interface HostsRequest extends TargetRequest {
   fence?: string;
 }
 
-export async function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(width, items.length)) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await work(items[i]);
-      }
-    }),
-  );
-  return results;
+/** Runs `work` on every item, at most `width` at a time; results in the items' order. */
+export function eachWithLimit<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const limit = pLimit(Math.max(1, width));
+  return Promise.all(items.map((item) => limit(() => work(item))));
 }
 
 export function createHostActivities(config: SignalboxConfig) {

@@ -1,21 +1,25 @@
 // Depool and repool through the load balancer's HTTP API (conftool-like: POST /pools/<host> {"pooled": bool}).
 // Setting a host to the state it is already in is harmless, so retries are safe, and a busy load balancer is
 // retried rather than left with a host depooled.
+import pRetry from 'p-retry';
 
 const ATTEMPTS = 5;
 
+/**
+ * One host's pool change, asked again a few times (0.2 s, then doubling) when the load balancer is busy: the
+ * activity changes many hosts, and Temporal retrying all of it is not the answer to one busy reply.
+ */
 async function withRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (attempt >= ATTEMPTS || (err as { permanent?: boolean }).permanent) {
-        throw new Error(
-          `${what}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
+  try {
+    return await pRetry(call, {
+      retries: ATTEMPTS - 1,
+      minTimeout: 200,
+      factor: 2,
+      shouldRetry: ({ error }) => !(error as { permanent?: boolean }).permanent,
+    });
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause;
+    throw new Error(`${what}: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`);
   }
 }
 
