@@ -1,93 +1,115 @@
-// `signalbox train report <version>`: an incident-style timeline of a train, read from its workflow history (and
-// its children's), so the record is what actually ran, not what someone remembered to write down.
+// `signalbox train report <version>`: an incident-style timeline of a train. The train keeps its own event log
+// (every action, who did it, as verified); the workflow history adds what only it can say: when the train started
+// and ended, each steering request as it was accepted, and each deploy it ran with its outcome. Nothing here knows
+// an activity by its name.
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
+import { trainStatusQuery, type RolloutStatus, type TrainEvent, type TrainStatus } from '../workflows/definitions';
+import type { TrainInput } from '../workflows/train';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
+interface Line {
+  at: Date;
+  text: string;
+}
+
 const timeOf = (event: HistoryEvent) =>
   new Date(Number(event.eventTime?.seconds ?? 0) * 1000 + Math.round((event.eventTime?.nanos ?? 0) / 1e6));
-const decode = (payloads?: temporal.api.common.v1.IPayloads | null): any[] =>
-  (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
-const who = (args: any[]) => (args[0]?.by ? ` by ${args[0].by}` : '');
-const why = (args: any[]) => (args[0]?.reason ? `: ${args[0].reason}` : args[0]?.comment ? `: ${args[0].comment}` : '');
+function decode<T>(payloads?: temporal.api.common.v1.IPayloads | null): T[] {
+  return (payloads?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p) as T);
+}
 
-/** One line per event worth a reader's time: starts, human steps, deploys, timers, failures and the outcome. */
-export function describeEvent(event: HistoryEvent, scheduled: Map<string, string>): string | null {
-  if (event.workflowExecutionStartedEventAttributes) {
-    const [input] = decode(event.workflowExecutionStartedEventAttributes.input);
-    return `train ${input?.version} started by ${input?.by} (from ${input?.fromVersion ?? 'what group2 runs'})`;
+/** The steering request as sent: every train update takes one object with who, and maybe why and where. */
+interface SteeringArgs {
+  by?: string;
+  reason?: string;
+  comment?: string;
+  station?: string;
+  signature?: string;
+}
+
+function describeRequest(name: string | null | undefined, args: SteeringArgs = {}): string {
+  const why = args.reason ?? args.comment;
+  return `${name} by ${args.by ?? '?'}${why ? `: ${why}` : ''}${args.station ? ` (${args.station})` : ''}${args.signature ? ` "${args.signature}"` : ''}`;
+}
+
+/** The lifecycle the history holds: start, steering requests, deploys and their outcomes, the end. */
+export function historyLines(events: HistoryEvent[]): Line[] {
+  const lines: Line[] = [];
+  const add = (event: HistoryEvent, text: string) => lines.push({ at: timeOf(event), text });
+  for (const event of events) {
+    const started = event.workflowExecutionStartedEventAttributes;
+    if (started) {
+      const [input] = decode<TrainInput>(started.input);
+      add(event, `train ${input?.version} started by ${input?.by} (from ${input?.fromVersion ?? 'what group2 runs'})`);
+    }
+    const request = event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
+    if (request) add(event, `${describeRequest(request.name, decode<SteeringArgs>(request.args)[0])}`);
+    const child = event.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (child) add(event, `started ${child.workflowId}`);
+    const childDone = event.childWorkflowExecutionCompletedEventAttributes;
+    if (childDone) {
+      const [result] = decode<RolloutStatus>(childDone.result);
+      add(
+        event,
+        `${childDone.workflowExecution?.workflowId} ${result?.phase ?? 'finished'}${result ? `: ${result.done}/${result.total} hosts, ${result.failed} failed` : ''}`,
+      );
+    }
+    const childFailed = event.childWorkflowExecutionFailedEventAttributes;
+    if (childFailed)
+      add(
+        event,
+        `${childFailed.workflowExecution?.workflowId} failed: ${childFailed.failure?.cause?.message ?? childFailed.failure?.message}`,
+      );
+    const completed = event.workflowExecutionCompletedEventAttributes;
+    if (completed) {
+      const [status] = decode<TrainStatus>(completed.result);
+      add(event, `train ended ${status?.state}${status?.blocker ? `: ${status.blocker}` : ''}`);
+    }
+    const failed = event.workflowExecutionFailedEventAttributes;
+    if (failed) add(event, `train failed: ${failed.failure?.message}`);
+    const terminated = event.workflowExecutionTerminatedEventAttributes;
+    if (terminated) add(event, `train terminated: ${terminated.reason}`);
   }
-  if (event.workflowExecutionUpdateAcceptedEventAttributes) {
-    const request = event.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest;
-    const args = decode(request?.input?.args);
-    return `${request?.input?.name}${who(args)}${why(args)}${args[0]?.station ? ` (${args[0].station})` : ''}${args[0]?.signature ? ` "${args[0].signature}"` : ''}`;
+  return lines;
+}
+
+/** The train's own log, one line per action: `who: what`, as the Server Admin Log has it. */
+export function eventLines(events: TrainEvent[]): Line[] {
+  return events.map((e) => ({ at: new Date(e.at), text: e.by ? `${e.by}: ${e.what}` : e.what }));
+}
+
+/** The train's event log: in its result once it completed, otherwise asked of it (a worker replays a closed one). */
+async function trainEvents(
+  client: Client,
+  workflowId: string,
+  history: HistoryEvent[],
+): Promise<TrainEvent[] | string> {
+  const completed = history.find((e) => e.workflowExecutionCompletedEventAttributes);
+  if (completed)
+    return decode<TrainStatus>(completed.workflowExecutionCompletedEventAttributes!.result)[0]?.events ?? [];
+  try {
+    return (await client.workflow.getHandle(workflowId).query(trainStatusQuery)).events;
+  } catch (err) {
+    return `the train's own event log could not be asked for (${(err as Error).message}); is a worker running?`;
   }
-  if (event.workflowExecutionSignaledEventAttributes) {
-    const args = decode(event.workflowExecutionSignaledEventAttributes.input);
-    return `${event.workflowExecutionSignaledEventAttributes.signalName}${who(args)}`;
-  }
-  if (event.activityTaskScheduledEventAttributes) {
-    const a = event.activityTaskScheduledEventAttributes;
-    const name = a.activityType?.name ?? 'activity';
-    scheduled.set(String(event.eventId), name);
-    const [arg] = decode(a.input);
-    if (name === 'logAction') return `SAL: ${arg?.by}: ${arg?.what}${arg?.range ? ` (${arg.range})` : ''}`;
-    if (name === 'sendNotification') return `notified: ${arg?.subject}`;
-    if (name === 'landWikiversions') return `wikiversions change: ${arg?.subject}`;
-    if (name === 'openBlockers') return 'checked blockers';
-    return null;
-  }
-  if (event.activityTaskCompletedEventAttributes) {
-    // The identity the worker verified for a steering action, with its key, as the record of who did it.
-    const a = event.activityTaskCompletedEventAttributes;
-    if (scheduled.get(String(a.scheduledEventId)) !== 'verifyAction') return null;
-    const [identity] = decode(a.result);
-    return `verified ${identity?.principal}${identity?.fingerprint ? ` [${identity.fingerprint}]` : ' (unverified: auth none)'}`;
-  }
-  if (event.activityTaskFailedEventAttributes) {
-    const a = event.activityTaskFailedEventAttributes;
-    return `${scheduled.get(String(a.scheduledEventId)) ?? 'activity'} failed: ${a.failure?.message}`;
-  }
-  if (event.timerStartedEventAttributes) {
-    const seconds = Number(event.timerStartedEventAttributes.startToFireTimeout?.seconds ?? 0);
-    return seconds >= 60 ? `timer ${Math.round(seconds / 60)} min` : null;
-  }
-  if (event.startChildWorkflowExecutionInitiatedEventAttributes)
-    return `started ${event.startChildWorkflowExecutionInitiatedEventAttributes.workflowId}`;
-  if (event.childWorkflowExecutionCompletedEventAttributes) {
-    const [result] = decode(event.childWorkflowExecutionCompletedEventAttributes.result);
-    return `${event.childWorkflowExecutionCompletedEventAttributes.workflowExecution?.workflowId} ${result?.phase ?? 'finished'}${result ? `: ${result.done}/${result.total} hosts, ${result.failed} failed` : ''}`;
-  }
-  if (event.childWorkflowExecutionFailedEventAttributes) {
-    const a = event.childWorkflowExecutionFailedEventAttributes;
-    return `${a.workflowExecution?.workflowId} failed: ${a.failure?.cause?.message ?? a.failure?.message}`;
-  }
-  if (event.workflowExecutionCompletedEventAttributes) {
-    const [status] = decode(event.workflowExecutionCompletedEventAttributes.result);
-    return `train ended ${status?.state}${status?.blocker ? `: ${status.blocker}` : ''}`;
-  }
-  if (event.workflowExecutionFailedEventAttributes)
-    return `train failed: ${event.workflowExecutionFailedEventAttributes.failure?.message}`;
-  if (event.workflowExecutionTerminatedEventAttributes)
-    return `train terminated: ${event.workflowExecutionTerminatedEventAttributes.reason}`;
-  return null;
 }
 
 export async function trainReport(client: Client, workflowId: string): Promise<string> {
   const handle = client.workflow.getHandle(workflowId);
   const description = await handle.describe();
-  const history = await handle.fetchHistory();
-  const scheduled = new Map<string, string>();
-  const lines: { at: Date; text: string }[] = [];
-  for (const event of history.events ?? []) {
-    const text = describeEvent(event, scheduled);
-    if (text) lines.push({ at: timeOf(event), text });
-  }
-  const started = lines[0]?.at ?? description.startTime;
+  const history = (await handle.fetchHistory()).events ?? [];
+  const lifecycle = historyLines(history);
+  const log = await trainEvents(client, workflowId, history);
+  // Stable sort: at the same millisecond the history's line (a request) comes before the action it caused.
+  const lines = [...lifecycle, ...(typeof log === 'string' ? [] : eventLines(log))].sort(
+    (a, b) => a.at.getTime() - b.at.getTime(),
+  );
+  const started = lifecycle[0]?.at ?? description.startTime;
   const ended = description.closeTime;
-  const last = [...lines].reverse().find((l) => l.text.startsWith('train ended') || l.text.startsWith('train failed'));
+  const last = [...lifecycle].reverse().find((l) => /^train (ended|failed|terminated)/.test(l.text));
   const stamp = (d: Date) => d.toISOString().slice(0, 19).replace('T', ' ');
   return [
     `# Incident documentation: ${workflowId}`,
@@ -96,9 +118,10 @@ export async function trainReport(client: Client, workflowId: string): Promise<s
     `- Workflow: ${workflowId} (run ${description.runId}), ${description.status.name.toLowerCase()}`,
     `- Started ${stamp(started)} UTC${ended ? `, ended ${stamp(ended)} UTC` : ', still running'}`,
     `- Outcome: ${last?.text ?? 'in progress'}`,
-    `- Events in history: ${history.events?.length ?? 0}`,
+    `- Events in history: ${history.length}`,
+    ...(typeof log === 'string' ? [`- ${log}`] : []),
     '',
-    '## Timeline (UTC, from the workflow history)',
+    '## Timeline (UTC; the train event log, and its workflow history)',
     ...lines.map((l) => `- ${stamp(l.at)} ${l.text}`),
     '',
   ].join('\n');

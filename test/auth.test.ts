@@ -133,7 +133,7 @@ describe('signed actions', () => {
       expect(
         await refusal(send(await request(alice, 'alice', action, id, target, new Date(Date.now() - 3_600_000)))),
         action,
-      ).toMatch(/3600 s old/);
+      ).toMatch(/36\d\d s old/); // an hour, and the seconds it took to sign and send under load
     }
     expect(await snapshot()).toBe(before);
     expect(await configLinks(s)).toEqual(linksBefore);
@@ -176,8 +176,9 @@ describe('signed actions', () => {
     expect((await cli({ ...s, env: asAlice }, ['train', 'abort', NEW])).code).toBe(0);
     expect((await handle.result()).state).toBe('aborted');
     const report = await trainReport(s.client, id);
-    expect(report).toMatch(/verified alice \[SHA256:[^\]]+\]/);
-    expect(report).toMatch(/SAL: alice \[SHA256:[^\]]+\]: 1\.41\.0-wmf\.26: move testwikis/);
+    // Who did what, as the worker verified it: the train's own event log.
+    expect(report).toMatch(/alice \[SHA256:[^\]]+\]: move testwikis/);
+    expect(report).toMatch(/alice \[SHA256:[^\]]+\]: abort requested/);
   });
 
   it('refuses an unsigned or unauthorised deploy before it touches a host, runs a signed one, and steers a rollout only with a signature and the role', async () => {

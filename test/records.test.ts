@@ -183,7 +183,7 @@ describe('train records', () => {
     expect(report.code).toBe(0);
     expect(report.stdout).toContain(`# Incident documentation: train-${NEW}`);
     expect(report.stdout).toMatch(/approve by alice: fixing a group2-only bug \(group2\)/);
-    expect(report.stdout).toMatch(/SAL: signalbox \(group0 deploy window\): .*move group0/);
+    expect(report.stdout).toMatch(/signalbox \(group0 deploy window\): move group0 to .*: done and verified/);
     expect(report.stdout).toContain('train ended complete');
   });
 
