@@ -557,8 +557,9 @@ describe('rollout engine', () => {
 
   it('a wave child that fails (its promote failing for its whole two hours) rolls back every host the rollout started on', async () => {
     fleet.promoteOutage.add('mw1004');
-    const { handle } = await startRollout();
+    // Read before the start: the activity's two hours run from when it is scheduled, however late this test looks.
     const t0 = await env.currentTimeMs();
+    const { handle } = await startRollout();
     const failure = await failureOf(handle.result());
     expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(2 * HOUR);
     expect(failure.type).toBe('RolloutRolledBack');
