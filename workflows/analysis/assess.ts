@@ -75,247 +75,344 @@ function priorCentre(spec: AnalysisSpec, rate: number, against = rate): number {
   return (rate + spec.minEffect.points) / Math.max(against, Number.MIN_VALUE);
 }
 
+/** What every interval of a run is judged with: the spec, and the bounds that keep the whole run within alpha. */
+interface Judging {
+  spec: AnalysisSpec;
+  context: AnalysisContext;
+  baselineName: string;
+  sequential: boolean;
+  alphaEach: number;
+  bound: number;
+  recentBound: number;
+}
+
+/** Where the run stands as its samples are judged. */
+interface Run {
+  phase: AnalysisStatus['phase'];
+  message?: string;
+  crossed: Evidence[];
+  states: Map<string, MetricState>;
+}
+
 export function assess(
   samples: readonly Sample[],
   specIn: Partial<AnalysisSpec>,
   context: AnalysisContext,
 ): AnalysisStatus {
-  const spec = withDefaults(specIn);
-  const baselineName = context.baselineName ?? 'on the baseline';
-  const sequential = spec.judge === 'sequential';
-  const firstReadable = samples.find((s): s is Extract<Sample, { metrics: unknown }> => 'metrics' in s);
-  const testsPerMetric = 1 + (spec.maxErrorRate !== undefined ? 1 : 0) + (spec.latency ? 1 : 0);
-  // Bonferroni over every sequential test of every metric keeps the whole run within alpha.
-  const alphaEach = spec.alpha / (testsPerMetric * Math.max(1, Object.keys(firstReadable?.metrics ?? {}).length));
-  // Half of each test's share for the evidence since the start, half for the best recent run (any of the window's starts).
-  const bound = Math.log(2 / alphaEach);
-  const recentBound = Math.log((2 * context.windowSamples) / alphaEach);
-  /** Where a test crossed a bound, if it did: since the start first, since a recent start otherwise. */
-  const crossing = (test: SequentialTest): (Pick<Evidence, 'statistic' | 'bound'> & Partial<Evidence>) | undefined => {
-    const sinceStart = mixtureLogLR(test);
-    if (sinceStart >= bound) return { statistic: sinceStart, bound, alpha: alphaEach / 2 };
-    const recent = recentLogLR(test);
-    if (recent.statistic >= recentBound)
-      return { statistic: recent.statistic, bound: recentBound, alpha: alphaEach / 2, from: recent.from };
-    return undefined;
-  };
-  const states = new Map<string, MetricState>();
-  const stateOf = (metric: string): MetricState => {
-    let state = states.get(metric);
-    if (!state) {
-      const reference = context.reference?.[metric];
-      state = {
-        result: { metric, measured: 0, failed: 0, inconclusive: 0, errors: 0, consecutiveErrors: 0 },
-        subject: { requests: 0, errors: 0 },
-        baseline: reference ? { requests: reference.requests, errors: reference.errors } : { requests: 0, errors: 0 },
-        subjectSignatures: {},
-        knownSignatures: new Set([
-          ...(context.acknowledged ?? []),
-          ...Object.keys(reference?.signatures ?? {}).filter((s) => reference!.signatures![s] > 0),
-        ]),
-        waiting: [],
-        latencyAbove: 0,
-        latencyObserved: 0,
-        belowFloor: 0,
-      };
-      if (sequential && spec.maxErrorRate !== undefined) {
-        state.ceiling = startTest(ratioMixture(priorCentre(spec, spec.maxErrorRate), 1 / spec.maxErrorRate));
-      }
-      if (sequential && spec.latency) state.latency = startTest(signMixture());
-      if (sequential && reference) {
-        // Half the test's alpha bounds the chance the reference's rate is underestimated, half the test itself.
-        const referenceRate = rateOf(reference).rate;
-        state.referenceBound = upperRate(reference.errors, reference.requests, alphaEach / 2);
-        state.comparison = startTest(
-          ratioMixture(priorCentre(spec, referenceRate, state.referenceBound), 1 / state.referenceBound),
-        );
-      }
-      states.set(metric, state);
-    }
-    return state;
-  };
-
-  let phase: AnalysisStatus['phase'] = 'running';
-  let message: string | undefined;
-  const crossed: Evidence[] = [];
+  const judging = judgingOf(samples, withDefaults(specIn), context);
+  const { spec, baselineName } = judging;
+  const run: Run = { phase: 'running', crossed: [], states: new Map() };
   const last = Math.min(samples.length - 1, context.windowSamples);
   let judgedThrough = -1;
   let unreadableInARow = 0;
 
-  for (let index = 0; index <= last && phase === 'running'; index++) {
+  for (let index = 0; index <= last && run.phase === 'running'; index++) {
     const sample = samples[index];
     judgedThrough = index;
     if ('error' in sample) {
       // Counted for the run too, so reads that fail from the very start, before any metric is known, still stop it.
       if (++unreadableInARow > spec.consecutiveErrorLimit) {
-        phase = 'inconclusive';
-        message = `metrics could not be read ${unreadableInARow} times in a row (limit ${spec.consecutiveErrorLimit}): ${sample.error}`;
-      } else message = sample.error;
+        run.phase = 'inconclusive';
+        run.message = `metrics could not be read ${unreadableInARow} times in a row (limit ${spec.consecutiveErrorLimit}): ${sample.error}`;
+      } else run.message = sample.error;
     } else unreadableInARow = 0;
-    const metricNames = new Set([...states.keys(), ...('metrics' in sample ? Object.keys(sample.metrics) : [])]);
-    for (const metric of [...metricNames].sort()) {
-      const state = stateOf(metric);
-      const reading = 'metrics' in sample ? sample.metrics[metric] : { error: sample.error };
-      if (!reading || isError(reading)) {
-        // Not a measurement: the next good reading spans the gap, and too many in a row need a person.
-        const why = reading ? reading.error : `no reading for ${metric}`;
-        state.result.errors++;
-        if (++state.result.consecutiveErrors > spec.consecutiveErrorLimit && phase === 'running') {
-          phase = 'inconclusive';
-          message = `${metric}: metrics could not be read ${state.result.consecutiveErrors} times in a row (limit ${spec.consecutiveErrorLimit}): ${why}`;
-        } else if (phase === 'running') message = `${metric}: ${why}`;
-        continue;
-      }
-      state.result.consecutiveErrors = 0;
-      const previous = state.last;
-      state.last = {
-        reading: {
-          ...reading,
-          subject: carrySeries(previous?.reading.subject, reading.subject),
-          baseline: reading.baseline && carrySeries(previous?.reading.baseline, reading.baseline),
-        },
-        at: sample.at,
-      };
-      for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {}))
-        if (count > 0) state.knownSignatures.add(signature);
-      for (const signature of reading.known ?? []) state.knownSignatures.add(signature);
-      if (!previous) continue;
-      state.result.measured++;
-      const reference = context.reference?.[metric];
-      const subject = sideIncrease(previous.reading.subject, reading.subject);
-      const baseline =
-        reading.baseline && previous.reading.baseline
-          ? sideIncrease(previous.reading.baseline, reading.baseline)
-          : undefined;
-      state.subject = add(state.subject, subject);
-      if (baseline) state.baseline = add(state.baseline, baseline);
-      for (const [signature, count] of Object.entries(
-        signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures),
-      )) {
-        state.subjectSignatures[signature] = (state.subjectSignatures[signature] ?? 0) + count;
-      }
-      const failNow = (test: TestKind, evidence: Partial<Evidence> & Pick<Evidence, 'statistic' | 'bound'>) => {
-        crossed.push({
-          metric,
-          test,
-          subject: rateOf(state.subject),
-          baseline: rateOf(state.baseline),
-          crossedAt: index,
-          ...evidence,
-        });
-      };
-      const failedMeasurement = (evidence: Omit<Evidence, 'metric' | 'crossedAt'>) => {
-        if (++state.result.failed > spec.failureLimit) crossed.push({ metric, ...evidence, crossedAt: index });
-      };
-      const subjectLatency = p99Between(previous.reading.subject, reading.subject);
-      const baselineLatency =
-        (previous.reading.baseline && reading.baseline
-          ? p99Between(previous.reading.baseline, reading.baseline)
-          : undefined) ?? reference?.latency?.p99;
-      const latencyAbove = latencyBreached(spec, subjectLatency, baselineLatency);
-      if (latencyAbove !== undefined) {
-        state.latencyObserved++;
-        if (latencyAbove) state.latencyAbove++;
-      }
+    const metricNames = new Set([...run.states.keys(), ...('metrics' in sample ? Object.keys(sample.metrics) : [])]);
+    for (const metric of [...metricNames].sort()) judgeMetric(judging, run, metric, sample, index);
+    if (run.crossed.length) run.phase = 'fail';
+  }
+  if (run.phase === 'running' && judgedThrough === context.windowSamples) closeWindow(judging, run);
 
-      if (sequential) {
-        if (reference) observeOneSample(state.comparison!, subject, state.referenceBound!, index);
-        else if (baseline) {
-          state.waiting.push({ subject, baseline, at: index });
-          const pooled = add(state.subject, state.baseline);
-          if (!state.comparison && pooled.errors >= ERRORS_TO_FIX_PRIOR)
-            state.comparison = startTest(ratioMixture(priorCentre(spec, rateOf(pooled).rate)));
-          if (state.comparison)
-            for (const interval of state.waiting.splice(0))
-              observeTwoSample(state.comparison, interval.subject, interval.baseline, interval.at);
-        }
-        const compared = state.comparison && crossing(state.comparison);
-        if (compared) failNow('mixture-SPRT', compared);
-        if (state.ceiling) {
-          observeOneSample(state.ceiling, subject, spec.maxErrorRate!, index);
-          const above = crossing(state.ceiling);
-          if (above) failNow('ceiling', { ...above, detail: `ceiling ${percent(spec.maxErrorRate!)}` });
-        }
-        if (state.latency && latencyAbove !== undefined) {
-          observeSign(state.latency, latencyAbove, index);
-          const slower = crossing(state.latency);
-          if (slower)
-            failNow('latency', { ...slower, detail: latencyDetail(spec, state, subjectLatency, baselineLatency) });
-        }
-      } else {
-        const measured = judge(spec.fixed, subject, baseline ?? reference ?? { requests: 0, errors: 0 });
-        const baselineRate = rateOf(baseline ?? reference ?? { requests: 0, errors: 0 });
-        const interval = { subject: rateOf(subject), baseline: baselineRate };
-        if (measured.verdict === 'fail') {
-          failedMeasurement({
-            test: 'fixed',
-            ...interval,
-            statistic: interval.subject.rate,
-            bound: Math.max(spec.fixed.maxErrorRate, spec.fixed.maxRatioToBaseline * baselineRate.rate),
-          });
-        } else if (measured.verdict === 'inconclusive' && ++state.result.inconclusive > spec.inconclusiveLimit) {
-          phase = 'inconclusive';
-          message = `${metric}: ${state.result.inconclusive} intervals had too little traffic (limit ${spec.inconclusiveLimit}): ${measured.why}`;
-        }
-        if (latencyAbove) {
-          failedMeasurement({
-            test: 'latency',
-            ...interval,
-            statistic: subjectLatency!,
-            bound: latencyLimitMs(spec, baselineLatency),
-            detail: latencyDetail(spec, state, subjectLatency, baselineLatency),
-          });
-        }
-      }
+  const evidence = standingEvidence(judging, run);
+  const metrics = [...run.states.values()].map((s) => s.result).sort((a, b) => (a.metric < b.metric ? -1 : 1));
+  return {
+    phase: run.phase,
+    evidence,
+    metrics,
+    consecutiveErrors: Math.max(unreadableInARow, ...metrics.map((m) => m.consecutiveErrors)),
+    judgedThrough,
+    windowSamples: context.windowSamples,
+    message: run.message,
+    baselineName,
+  };
+}
 
-      const share = trafficShare(subject, baseline, reading, previous.at, sample.at, reference);
-      if (spec.trafficFloor && share !== undefined && share.expected >= FLOOR_MIN_EXPECTED) {
-        state.belowFloor = share.share < spec.trafficFloor.minShareOfBaseline ? state.belowFloor + 1 : 0;
-        if (state.belowFloor >= spec.trafficFloor.intervals) {
-          crossed.push({
-            metric,
-            test: 'traffic-floor',
-            subject: rateOf(subject),
-            baseline: rateOf(baseline ?? reference!),
-            statistic: share.share,
-            bound: spec.trafficFloor.minShareOfBaseline,
-            crossedAt: index,
-            detail: `served ${Math.round(share.share * 100)}% of the ${reference ? 'traffic per ms' : 'traffic per host'} seen ${baselineName}, ${state.belowFloor} intervals in a row`,
-          });
-        }
-      }
-      if (spec.newSignatures) {
-        const unknown = Object.entries(state.subjectSignatures)
-          .filter(
-            ([signature, count]) => count >= spec.newSignatures!.minCount && !state.knownSignatures.has(signature),
-          )
-          .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
-        if (unknown.length)
-          failNow('new-signature', {
-            statistic: unknown[0][1],
-            bound: spec.newSignatures.minCount,
-            detail: unknown[0][0],
-          });
-      }
+function judgingOf(samples: readonly Sample[], spec: AnalysisSpec, context: AnalysisContext): Judging {
+  const firstReadable = samples.find((s): s is Extract<Sample, { metrics: unknown }> => 'metrics' in s);
+  const testsPerMetric = 1 + (spec.maxErrorRate !== undefined ? 1 : 0) + (spec.latency ? 1 : 0);
+  // Bonferroni over every sequential test of every metric keeps the whole run within alpha.
+  const alphaEach = spec.alpha / (testsPerMetric * Math.max(1, Object.keys(firstReadable?.metrics ?? {}).length));
+  return {
+    spec,
+    context,
+    baselineName: context.baselineName ?? 'on the baseline',
+    sequential: spec.judge === 'sequential',
+    alphaEach,
+    // Half of each test's share for the evidence since the start, half for the best recent run (any of the window's starts).
+    bound: Math.log(2 / alphaEach),
+    recentBound: Math.log((2 * context.windowSamples) / alphaEach),
+  };
+}
+
+/** Where a test crossed a bound, if it did: since the start first, since a recent start otherwise. */
+function crossing(
+  { bound, recentBound, alphaEach }: Judging,
+  test: SequentialTest,
+): (Pick<Evidence, 'statistic' | 'bound'> & Partial<Evidence>) | undefined {
+  const sinceStart = mixtureLogLR(test);
+  if (sinceStart >= bound) return { statistic: sinceStart, bound, alpha: alphaEach / 2 };
+  const recent = recentLogLR(test);
+  if (recent.statistic >= recentBound)
+    return { statistic: recent.statistic, bound: recentBound, alpha: alphaEach / 2, from: recent.from };
+  return undefined;
+}
+
+/** A metric's state, started the first time the metric is seen. */
+function stateOf({ spec, context, sequential, alphaEach }: Judging, run: Run, metric: string): MetricState {
+  let state = run.states.get(metric);
+  if (!state) {
+    const reference = context.reference?.[metric];
+    state = {
+      result: { metric, measured: 0, failed: 0, inconclusive: 0, errors: 0, consecutiveErrors: 0 },
+      subject: { requests: 0, errors: 0 },
+      baseline: reference ? { requests: reference.requests, errors: reference.errors } : { requests: 0, errors: 0 },
+      subjectSignatures: {},
+      knownSignatures: new Set([
+        ...(context.acknowledged ?? []),
+        ...Object.keys(reference?.signatures ?? {}).filter((s) => reference!.signatures![s] > 0),
+      ]),
+      waiting: [],
+      latencyAbove: 0,
+      latencyObserved: 0,
+      belowFloor: 0,
+    };
+    if (sequential && spec.maxErrorRate !== undefined) {
+      state.ceiling = startTest(ratioMixture(priorCentre(spec, spec.maxErrorRate), 1 / spec.maxErrorRate));
     }
-    if (crossed.length) phase = 'fail';
+    if (sequential && spec.latency) state.latency = startTest(signMixture());
+    if (sequential && reference) {
+      // Half the test's alpha bounds the chance the reference's rate is underestimated, half the test itself.
+      const referenceRate = rateOf(reference).rate;
+      state.referenceBound = upperRate(reference.errors, reference.requests, alphaEach / 2);
+      state.comparison = startTest(
+        ratioMixture(priorCentre(spec, referenceRate, state.referenceBound), 1 / state.referenceBound),
+      );
+    }
+    run.states.set(metric, state);
   }
-  if (phase === 'running' && judgedThrough === context.windowSamples) {
-    // A thin window before the move only widens the reference's bound (the comparison gets less sensitive, the
-    // ceiling still holds); a thin subject, or a thin concurrent baseline, cannot vouch for the release.
-    const short = [...states.entries()].find(
-      ([metric, s]) =>
-        s.subject.requests < spec.minRequests ||
-        (!context.reference?.[metric] && s.baseline.requests < spec.minRequests),
-    );
-    if (short) {
-      phase = 'inconclusive';
-      message = `${short[0]}: too little traffic to pass: ${Math.round(short[1].subject.requests)} requests vs ${Math.round(short[1].baseline.requests)} ${baselineName} (at least ${spec.minRequests} each)`;
-    } else phase = 'pass';
-  }
+  return state;
+}
 
-  const evidence: Evidence[] = [...crossed];
-  for (const [metric, state] of [...states.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+/** One interval of one metric: what it measured since the previous good reading, judged by every test. */
+interface Interval {
+  metric: string;
+  index: number;
+  state: MetricState;
+  previous: { reading: MetricReading; at: number };
+  reading: MetricReading;
+  at: number;
+  reference?: Reference;
+  subject: Counters;
+  baseline?: Counters;
+  subjectLatency?: number;
+  baselineLatency?: number;
+  latencyAbove?: boolean;
+}
+
+/** One metric's reading in one sample: an unreadable one counted, a good one judged against the previous. */
+function judgeMetric(judging: Judging, run: Run, metric: string, sample: Sample, index: number): void {
+  const { spec, context } = judging;
+  const state = stateOf(judging, run, metric);
+  const reading = 'metrics' in sample ? sample.metrics[metric] : { error: sample.error };
+  if (!reading || isError(reading)) {
+    // Not a measurement: the next good reading spans the gap, and too many in a row need a person.
+    const why = reading ? reading.error : `no reading for ${metric}`;
+    state.result.errors++;
+    if (++state.result.consecutiveErrors > spec.consecutiveErrorLimit && run.phase === 'running') {
+      run.phase = 'inconclusive';
+      run.message = `${metric}: metrics could not be read ${state.result.consecutiveErrors} times in a row (limit ${spec.consecutiveErrorLimit}): ${why}`;
+    } else if (run.phase === 'running') run.message = `${metric}: ${why}`;
+    return;
+  }
+  state.result.consecutiveErrors = 0;
+  const previous = state.last;
+  state.last = {
+    reading: {
+      ...reading,
+      subject: carrySeries(previous?.reading.subject, reading.subject),
+      baseline: reading.baseline && carrySeries(previous?.reading.baseline, reading.baseline),
+    },
+    at: sample.at,
+  };
+  for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {}))
+    if (count > 0) state.knownSignatures.add(signature);
+  for (const signature of reading.known ?? []) state.knownSignatures.add(signature);
+  if (!previous) return;
+  state.result.measured++;
+  const reference = context.reference?.[metric];
+  const subject = sideIncrease(previous.reading.subject, reading.subject);
+  const baseline =
+    reading.baseline && previous.reading.baseline
+      ? sideIncrease(previous.reading.baseline, reading.baseline)
+      : undefined;
+  state.subject = add(state.subject, subject);
+  if (baseline) state.baseline = add(state.baseline, baseline);
+  for (const [signature, count] of Object.entries(
+    signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures),
+  )) {
+    state.subjectSignatures[signature] = (state.subjectSignatures[signature] ?? 0) + count;
+  }
+  const subjectLatency = p99Between(previous.reading.subject, reading.subject);
+  const baselineLatency =
+    (previous.reading.baseline && reading.baseline
+      ? p99Between(previous.reading.baseline, reading.baseline)
+      : undefined) ?? reference?.latency?.p99;
+  const latencyAbove = latencyBreached(spec, subjectLatency, baselineLatency);
+  if (latencyAbove !== undefined) {
+    state.latencyObserved++;
+    if (latencyAbove) state.latencyAbove++;
+  }
+  const interval: Interval = { metric, index, state, previous, reading, at: sample.at, reference, subject, baseline };
+  Object.assign(interval, { subjectLatency, baselineLatency, latencyAbove });
+  if (judging.sequential) judgeSequential(judging, run, interval);
+  else judgeFixed(judging, run, interval);
+  judgeTrafficFloor(judging, run, interval);
+  judgeNewSignatures(judging, run, interval);
+}
+
+/** A test that failed now, with the metric's totals so far. */
+function failNow(
+  run: Run,
+  { metric, state, index }: Interval,
+  test: TestKind,
+  evidence: Partial<Evidence> & Pick<Evidence, 'statistic' | 'bound'>,
+): void {
+  run.crossed.push({
+    metric,
+    test,
+    subject: rateOf(state.subject),
+    baseline: rateOf(state.baseline),
+    crossedAt: index,
+    ...evidence,
+  });
+}
+
+/** The sequential tests: the comparison (with the reference or the concurrent baseline), the ceiling, latency. */
+function judgeSequential(judging: Judging, run: Run, interval: Interval): void {
+  const { spec } = judging;
+  const { state, subject, baseline, reference, index, latencyAbove } = interval;
+  if (reference) observeOneSample(state.comparison!, subject, state.referenceBound!, index);
+  else if (baseline) {
+    state.waiting.push({ subject, baseline, at: index });
+    const pooled = add(state.subject, state.baseline);
+    if (!state.comparison && pooled.errors >= ERRORS_TO_FIX_PRIOR)
+      state.comparison = startTest(ratioMixture(priorCentre(spec, rateOf(pooled).rate)));
+    if (state.comparison)
+      for (const waiting of state.waiting.splice(0))
+        observeTwoSample(state.comparison, waiting.subject, waiting.baseline, waiting.at);
+  }
+  const compared = state.comparison && crossing(judging, state.comparison);
+  if (compared) failNow(run, interval, 'mixture-SPRT', compared);
+  if (state.ceiling) {
+    observeOneSample(state.ceiling, subject, spec.maxErrorRate!, index);
+    const above = crossing(judging, state.ceiling);
+    if (above) failNow(run, interval, 'ceiling', { ...above, detail: `ceiling ${percent(spec.maxErrorRate!)}` });
+  }
+  if (state.latency && latencyAbove !== undefined) {
+    observeSign(state.latency, latencyAbove, index);
+    const slower = crossing(judging, state.latency);
+    if (slower)
+      failNow(run, interval, 'latency', {
+        ...slower,
+        detail: latencyDetail(spec, state, interval.subjectLatency, interval.baselineLatency),
+      });
+  }
+}
+
+/** The fixed thresholds, per interval: a failure counts, and past the failure limit it fails the run. */
+function judgeFixed({ spec }: Judging, run: Run, iv: Interval): void {
+  const { metric, state, subject, baseline, reference, index } = iv;
+  const failedMeasurement = (evidence: Omit<Evidence, 'metric' | 'crossedAt'>) => {
+    if (++state.result.failed > spec.failureLimit) run.crossed.push({ metric, ...evidence, crossedAt: index });
+  };
+  const measured = judge(spec.fixed, subject, baseline ?? reference ?? { requests: 0, errors: 0 });
+  const baselineRate = rateOf(baseline ?? reference ?? { requests: 0, errors: 0 });
+  const interval = { subject: rateOf(subject), baseline: baselineRate };
+  if (measured.verdict === 'fail') {
+    failedMeasurement({
+      test: 'fixed',
+      ...interval,
+      statistic: interval.subject.rate,
+      bound: Math.max(spec.fixed.maxErrorRate, spec.fixed.maxRatioToBaseline * baselineRate.rate),
+    });
+  } else if (measured.verdict === 'inconclusive' && ++state.result.inconclusive > spec.inconclusiveLimit) {
+    run.phase = 'inconclusive';
+    run.message = `${metric}: ${state.result.inconclusive} intervals had too little traffic (limit ${spec.inconclusiveLimit}): ${measured.why}`;
+  }
+  if (iv.latencyAbove) {
+    failedMeasurement({
+      test: 'latency',
+      ...interval,
+      statistic: iv.subjectLatency!,
+      bound: latencyLimitMs(spec, iv.baselineLatency),
+      detail: latencyDetail(spec, state, iv.subjectLatency, iv.baselineLatency),
+    });
+  }
+}
+
+/** The traffic floor: too small a share of the baseline's traffic, too many intervals in a row, fails. */
+function judgeTrafficFloor({ spec, baselineName }: Judging, run: Run, iv: Interval): void {
+  const { metric, state, subject, baseline, reference, reading, index } = iv;
+  const share = trafficShare(subject, baseline, reading, iv.previous.at, iv.at, reference);
+  if (spec.trafficFloor && share !== undefined && share.expected >= FLOOR_MIN_EXPECTED) {
+    state.belowFloor = share.share < spec.trafficFloor.minShareOfBaseline ? state.belowFloor + 1 : 0;
+    if (state.belowFloor >= spec.trafficFloor.intervals) {
+      run.crossed.push({
+        metric,
+        test: 'traffic-floor',
+        subject: rateOf(subject),
+        baseline: rateOf(baseline ?? reference!),
+        statistic: share.share,
+        bound: spec.trafficFloor.minShareOfBaseline,
+        crossedAt: index,
+        detail: `served ${Math.round(share.share * 100)}% of the ${reference ? 'traffic per ms' : 'traffic per host'} seen ${baselineName}, ${state.belowFloor} intervals in a row`,
+      });
+    }
+  }
+}
+
+/** An error signature seen often enough on the subject and never on the baseline, nor acknowledged, fails. */
+function judgeNewSignatures({ spec }: Judging, run: Run, interval: Interval): void {
+  const { state } = interval;
+  if (!spec.newSignatures) return;
+  const unknown = Object.entries(state.subjectSignatures)
+    .filter(([signature, count]) => count >= spec.newSignatures!.minCount && !state.knownSignatures.has(signature))
+    .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
+  if (unknown.length)
+    failNow(run, interval, 'new-signature', {
+      statistic: unknown[0][1],
+      bound: spec.newSignatures.minCount,
+      detail: unknown[0][0],
+    });
+}
+
+/** The window is judged through without a failure: it passes, unless too little traffic was seen to vouch for it. */
+function closeWindow({ spec, context, baselineName }: Judging, run: Run): void {
+  // A thin window before the move only widens the reference's bound (the comparison gets less sensitive, the
+  // ceiling still holds); a thin subject, or a thin concurrent baseline, cannot vouch for the release.
+  const short = [...run.states.entries()].find(
+    ([metric, s]) =>
+      s.subject.requests < spec.minRequests || (!context.reference?.[metric] && s.baseline.requests < spec.minRequests),
+  );
+  if (short) {
+    run.phase = 'inconclusive';
+    run.message = `${short[0]}: too little traffic to pass: ${Math.round(short[1].subject.requests)} requests vs ${Math.round(short[1].baseline.requests)} ${baselineName} (at least ${spec.minRequests} each)`;
+  } else run.phase = 'pass';
+}
+
+/** What crossed, then where every sequential test stands that did not. */
+function standingEvidence({ spec, context, sequential, bound, alphaEach }: Judging, run: Run): Evidence[] {
+  const evidence: Evidence[] = [...run.crossed];
+  for (const [metric, state] of [...run.states.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!sequential) continue;
     const standing = (test: TestKind, statistic: number, detail?: string) => {
       if (evidence.some((e) => e.metric === metric && e.test === test)) return;
@@ -342,17 +439,7 @@ export function assess(
     if (state.latency)
       standing('latency', mixtureLogLR(state.latency), state.latencyObserved ? latencyDetail(spec, state) : undefined);
   }
-  const metrics = [...states.values()].map((s) => s.result).sort((a, b) => (a.metric < b.metric ? -1 : 1));
-  return {
-    phase,
-    evidence,
-    metrics,
-    consecutiveErrors: Math.max(unreadableInARow, ...metrics.map((m) => m.consecutiveErrors)),
-    judgedThrough,
-    windowSamples: context.windowSamples,
-    message,
-    baselineName,
-  };
+  return evidence;
 }
 
 const add = (a: Counters, b: Counters): Counters => ({
