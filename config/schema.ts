@@ -706,3 +706,9 @@ export type CheckSpec = Static<typeof check>;
 export type HostSpec = Filled<typeof host>;
 export type GitHubSpec = Filled<typeof github>;
 export type GerritSpec = Filled<typeof gerrit>;
+
+/** signalbox.schema.json: the schema for editors, written by `npm run schema` (tools/write-schema.ts). */
+export function schemaJson(): string {
+  const document = { $schema: 'http://json-schema.org/draft-07/schema#', title: 'signalbox.yml', ...configSchema };
+  return `${JSON.stringify(document, null, 2)}\n`;
+}
