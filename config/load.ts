@@ -239,6 +239,7 @@ function authFrom(auth: ConfigFile['auth'], file: string, home: string): AuthCon
   };
 }
 
+/** Value.Default leaves the values of a record alone, so each service is filled here. */
 function serviceOf(raw: ConfigFile['services'][string]): ServiceSpec {
   const spec = Value.Default(service, raw) as ServiceFile;
   return { ...spec, analysis: spec.analysis && analysisOf(spec.analysis) };
@@ -268,7 +269,8 @@ function withDefaults(raw: ConfigFile, file: string, home: string): SignalboxCon
       'fleet: needs either sandbox or hosts (add "sandbox: {}" for the fleet on this machine)',
     ]);
   }
-  const { auth, temporal, fleet, services, train, notify, ...rest } = Value.Default(configSchema, raw) as FilledConfig;
+  const filled = Value.Default(configSchema, raw) as FilledConfig & { fleet: FleetFile }; // fleet: written above
+  const { auth, temporal, fleet, services, train, notify, ...rest } = filled;
   const { watchJudging, windows, ...trainRest } = train;
   const { timezone, ...stations } = windows;
   const { sal, ...channels } = notify;
@@ -283,8 +285,8 @@ function withDefaults(raw: ConfigFile, file: string, home: string): SignalboxCon
       uiPort: temporal.uiPort,
     },
     fleet: {
-      ...fleet!,
-      sandbox: fleet!.sandbox && { ...fleet!.sandbox, errorRate: groupErrorRates(fleet!.sandbox.errorRate) },
+      ...fleet,
+      sandbox: fleet.sandbox && { ...fleet.sandbox, errorRate: groupErrorRates(fleet.sandbox.errorRate) },
     },
     services: Object.fromEntries(Object.entries(services).map(([name, spec]) => [name, serviceOf(spec)])),
     ...rest,

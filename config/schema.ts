@@ -9,6 +9,7 @@ import {
   type TArray,
   type TObject,
   type TOptional,
+  type TProperties,
   type TSchema,
 } from '@sinclair/typebox';
 import { DEFAULT_STRATEGY } from '../workflows/plan';
@@ -21,6 +22,11 @@ function Default<T extends TSchema>(value: Static<T>, schema: T) {
   return Type.Optional({ ...schema, default: value } as T & { default: Static<T> });
 }
 
+type OptionalKeys<P extends TProperties> = { [K in keyof P]: P[K] extends TOptional<TSchema> ? K : never }[keyof P];
+type DefaultKeys<P extends TProperties> = {
+  [K in OptionalKeys<P>]: P[K] extends { default: unknown } ? K : never;
+}[OptionalKeys<P>];
+
 /**
  * A value that matched schema S, once Value.Default has filled in the defaults: keys made with Default are no longer
  * optional. Like Value.Default, it leaves the values of records (services, auth.groups) and of unions alone.
@@ -28,12 +34,8 @@ function Default<T extends TSchema>(value: Static<T>, schema: T) {
 export type Filled<S extends TSchema> =
   S extends TObject<infer P>
     ? Evaluate<
-        { [K in keyof P as P[K] extends TOptional<TSchema> & { default: unknown } ? K : never]-?: Filled<P[K]> } & {
-          [K in keyof P as P[K] extends TOptional<TSchema> ? never : K]: Filled<P[K]>;
-        } & {
-          [
-            K in keyof P as P[K] extends TOptional<TSchema> ? (P[K] extends { default: unknown } ? never : K) : never
-          ]?: Filled<P[K]>;
+        { [K in Exclude<keyof P, OptionalKeys<P>> | DefaultKeys<P>]: Filled<P[K]> } & {
+          [K in Exclude<OptionalKeys<P>, DefaultKeys<P>>]?: Filled<P[K]>;
         }
       >
     : S extends TArray<infer I>
