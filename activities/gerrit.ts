@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import axios, { type AxiosInstance } from 'axios';
+import type { GerritSpec } from '../config/load';
 import {
   commitMessage,
   LocalGitForge,
@@ -20,15 +21,6 @@ import {
 } from './forge';
 
 const run = promisify(execFile);
-
-export interface GerritSpec {
-  url: string;
-  user: string;
-  /** The environment variable holding the HTTP password. */
-  passwordEnv: string;
-  /** How long to wait for a submitted change to show MERGED. */
-  mergeTimeoutMs: number;
-}
 
 interface AccountInfo {
   _account_id: number;

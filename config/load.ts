@@ -2,51 +2,48 @@
 // path inside the file and the fix, and nothing else runs until the file is right.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { GerritSpec } from '../activities/gerrit';
 import Ajv, { type ErrorObject } from 'ajv';
+import { Value } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument } from 'yaml';
-import { configSchema } from './schema';
-import { DEFAULT_STRATEGY, type Strategy } from '../workflows/plan';
-import { TASK_QUEUE } from '../workflows/definitions';
-import { STATIONS, type Station } from '../workflows/names';
+import {
+  configSchema,
+  service,
+  signedAuth,
+  type AnalysisFile,
+  type CheckSpec,
+  type ConfigFile,
+  type FilledConfig,
+  type GerritSpec,
+  type GitHubSpec,
+  type HostSpec,
+  type Judging,
+  type ServiceFile,
+  type SignedAuthFile,
+} from './schema';
+import type { Station } from '../workflows/names';
 import { groupErrorRates } from '../sandbox/traffic';
-import { checkWindows, DEFAULT_WINDOWS, type DeployWindows } from '../workflows/windows';
+import { checkWindows, type DeployWindows } from '../workflows/windows';
 import type { AnalysisSpec as JudgeSpec } from '../workflows/analysis/model';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_CONFIG_FILE = path.join(REPO_ROOT, 'signalbox.yml');
 
-export interface CheckSpec {
-  name?: string;
-  timeoutMs?: number;
-  attempts?: number;
-  intervalMs?: number;
-  groups?: string[];
-  tcp?: { port: number | string };
-  http?: { url: string; hostHeader?: string; status?: number; body?: string };
-  command?: string[];
-  logScan?: { file: string; pattern: string; ignore?: string[] };
-}
+// The file's shape, its types and its constant defaults are in config/schema.ts. The types below are what loading
+// makes of the file where that differs: paths resolved, auth groups expanded, the judging put together.
+export type { CheckSpec, GerritSpec, GitHubSpec, HostSpec };
 
-export interface AnalysisSpec {
-  source: 'prometheus' | 'scrape';
-  prometheusUrl?: string;
-  intervalMs: number;
-  measurements: number;
-  failureLimit: number;
-  maxErrorRate: number;
-  maxRatioToBaseline: number;
-  minRequests: number;
+/** A service's analysis: the file's keys, with the judging ones gathered into `judge`. */
+export type AnalysisSpec = Omit<AnalysisFile, keyof Judging | 'newErrorMin'> & {
   /** The whole judging, as the analysis run takes it (workflows/analysis/model.ts). */
   judge: Partial<JudgeSpec>;
-}
+};
 
 /**
  * The analysis run's settings from the file's flat keys: the judging block, the fixed method's thresholds and the
  * new-signature count, which the canary analysis and the watch spell differently.
  */
 export function judgeSpecOf(
-  judging: any = {},
+  judging: Judging = {},
   fixed: JudgeSpec['fixed'],
   failureLimit: number,
   newErrorMin: number,
@@ -72,107 +69,34 @@ export function judgeSpecOf(
   return spec;
 }
 
-export interface ServiceSpec {
-  link: string;
-  restart?: string[];
-  /** Run on the deploy server in the staged tree, before hashing: what runs on hosts is what was built. */
-  build?: string[];
-  keep: number;
-  checks: CheckSpec[];
-  analysis?: AnalysisSpec;
-}
+export type ServiceSpec = Omit<ServiceFile, 'analysis'> & { analysis?: AnalysisSpec };
 
-export interface HostSpec {
-  name: string;
-  address: string;
-  port?: number;
-  root: string;
-  groups: string[];
-  transport: 'local' | 'ssh';
-  sshPort?: number;
-  pool?: string;
-}
+/** Open mode (anyone, unverified), or signed actions checked against allowed signers and roles (@groups expanded). */
+export type AuthConfig = { mode: 'none' } | ({ mode: 'signed' } & Omit<SignedAuthFile, 'groups'>);
 
-/** Open mode (anyone, unverified), or signed actions checked against allowed signers and roles. */
-export type AuthConfig =
-  | { mode: 'none' }
-  | {
-      mode: 'signed';
-      allowedSigners: string;
-      roles: Record<'deployers' | 'approvers' | 'admins', string[]>;
-      maxAgeSeconds: number;
-    };
+/** Where news goes; `private` is for embargoed news only: never IRC's public channel, Slack or the public lists. */
+export type NotifyConfig = Omit<FilledConfig['notify'], 'sal'> & { salFile: string };
 
-export interface SignalboxConfig {
+type FleetFile = NonNullable<FilledConfig['fleet']>;
+
+export type SignalboxConfig = Omit<FilledConfig, 'auth' | 'fleet' | 'services' | 'train' | 'notify'> & {
   file: string;
   home: string;
   auth: AuthConfig;
-  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number };
-  fleet: {
-    sandbox?: {
-      hosts: number;
-      trafficPerSecond: number;
+  fleet: Omit<FleetFile, 'sandbox'> & {
+    sandbox?: Omit<NonNullable<FleetFile['sandbox']>, 'errorRate'> & {
       /** The background share of requests that fail on every version, per wiki group. */
       errorRate: Record<Station, number>;
-      /** Now and then the background error rate rises 5x fleet-wide for a few seconds. */
-      bursts: boolean;
     };
-    hosts?: HostSpec[];
-    rsyncSource?: string;
-    ssh: {
-      user?: string;
-      privateKey?: string;
-      knownHosts?: string;
-      connectTimeoutMs: number;
-      commandTimeoutMs: number;
-    };
-    loadBalancer?: string;
   };
   services: Record<string, ServiceSpec>;
-  rollout: Strategy & { canaryGroup?: string };
-  train: {
-    autoApprove: boolean;
-    approvers: string[];
-    verifyEveryMs: number;
-    verifyTimeoutMs: number;
-    watchMs: number;
-    watchIntervalMs: number;
-    watchMaxErrorRate: number;
-    watchMaxRatio: number;
-    watchMinRequests: number;
-    watchNewErrorMin: number;
+  train: Omit<FilledConfig['train'], 'watchJudging' | 'windows'> & {
     /** The watch's judging, as the analysis run takes it. */
     watchJudge: Partial<JudgeSpec>;
-    codeService: string;
-    configService: string;
-    gate: 'approval' | 'window';
     windows: DeployWindows;
-    securityPatches: string;
-    blockers?: { pollMs: number; github: { repository: string; apiUrl: string; tokenEnv: string } };
   };
   notify: NotifyConfig;
-  roadmap?: { api: string; page: string; user?: string; passwordEnv?: string };
-  /** Where the code and config repositories live; absent means the local git forge of the state folder. */
-  forge?: { github?: GitHubSpec; gerrit?: GerritSpec };
-}
-
-export type { GerritSpec };
-
-export interface GitHubSpec {
-  /** The organisation or user that owns every repository the train uses. */
-  owner: string;
-  apiUrl: string;
-  tokenEnv: string;
-}
-
-export interface NotifyConfig {
-  salFile: string;
-  irc?: { server: string; channel: string; nick: string };
-  slack?: { webhookUrl: string };
-  email?: { smtp: string; from: string; to: string[] };
-  /** Embargoed news only: never IRC's public channel, Slack or the public lists. */
-  private?: { email?: string[]; ircChannel?: string };
-}
+};
 
 export class ConfigError extends Error {
   constructor(
@@ -191,7 +115,7 @@ export function signalboxHome(): string {
 
 // verbose: errors carry the value they refuse, so a message can show it.
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-const validate = ajv.compile(configSchema);
+const validate = ajv.compile<ConfigFile>(configSchema);
 
 function schemaAt(schemaPath: string): { description?: string } {
   let node: any = configSchema;
@@ -287,9 +211,9 @@ export function loadConfig(
 }
 
 /** Roles with @group names expanded; a group that is missing or empty is an error, as an empty role is. */
-function authFrom(raw: any, file: string, home: string): AuthConfig {
-  if (raw === 'none') return { mode: 'none' };
-  const groups: Record<string, string[]> = raw.groups ?? {};
+function authFrom(auth: ConfigFile['auth'], file: string, home: string): AuthConfig {
+  if (auth === 'none') return { mode: 'none' };
+  const { allowedSigners, roles, groups = {}, maxAgeSeconds } = Value.Default(signedAuth, auth) as SignedAuthFile;
   const expand = (role: string, names: string[]) =>
     names.flatMap((name) => {
       if (!name.startsWith('@')) return [name];
@@ -300,139 +224,97 @@ function authFrom(raw: any, file: string, home: string): AuthConfig {
         ]);
       return members.filter((m) => !m.startsWith('@'));
     });
-  const roles = Object.fromEntries(
-    (['deployers', 'approvers', 'admins'] as const).map((role) => [role, [...new Set(expand(role, raw.roles[role]))]]),
-  ) as Extract<AuthConfig, { mode: 'signed' }>['roles'];
-  const allowedSigners = path.resolve(
-    path.dirname(file),
-    raw.allowedSigners.replace(/^~(?=\/)/, process.env.HOME ?? '~').replace('{{home}}', home),
-  );
-  return { mode: 'signed', allowedSigners, roles, maxAgeSeconds: raw.maxAgeSeconds ?? 300 };
+  return {
+    mode: 'signed',
+    allowedSigners: path.resolve(
+      path.dirname(file),
+      allowedSigners.replace(/^~(?=\/)/, process.env.HOME ?? '~').replace('{{home}}', home),
+    ),
+    roles: {
+      deployers: [...new Set(expand('deployers', roles.deployers))],
+      approvers: [...new Set(expand('approvers', roles.approvers))],
+      admins: [...new Set(expand('admins', roles.admins))],
+    },
+    maxAgeSeconds,
+  };
 }
 
-function analysisOf(raw: any): AnalysisSpec {
-  const fixed = {
-    maxErrorRate: raw.maxErrorRate ?? 0.01,
-    maxRatioToBaseline: raw.maxRatioToBaseline ?? 10,
-    minRequests: raw.minRequests ?? 20,
-  };
-  const failureLimit = raw.failureLimit ?? 0;
+/** Value.Default leaves the values of a record alone, so each service is filled here. */
+function serviceOf(raw: ConfigFile['services'][string]): ServiceSpec {
+  const spec = Value.Default(service, raw) as ServiceFile;
+  return { ...spec, analysis: spec.analysis && analysisOf(spec.analysis) };
+}
+
+function analysisOf(analysis: AnalysisFile): AnalysisSpec {
+  const { source, prometheusUrl, intervalMs, measurements, failureLimit } = analysis;
+  const { maxErrorRate, maxRatioToBaseline, minRequests } = analysis;
+  const fixed = { maxErrorRate, maxRatioToBaseline, minRequests };
   return {
-    source: raw.source ?? 'scrape',
-    prometheusUrl: raw.prometheusUrl,
-    intervalMs: raw.intervalMs ?? 5000,
-    measurements: raw.measurements ?? 3,
+    source,
+    prometheusUrl,
+    intervalMs,
+    measurements,
     failureLimit,
     ...fixed,
-    judge: judgeSpecOf(raw, fixed, failureLimit, raw.newErrorMin ?? 5),
+    judge: judgeSpecOf(analysis, fixed, failureLimit, analysis.newErrorMin),
   };
 }
 
-function withDefaults(raw: any, file: string, home: string): SignalboxConfig {
-  const services: Record<string, ServiceSpec> = {};
-  for (const [name, spec] of Object.entries<any>(raw.services)) {
-    services[name] = {
-      link: spec.link,
-      restart: spec.restart,
-      build: spec.build,
-      keep: spec.keep ?? 5,
-      checks: spec.checks ?? [],
-      analysis: spec.analysis && analysisOf(spec.analysis),
-    };
-  }
-  const train = raw.train ?? {};
-  const fleet = raw.fleet ?? { sandbox: {} };
-  if (!fleet.sandbox && !fleet.hosts) {
+/** The file's defaults filled in (the constant ones from the schema), paths resolved, and the cross-checks. */
+function withDefaults(raw: ConfigFile, file: string, home: string): SignalboxConfig {
+  // No fleet at all is the sandbox on this machine; a fleet written out names one or the other.
+  raw.fleet ??= { sandbox: {} };
+  if (!raw.fleet.sandbox && !raw.fleet.hosts) {
     throw new ConfigError(file, [
       'fleet: needs either sandbox or hosts (add "sandbox: {}" for the fleet on this machine)',
     ]);
   }
+  const filled = Value.Default(configSchema, raw) as FilledConfig & { fleet: FleetFile }; // fleet: written above
+  const { auth, temporal, fleet, services, train, notify, ...rest } = filled;
+  const { watchJudging, windows, ...trainRest } = train;
+  const { timezone, ...stations } = windows;
+  const { sal, ...channels } = notify;
   const config: SignalboxConfig = {
-    auth: { mode: 'none' },
+    auth: authFrom(auth, file, home),
     file,
     home,
     temporal: {
-      address: process.env.TEMPORAL_ADDRESS ?? raw.temporal?.address ?? '127.0.0.1:7233',
-      namespace: process.env.TEMPORAL_NAMESPACE ?? raw.temporal?.namespace ?? 'default',
-      taskQueue: process.env.SIGNALBOX_TASK_QUEUE ?? raw.temporal?.taskQueue ?? TASK_QUEUE,
-      uiPort: raw.temporal?.uiPort ?? 8233,
+      address: process.env.TEMPORAL_ADDRESS ?? temporal.address,
+      namespace: process.env.TEMPORAL_NAMESPACE ?? temporal.namespace,
+      taskQueue: process.env.SIGNALBOX_TASK_QUEUE ?? temporal.taskQueue,
+      uiPort: temporal.uiPort,
     },
     fleet: {
-      sandbox: fleet.sandbox && {
-        hosts: fleet.sandbox.hosts ?? 12,
-        trafficPerSecond: fleet.sandbox.trafficPerSecond ?? 40,
-        errorRate: groupErrorRates(fleet.sandbox.errorRate),
-        bursts: fleet.sandbox.bursts ?? true,
-      },
-      hosts: fleet.hosts?.map((h: any) => ({ transport: 'ssh', ...h })),
-      rsyncSource: fleet.rsyncSource,
-      ssh: { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, ...(fleet.ssh ?? {}) },
-      loadBalancer: fleet.loadBalancer,
+      ...fleet,
+      sandbox: fleet.sandbox && { ...fleet.sandbox, errorRate: groupErrorRates(fleet.sandbox.errorRate) },
     },
-    services,
-    rollout: { ...DEFAULT_STRATEGY, ...(raw.rollout ?? {}) },
+    services: Object.fromEntries(Object.entries(services).map(([name, spec]) => [name, serviceOf(spec)])),
+    ...rest,
     train: {
-      autoApprove: train.autoApprove ?? false,
-      approvers: train.approvers ?? [],
-      verifyEveryMs: train.verifyEveryMs ?? 1000,
-      verifyTimeoutMs: train.verifyTimeoutMs ?? 10_000,
-      watchMs: train.watchMs ?? 3_600_000,
-      watchIntervalMs: train.watchIntervalMs ?? 60_000,
-      watchMaxErrorRate: train.watchMaxErrorRate ?? 0.01,
-      watchMaxRatio: train.watchMaxRatio ?? 5,
-      watchMinRequests: train.watchMinRequests ?? 50,
-      watchNewErrorMin: train.watchNewErrorMin ?? 5,
+      ...trainRest,
       watchJudge: judgeSpecOf(
-        train.watchJudging,
+        watchJudging,
         {
-          maxErrorRate: train.watchMaxErrorRate ?? 0.01,
-          maxRatioToBaseline: train.watchMaxRatio ?? 5,
-          minRequests: train.watchMinRequests ?? 50,
+          maxErrorRate: train.watchMaxErrorRate,
+          maxRatioToBaseline: train.watchMaxRatio,
+          minRequests: train.watchMinRequests,
         },
         0,
-        train.watchNewErrorMin ?? 5,
+        train.watchNewErrorMin,
       ),
-      codeService: train.codeService ?? 'mediawiki',
-      configService: train.configService ?? 'mediawiki-config',
-      gate: train.gate ?? 'approval',
-      windows: {
-        timezone: train.windows?.timezone ?? 'UTC',
-        stations: Object.fromEntries(
-          STATIONS.map((s) => [s, { ...DEFAULT_WINDOWS[s], ...(train.windows?.[s] ?? {}) }]),
-        ) as DeployWindows['stations'],
-      },
-      securityPatches: path.resolve(home, train.securityPatches ?? 'patches'),
-      blockers: train.blockers && {
-        pollMs: train.blockers.pollMs ?? 300_000,
-        github: { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...train.blockers.github },
-      },
+      // Each station is filled from DEFAULT_WINDOWS, so it has its from and to.
+      windows: { timezone, stations: stations as DeployWindows['stations'] },
+      securityPatches: path.resolve(home, train.securityPatches),
     },
-    notify: {
-      salFile: path.resolve(home, raw.notify?.sal ?? 'sal.log'),
-      irc: raw.notify?.irc && { nick: 'signalbox', ...raw.notify.irc },
-      slack: raw.notify?.slack,
-      email: raw.notify?.email,
-      private: raw.notify?.private,
-    },
-    roadmap: raw.roadmap,
-    forge: raw.forge && {
-      github: raw.forge.github && { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN', ...raw.forge.github },
-      gerrit: raw.forge.gerrit && {
-        user: 'signalbox',
-        passwordEnv: 'GERRIT_HTTP_PASSWORD',
-        mergeTimeoutMs: 600_000,
-        ...raw.forge.gerrit,
-      },
-    },
+    notify: { salFile: path.resolve(home, sal), ...channels },
   };
-  config.auth = authFrom(raw.auth, file, home);
   try {
     checkWindows(config.train.windows);
   } catch (err) {
     throw new ConfigError(file, [`train.windows: ${(err as Error).message}`]);
   }
   for (const key of ['codeService', 'configService'] as const) {
-    if (!services[config.train[key]]) {
+    if (!config.services[config.train[key]]) {
       throw new ConfigError(file, [
         `train.${key}: names service "${config.train[key]}", which is not under services; add it or fix the name`,
       ]);
