@@ -161,19 +161,20 @@ for rel in "$@"; do
 done`,
 
   // Held for a whole operation on a host's service (see lockService): waits for the lock, says one word, then
-  // holds it until a line or the end of its input comes, or its connection drops. A rollback fences its run first; a promote of a
-  // fenced run is refused. Fences older than a week belong to runs long gone.
+  // holds it until a line or the end of its input comes, or its connection drops. A rollback fences its run before
+  // it waits, so a promote of that run that takes the lock first (flock keeps no queue) is refused all the same.
+  // Fences older than a week belong to runs long gone.
   lock: `set -eu
 dir="$1/$2"; mode="$3"; fence="\${4:-}"; wait="$5"
 mkdir -p "$dir"
-exec 9>>"$dir/lock"
-flock -w "$wait" 9 || { echo busy; exit 0; }
 if [ -n "$fence" ]; then
   mkdir -p "$dir/fences"
   find "$dir/fences" -mindepth 1 -maxdepth 1 -type f -mmin +${PIN_FRESH_MINUTES} -delete
-  if [ "$mode" = rollback ]; then : > "$dir/fences/$fence"
-  elif [ "$mode" = promote ] && [ -e "$dir/fences/$fence" ]; then echo fenced; exit 0; fi
+  [ "$mode" != rollback ] || : > "$dir/fences/$fence"
 fi
+exec 9>>"$dir/lock"
+flock -w "$wait" 9 || { echo busy; exit 0; }
+if [ "$mode" = promote ] && [ -n "$fence" ] && [ -e "$dir/fences/$fence" ]; then echo fenced; exit 0; fi
 echo locked
 read -r _ || true`,
 
@@ -185,8 +186,11 @@ function sh(script: keyof typeof SCRIPTS, ...args: string[]): string[] {
   return ['sh', '-c', SCRIPTS[script], `signalbox-${script}`, ...args];
 }
 
-/** How long an operation waits for another on the same host and service to finish, at most. */
-export const LOCK_WAIT_SECONDS = 300;
+/**
+ * How long an operation waits for another on the same host and service to finish, at most. A rollback waits
+ * longest: the host must not be left on the release it rolls back, and rollbacks have no deadline of their own.
+ */
+export const LOCK_WAIT_SECONDS = { promote: 300, mark: 300, rollback: 25 * 60 } as const;
 
 export interface ServiceLock {
   /** busy: another operation held it past the wait; fenced: a rollback of this run came first. */
@@ -209,10 +213,15 @@ export async function lockService(
 ): Promise<ServiceLock> {
   const held = await transport
     .hold(
-      sh('lock', root, checkServiceName(service), mode, fence ? checkFence(fence) : '', String(LOCK_WAIT_SECONDS)),
-      {
-        timeoutMs: (LOCK_WAIT_SECONDS + 60) * 1000,
-      },
+      sh(
+        'lock',
+        root,
+        checkServiceName(service),
+        mode,
+        fence ? checkFence(fence) : '',
+        String(LOCK_WAIT_SECONDS[mode]),
+      ),
+      { timeoutMs: (LOCK_WAIT_SECONDS[mode] + 60) * 1000 },
     )
     .catch((err: Error) => {
       throw err instanceof CommandEnded

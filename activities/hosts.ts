@@ -286,7 +286,8 @@ export function createHostActivities(config: SignalboxConfig) {
       lock = await lockService(transportFor(host, config), host.name, host.root, request.service, mode, request.fence);
     } catch (err) {
       // A host that cannot be reached is handled as each operation handles a failed first read; nothing ran on it.
-      if (codeFor(err, 'busy') === 'unreachable') return work(err as Error);
+      // So is any host a rollback cannot lock: it is named and left depooled for a person.
+      if (codeFor(err, 'busy') === 'unreachable' || mode === 'rollback') return work(err as Error);
       return { host: host.name, outcome: 'failed', code: 'busy', detail: (err as Error).message };
     }
     try {
@@ -297,13 +298,16 @@ export function createHostActivities(config: SignalboxConfig) {
           code: 'fenced',
           detail: `this rollout was rolled back on ${host.name}; it does not go forward there again`,
         };
-      if (lock.outcome === 'busy')
-        return {
-          host: host.name,
-          outcome: 'failed',
-          code: 'busy',
-          detail: `another operation on ${request.service} held ${host.name} for over ${LOCK_WAIT_SECONDS} s; nothing was changed`,
-        };
+      if (lock.outcome === 'busy') {
+        const busy = new HostScriptError(
+          host.name,
+          `another operation on ${request.service} held it for over ${LOCK_WAIT_SECONDS[mode]} s; nothing was changed`,
+        );
+        // The holder may be this activity's own earlier attempt, still running: Temporal tries again later, and
+        // the host is not counted as failed. A rollback treats it as a host it cannot put back.
+        if (mode === 'promote') throw busy;
+        return await work(busy);
+      }
       return await work();
     } finally {
       lock.release();

@@ -65,9 +65,14 @@ export function firstLine(
       if (end >= 0) settle(() => resolve(out.slice(0, end)));
     });
     output.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // An exit status says the host ran the command and it refused; none says the connection went.
     output.onEnd((code) =>
       settle(() =>
-        reject(new CommandEnded(host, `${argv[0]} ended (exit ${code}) before it was ready: ${err.trim()}`)),
+        reject(
+          code === null || code === undefined
+            ? new HostError(host, `the connection ended while ${argv[0]} waited: ${err.trim()}`)
+            : new CommandEnded(host, `${argv[0]} ended (exit ${code}) before it was ready: ${err.trim()}`),
+        ),
       ),
     );
   });
@@ -152,7 +157,7 @@ class PooledShell {
       };
       const onOut = (d: Buffer) => {
         out += d.toString();
-        held?.output(out);
+        held?.output(out.split(`\n${token} `)[0]);
         const m = outMarker.exec(out);
         if (m) code = Number(m[1]);
         finish();

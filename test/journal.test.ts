@@ -345,12 +345,17 @@ describe('host journal', () => {
     const mw1001 = loadInventory(s.config).hosts.find((h) => h.name === 'mw1001')!;
     const stale = await lockService(new LocalTransport('mw1001'), 'mw1001', mw1001.root, SERVICE, 'promote', run.fence);
     expect(stale.outcome).toBe('locked');
+    // Another promote of the run is already waiting for the host when the rollback starts.
+    const racing = s.activities.promoteHosts({ ...run, hosts: ['mw1001'] });
+    await new Promise((r) => setTimeout(r, 500));
     let settled = false;
     const rollback = s.activities.rollbackHosts({ ...run, hosts }).finally(() => (settled = true));
     await crashPromote(s, 'mw1001', release, 'switched');
     await new Promise((r) => setTimeout(r, 1500));
     expect(settled, 'the rollback waits for the operation holding the host').toBe(false);
     stale.release();
+    // Whichever of the two gets the lock first, the waiting promote lands nothing: the fence went up before it.
+    expect((await racing)[0]).toMatchObject({ outcome: 'skipped', code: 'fenced' });
     const rolledBack = byHost(await rollback);
     expect(rolledBack.mw1001).toMatchObject({ outcome: 'rolled-back', previous: before.mw1001 });
     expect(rolledBack.mw1002).toMatchObject({ outcome: 'skipped', code: 'not-on-release' });
