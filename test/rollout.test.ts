@@ -70,7 +70,12 @@ describe('rollout engine', () => {
   });
 
   it('rolls back a canary whose error rate is above the baseline, and only the canary ever served it', async () => {
-    sandbox = await startSandbox({ trafficPerSecond: 200 });
+    // Three one-second samples: one holds about 20 canary requests, too few to tell a fault in one group's wikis
+    // from noise every time, and the judge would then (rightly, at its alpha) not fail it.
+    sandbox = await startSandbox({
+      trafficPerSecond: 200,
+      configure: (c) => (c.services['mediawiki-config'].analysis.measurements = 3),
+    });
     fs.writeFileSync(
       path.join(sandbox.home, 'sandbox', 'faults.json'),
       JSON.stringify({ [NEW]: { groups: { group2: { errorRate: 0.5 } } } }),
