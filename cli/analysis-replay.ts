@@ -13,6 +13,7 @@ import {
   type AnalysisStatus,
   type MetricReading,
   type Sample,
+  POWER_RULE_PATCH,
 } from '../workflows/analysis/index';
 import { referenceBetween } from '../workflows/analysis/counters';
 import { STATIONS, type Station } from '../workflows/names';
@@ -199,13 +200,30 @@ function watchRuns(events: HistoryEvent[], input: TrainInput): RecordedRun[] {
   return runs;
 }
 
+/** Whether the workflow took a patch's new path: the SDK records a marker the first time it is asked. */
+function tookPatch(events: HistoryEvent[], patchId: string): boolean {
+  return events.some((event) => {
+    const marker = event.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_patch') return false;
+    const [data] = decode(marker.details?.patch_data) as [{ id?: string } | undefined];
+    return data?.id === patchId;
+  });
+}
+
 /** The analysis runs a workflow's history holds: a rollout's canary analysis, or a train's watches. */
 export function recordedRuns(events: HistoryEvent[]): RecordedRun[] {
   const started = events[0]?.workflowExecutionStartedEventAttributes;
   const type = started?.workflowType?.name;
-  if (type === 'trainWorkflow') return watchRuns(events, decode(started!.input)[0] as TrainInput);
-  if (type === 'rolloutWorkflow') return canaryRuns(events);
-  throw new Error(`${type ?? 'this workflow'} runs no analysis: give a train or a rollout`);
+  const runs =
+    type === 'trainWorkflow'
+      ? watchRuns(events, decode(started!.input)[0] as TrainInput)
+      : type === 'rolloutWorkflow'
+        ? canaryRuns(events)
+        : undefined;
+  if (!runs) throw new Error(`${type ?? 'this workflow'} runs no analysis: give a train or a rollout`);
+  // Judged as the workflow judged them: a run from before the power rule had none.
+  if (!tookPatch(events, POWER_RULE_PATCH)) for (const run of runs) run.spec = { ...run.spec, power: 0 };
+  return runs;
 }
 
 const SETTABLE: Record<string, (spec: Partial<AnalysisSpec>, value: string) => void> = {
@@ -217,6 +235,7 @@ const SETTABLE: Record<string, (spec: Partial<AnalysisSpec>, value: string) => v
   minEffect: (s, v) => (s.minEffect = { points: share(v, 'minEffect') }),
   ceiling: (s, v) => (s.maxErrorRate = share(v, 'ceiling')),
   minRequests: (s, v) => (s.minRequests = whole(v, 'minRequests')),
+  power: (s, v) => (s.power = share(v, 'power')),
   failureLimit: (s, v) => (s.failureLimit = whole(v, 'failureLimit')),
   inconclusiveLimit: (s, v) => (s.inconclusiveLimit = whole(v, 'inconclusiveLimit')),
   consecutiveErrorLimit: (s, v) => (s.consecutiveErrorLimit = whole(v, 'consecutiveErrorLimit')),

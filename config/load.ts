@@ -58,6 +58,7 @@ export function judgeSpecOf(
   if (judging.alpha !== undefined) spec.alpha = judging.alpha;
   if (judging.minEffect !== undefined) spec.minEffect = { points: judging.minEffect };
   if (judging.ceiling !== undefined) spec.maxErrorRate = judging.ceiling;
+  if (judging.power !== undefined) spec.power = judging.power;
   if (judging.inconclusiveLimit !== undefined) spec.inconclusiveLimit = judging.inconclusiveLimit;
   if (judging.consecutiveErrorLimit !== undefined) spec.consecutiveErrorLimit = judging.consecutiveErrorLimit;
   if (judging.latency) spec.latency = judging.latency;

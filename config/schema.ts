@@ -147,6 +147,14 @@ const judging = {
   ceiling: Type.Optional(
     share('guardrail: an error rate confidently above this fails whatever the baseline does (default 0.05)'),
   ),
+  power: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      maximum: 0.999,
+      description:
+        'a window passes only if a rise of minEffect would have been caught with at least this chance; short of it, it holds for a person (0.9 is a good choice; default 0, off)',
+    }),
+  ),
   inconclusiveLimit: Type.Optional(
     Type.Integer({ minimum: 0, description: 'intervals with too little traffic tolerated by the fixed method' }),
   ),

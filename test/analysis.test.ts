@@ -252,6 +252,69 @@ group('assess', () => {
     expect(assess(stream(60, wandering), { latency: { maxP99Ratio: 1.25 } }, window).phase).toBe('pass');
   });
 
+  it('with the power rule, a short window holds for a person and says what more it needs; a busy one passes and says what it could catch', () => {
+    const fiveMinutes = { windowSamples: 5 };
+    const thin = {
+      subject: { ...healthy.subject, hosts: 1, perHost: 300 },
+      baseline: { ...healthy.baseline, perHost: 300 },
+    };
+    const short = assess(stream(5, thin), { power: 0.9 }, fiveMinutes);
+    expect(short.phase).toBe('inconclusive');
+    expect(describe(short)).toMatch(
+      /^inconclusive at sample 5 of 5: group1: too little evidence to pass: a regression of \+1\.0 point would have been caught with \d+% probability \(at least 90% needed\); it needs about [\d]+ more requests over \d+ more intervals? \(about \d+ (s|min) more\)$/,
+    );
+    // The same window without the rule passes: what the rule exists to stop.
+    expect(assess(stream(5, thin), { power: 0 }, fiveMinutes).phase).toBe('pass');
+    const busy = assess(stream(60, healthy), { power: 0.9 }, window);
+    expect(busy.phase, describe(busy)).toBe('pass');
+    expect(busy.power?.[0]).toMatchObject({ metric: 'group1', effect: '+1.0 point' });
+    expect(busy.power![0].probability).toBeGreaterThanOrEqual(0.9);
+    expect(describe(busy)).toMatch(
+      /; a regression of \+1\.0 point would have been caught with (9\d|100)% probability$/,
+    );
+  });
+
+  it('never states more power than the judge has: the stated chance is at most the rate it catches +minEffect at', () => {
+    // Seeded: the same streams every run. Poisson traffic, subject one host against nine.
+    const draw = new Draw(20261203);
+    const run = (perInterval: number, intervals: number, rate: number) => {
+      const subject = { requests: 100_000, errors: 300 };
+      const baseline = { requests: 900_000, errors: 2700 };
+      const samples: Sample[] = [];
+      for (let m = 0; m <= intervals; m++) {
+        if (m > 0) {
+          const s = draw.poisson(perInterval);
+          const b = draw.poisson(perInterval * 9);
+          subject.requests += s;
+          subject.errors += draw.poisson(s * rate);
+          baseline.requests += b;
+          baseline.errors += draw.poisson(b * 0.003);
+        }
+        samples.push({
+          at: m * MINUTE,
+          metrics: { group1: { subject: { ...subject, hosts: 1 }, baseline: { ...baseline, hosts: 9 } } },
+        });
+      }
+      return assess(samples, { power: 0.9 }, { windowSamples: intervals });
+    };
+    const stated = (status: ReturnType<typeof assess>) =>
+      status.power?.[0]?.probability ?? Number(status.message!.match(/caught with (\d+)% probability/)![1]) / 100;
+    for (const [perInterval, intervals] of [
+      [500, 5],
+      [100, 20],
+    ]) {
+      let caught = 0;
+      for (let i = 0; i < 150; i++) if (run(perInterval, intervals, 0.013).phase === 'fail') caught++;
+      let claimed = 0;
+      for (let i = 0; i < 30; i++) claimed += stated(run(perInterval, intervals, 0.003)) / 30;
+      // 150 trials: a caught rate's standard error is at most 4 points; the statement may be low, never high.
+      expect(claimed, `${perInterval} requests x ${intervals}: stated ${claimed}, caught ${caught / 150}`).toBeLessThan(
+        caught / 150 + 0.08,
+      );
+      expect(claimed).toBeGreaterThan(0.1);
+    }
+  });
+
   it('cannot pass on too little traffic', () => {
     const quiet = { ...healthy, subject: { ...healthy.subject, perHost: 0 } };
     const status = assess(stream(60, quiet), { trafficFloor: undefined }, window);

@@ -1,6 +1,6 @@
 // One analysis run in a workflow: a reading now, then one per interval on workflow timers, each judged by the
 // pure assess() over all the samples so far. The canary analysis and the train's error watch both run it.
-import { condition } from '@temporalio/workflow';
+import { condition, patched } from '@temporalio/workflow';
 import {
   assess,
   viewOf,
@@ -9,6 +9,7 @@ import {
   type AnalysisView,
   type MetricReading,
   type Sample,
+  POWER_RULE_PATCH,
 } from './analysis/index';
 
 export interface AnalysisRun {
@@ -34,6 +35,7 @@ const causeOf = (err: unknown): string => {
 /** Runs to a verdict (pass, fail, inconclusive), or returns null when interrupted. */
 export async function runAnalysis(run: AnalysisRun): Promise<AnalysisView | null> {
   const samples: Sample[] = [];
+  const spec = patched(POWER_RULE_PATCH) ? run.spec : { ...run.spec, power: 0 };
   const take = async () => {
     try {
       const reading = await run.read();
@@ -42,7 +44,7 @@ export async function runAnalysis(run: AnalysisRun): Promise<AnalysisView | null
     } catch (err) {
       samples.push({ at: Date.now(), error: causeOf(err) });
     }
-    const view = viewOf(run.subject, assess(samples, run.spec, run.context()));
+    const view = viewOf(run.subject, assess(samples, spec, run.context()));
     run.progress(view);
     return view;
   };

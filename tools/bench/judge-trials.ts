@@ -2,7 +2,10 @@
 // concurrent baseline, healthy and faulty, judged by today's fixed rule (`judge` re-tested every interval, the
 // watch's thresholds) and by the sequential judge (`assess`). Seeded, so every run prints the same figures.
 //
-//   npm run trials:judge -- [--streams 10000] [--seed 12] [--workers N]   (default: one thread per core)
+//   npm run trials:judge -- [--streams 10000] [--short-streams 2000] [--seed 12] [--workers N]   (default: one thread per core)
+//
+// Then short windows (1, 3 and 5 samples) of the same fleets, healthy, +1 point and +2 points, judged with the
+// power rule and without it: how often a fault of at least minEffect passes (a missed fire) either way.
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { judge, delta, type Counts } from '../../workflows/analysis';
@@ -388,6 +391,84 @@ export function runScenario(index: number, streams: number, seed: number): { fix
   return { fixed, seq };
 }
 
+/** Short windows: a few one-minute samples of the same streams, too few to vouch for +minEffect unless busy. */
+export const SHORT_WINDOWS = [1, 3, 5];
+export const SHORT_SCENARIOS: Scenario[] = [
+  { name: 'healthy', kind: 'healthy' },
+  { name: '+1 point (minEffect)', kind: 'error rate', fault: { points: () => 0.01 } },
+  { name: '+2 points', kind: 'error rate', fault: { points: () => 0.02 } },
+];
+
+interface ShortTally {
+  pass: number;
+  fail: number;
+  inconclusive: number;
+}
+
+/**
+ * One short-window scenario judged with the power rule and without it (power 0) on the same streams: a faulty
+ * stream that passes is a missed fire; a healthy one that fails, a false rollback.
+ */
+export function runShortWindow(
+  windowSamples: number,
+  scenarioIndex: number,
+  streams: number,
+  seed: number,
+): { withRule: ShortTally; withoutRule: ShortTally } {
+  const draw = new Draw(seed * 7919 + windowSamples * 101 + scenarioIndex);
+  const tally = (): ShortTally => ({ pass: 0, fail: 0, inconclusive: 0 });
+  const withRule = tally();
+  const withoutRule = tally();
+  for (let i = 0; i < streams; i++) {
+    const watch = startWatch(draw, SHORT_SCENARIOS[scenarioIndex].fault);
+    watch.advanceTo(windowSamples);
+    const judgeWith = (power: number) => {
+      const phase = assess(watch.stream.samples, { ...TRIAL_SPEC, power }, { windowSamples }).phase;
+      return phase === 'running' ? 'inconclusive' : phase;
+    };
+    withRule[judgeWith(0.9)]++;
+    withoutRule[judgeWith(0)]++;
+  }
+  return { withRule, withoutRule };
+}
+
+function printShortWindows(streams: number, seed: number, pct: (x: number) => string): void {
+  console.log('');
+  console.log(
+    `short windows (${streams.toLocaleString('en-US')} streams each): the same fleets judged over 1 to 5 one-minute samples, with the power rule (0.9) and without it`,
+  );
+  console.log(
+    `${'window / scenario'.padEnd(34)}| ${'rule: pass'.padStart(10)} ${'fail'.padStart(8)} ${'inconcl.'.padStart(8)} | ${'no rule: pass'.padStart(13)} ${'fail'.padStart(8)} ${'inconcl.'.padStart(8)}`,
+  );
+  console.log('-'.repeat(97));
+  const totals = { missedWith: 0, missedWithout: 0, faulty: 0, falseWith: 0, falseWithout: 0, healthy: 0 };
+  for (const windowSamples of SHORT_WINDOWS) {
+    SHORT_SCENARIOS.forEach((scenario, index) => {
+      const { withRule, withoutRule } = runShortWindow(windowSamples, index, streams, seed);
+      const cells = (t: ShortTally) =>
+        `${pct(t.pass / streams)} ${pct(t.fail / streams)} ${pct(t.inconclusive / streams)}`;
+      console.log(
+        `${`${windowSamples} min: ${scenario.name}`.padEnd(34)}| ${cells(withRule).padStart(26)} | ${cells(withoutRule).padStart(29)}`,
+      );
+      if (scenario.fault) {
+        totals.faulty += streams;
+        totals.missedWith += withRule.pass;
+        totals.missedWithout += withoutRule.pass;
+      } else {
+        totals.healthy += streams;
+        totals.falseWith += withRule.fail;
+        totals.falseWithout += withoutRule.fail;
+      }
+    });
+  }
+  console.log(
+    `missed fires (a fault of at least minEffect passed): ${pct(totals.missedWith / totals.faulty).trim()} with the rule, ${pct(totals.missedWithout / totals.faulty).trim()} without`,
+  );
+  console.log(
+    `false rollbacks (a healthy window failed): ${pct(totals.falseWith / totals.healthy).trim()} with the rule, ${pct(totals.falseWithout / totals.healthy).trim()} without`,
+  );
+}
+
 /** Scenarios handed out one at a time to worker threads, which load this file through tsx. */
 function inWorkers(workers: number, streams: number, seed: number): Promise<ReturnType<typeof runScenario>[]> {
   const results: ReturnType<typeof runScenario>[] = [];
@@ -456,6 +537,7 @@ async function main() {
     'fail: share of streams rolled back (healthy: false rollbacks; faults: detections). median/p95: samples to detect, among detected;',
   );
   console.log('for a late fault, samples after it began, and rollbacks before it began are counted apart as false.');
+  printShortWindows(Math.min(streams, arg('short-streams', 2000)), seed, pct);
   console.log(`${((performance.now() - started) / 1000).toFixed(1)} s on ${workers} thread${workers > 1 ? 's' : ''}`);
 }
 

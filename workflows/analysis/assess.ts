@@ -10,6 +10,7 @@ import type {
   Evidence,
   MetricReading,
   MetricResult,
+  PowerStatement,
   Rate,
   Reference,
   Sample,
@@ -28,6 +29,7 @@ import {
   upperRate,
   type SequentialTest,
 } from './sequential';
+import { caughtWith, detectionPower, intervalsNeeded, type IntervalTraffic, type PowerQuestion } from './power';
 
 /**
  * With a minimum effect in points, the prior's centre needs the baseline's rate; it is fixed from the pooled
@@ -58,6 +60,9 @@ interface MetricState {
   latencyAbove: number;
   latencyObserved: number;
   belowFloor: number;
+  /** Requests per measured interval, for the power the window had, and when the first of them began. */
+  traffic: IntervalTraffic[];
+  firstAt?: number;
   /** The interval a per-interval test failed on, for its evidence. */
   decided?: Evidence;
 }
@@ -90,6 +95,7 @@ interface Judging {
 interface Run {
   phase: AnalysisStatus['phase'];
   message?: string;
+  power?: PowerStatement[];
   crossed: Evidence[];
   states: Map<string, MetricState>;
 }
@@ -133,6 +139,7 @@ export function assess(
     windowSamples: context.windowSamples,
     message: run.message,
     baselineName,
+    ...(run.power ? { power: run.power } : {}),
   };
 }
 
@@ -184,6 +191,7 @@ function stateOf({ spec, context, sequential, alphaEach }: Judging, run: Run, me
       latencyAbove: 0,
       latencyObserved: 0,
       belowFloor: 0,
+      traffic: [],
     };
     if (sequential && spec.maxErrorRate !== undefined) {
       state.ceiling = startTest(ratioMixture(priorCentre(spec, spec.maxErrorRate), 1 / spec.maxErrorRate));
@@ -246,7 +254,10 @@ function judgeMetric(judging: Judging, run: Run, metric: string, sample: Sample,
   for (const [signature, count] of Object.entries(reading.baseline?.signatures ?? {}))
     if (count > 0) state.knownSignatures.add(signature);
   for (const signature of reading.known ?? []) state.knownSignatures.add(signature);
-  if (!previous) return;
+  if (!previous) {
+    state.firstAt = sample.at;
+    return;
+  }
   state.result.measured++;
   const reference = context.reference?.[metric];
   const subject = sideIncrease(previous.reading.subject, reading.subject);
@@ -256,6 +267,7 @@ function judgeMetric(judging: Judging, run: Run, metric: string, sample: Sample,
       : undefined;
   state.subject = add(state.subject, subject);
   if (baseline) state.baseline = add(state.baseline, baseline);
+  state.traffic.push({ subject: subject.requests, baseline: baseline?.requests });
   for (const [signature, count] of Object.entries(
     signatureIncrease(previous.reading.subject.signatures, reading.subject.signatures),
   )) {
@@ -395,8 +407,9 @@ function judgeNewSignatures({ spec }: Judging, run: Run, interval: Interval): vo
     });
 }
 
-/** The window is judged through without a failure: it passes, unless too little traffic was seen to vouch for it. */
-function closeWindow({ spec, context, baselineName }: Judging, run: Run): void {
+/** The window is judged through without a failure: it passes, unless too little was seen to vouch for it. */
+function closeWindow(judging: Judging, run: Run): void {
+  const { spec, context, baselineName } = judging;
   // A thin window before the move only widens the reference's bound (the comparison gets less sensitive, the
   // ceiling still holds); a thin subject, or a thin concurrent baseline, cannot vouch for the release.
   const short = [...run.states.entries()].find(
@@ -406,7 +419,85 @@ function closeWindow({ spec, context, baselineName }: Judging, run: Run): void {
   if (short) {
     run.phase = 'inconclusive';
     run.message = `${short[0]}: too little traffic to pass: ${Math.round(short[1].subject.requests)} requests vs ${Math.round(short[1].baseline.requests)} ${baselineName} (at least ${spec.minRequests} each)`;
-  } else run.phase = 'pass';
+    return;
+  }
+  run.phase = 'pass';
+  if (!judging.sequential || !(spec.power > 0)) return;
+  // No crossing is evidence only if the comparison could have crossed: below the power asked for, hold for a person.
+  const questions = [...run.states.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .flatMap(([metric, state]) => {
+      const question = powerQuestion(judging, metric, state);
+      return question ? [{ metric, state, question, probability: detectionPower(question) }] : [];
+    });
+  run.power = questions.map(({ metric, probability }) => ({ metric, effect: effectName(spec), probability }));
+  const weakest = [...questions].sort((a, b) => a.probability - b.probability)[0];
+  if (weakest && weakest.probability < spec.power) {
+    run.phase = 'inconclusive';
+    run.message = `${weakest.metric}: too little evidence to pass: ${caughtWith(effectName(spec), weakest.probability)} (at least ${Math.round(spec.power * 100)}% needed); ${moreNeeded(judging, weakest.state, weakest.question)}`;
+  }
+}
+
+/** The comparison as it ran, asked what it could have caught: the minimum effect over the baseline's rate. */
+function powerQuestion(
+  { spec, context, bound }: Judging,
+  metric: string,
+  state: MetricState,
+): PowerQuestion | undefined {
+  const reference = context.reference?.[metric];
+  if (reference && state.comparison && state.referenceBound !== undefined) {
+    const baselineRate = rateOf(reference).rate;
+    return {
+      mixture: state.comparison.mixture,
+      bound,
+      intervals: state.traffic,
+      nullRate: state.referenceBound,
+      baselineRate,
+      effectRate: raisedRate(spec, baselineRate),
+      concurrent: false,
+    };
+  }
+  if (reference || state.baseline.requests <= 0) return undefined;
+  const baselineRate = rateOf(state.baseline).rate;
+  const effectRate = raisedRate(spec, baselineRate);
+  // The prior as the test would fix it under the regression: from both sides' pooled rate.
+  const pooled =
+    (state.subject.requests * effectRate + state.baseline.errors) / (state.subject.requests + state.baseline.requests);
+  return {
+    mixture: state.comparison?.mixture ?? ratioMixture(priorCentre(spec, pooled)),
+    bound,
+    intervals: state.traffic,
+    nullRate: baselineRate,
+    baselineRate,
+    effectRate,
+    concurrent: true,
+  };
+}
+
+const raisedRate = (spec: AnalysisSpec, rate: number) =>
+  'ratio' in spec.minEffect ? rate * spec.minEffect.ratio : rate + spec.minEffect.points;
+
+function effectName(spec: AnalysisSpec): string {
+  if ('ratio' in spec.minEffect) return `${spec.minEffect.ratio}x`;
+  const points = spec.minEffect.points * 100;
+  return `+${points.toFixed(1)} point${points === 1 ? '' : 's'}`;
+}
+
+/** How much longer the window would have to run, in requests and in time at the rate it saw. */
+function moreNeeded({ spec }: Judging, state: MetricState, question: PowerQuestion): string {
+  const more = intervalsNeeded(question, spec.power);
+  const perInterval = state.subject.requests / Math.max(1, state.traffic.length);
+  if (more === undefined)
+    return `more intervals at this traffic (about ${Math.round(perInterval)} requests each) would not get there: it needs more traffic per interval or a larger minEffect`;
+  const span = state.firstAt !== undefined && state.last ? (state.last.at - state.firstAt) / state.traffic.length : 0;
+  const time = span > 0 ? ` (about ${duration(more * span)} more)` : '';
+  return `it needs about ${Math.ceil(more * perInterval)} more requests over ${more} more interval${more === 1 ? '' : 's'}${time}`;
+}
+
+function duration(ms: number): string {
+  if (ms < 90_000) return `${Math.max(1, Math.round(ms / 1000))} s`;
+  if (ms < 90 * 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
 /** What crossed, then where every sequential test stands that did not. */

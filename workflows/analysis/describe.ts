@@ -1,6 +1,7 @@
 // One line that says where an analysis run stands, worded the same in the CLI, the UI and reports.
 import type { AnalysisStatus, Evidence, Rate } from './model';
 import { percent } from './assess';
+import { caughtWith } from './power';
 
 /** 48000 -> "48,000", without Intl, whose data may differ between the workers that replay a workflow. */
 export function thousands(n: number): string {
@@ -63,7 +64,9 @@ export function describe(status: AnalysisStatus): string {
     status.phase === 'running' && status.consecutiveErrors > 0
       ? `; last ${status.consecutiveErrors} reads failed: ${status.message}`
       : '';
-  return `${status.phase === 'pass' ? 'pass after' : 'running,'} ${progress}; ${standing}${reading}`;
+  const weakest = [...(status.power ?? [])].sort((a, b) => a.probability - b.probability)[0];
+  const power = status.phase === 'pass' && weakest ? `; ${caughtWith(weakest.effect, weakest.probability)}` : '';
+  return `${status.phase === 'pass' ? 'pass after' : 'running,'} ${progress}; ${standing}${reading}${power}`;
 }
 
 /** An analysis run as the CLI, the UI and the query show it: the one line, and the evidence behind it. */

@@ -103,6 +103,12 @@ export interface AnalysisSpec {
    * inconclusive. A thin reference window only makes the comparison less sensitive.
    */
   minRequests: number;
+  /**
+   * The chance a regression of `minEffect` must have had of being caught before a window may pass; short of it the
+   * run is inconclusive and says what more it needs. 0 (the default for now) turns the rule off; runs recorded
+   * before it replay with it off whatever their settings.
+   */
+  power: number;
   trafficFloor?: TrafficFloor;
   newSignatures?: NewSignatureRule;
   /** The fixed judge's thresholds, applied to every interval like `judge` in workflows/analysis.ts. */
@@ -119,10 +125,14 @@ export const DEFAULT_SPEC: AnalysisSpec = {
   minEffect: { points: 0.01 },
   maxErrorRate: 0.05,
   minRequests: 50,
+  power: 0,
   trafficFloor: { minShareOfBaseline: 0.5, intervals: 3 },
   newSignatures: { minCount: 5 },
   fixed: { maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 },
 };
+
+/** Runs recorded before the power rule passed on any window that did not cross: they replay as they ran. */
+export const POWER_RULE_PATCH = 'analysis-power-rule';
 
 export const withDefaults = (spec: Partial<AnalysisSpec> = {}): AnalysisSpec => ({
   ...DEFAULT_SPEC,
@@ -188,8 +198,18 @@ export interface MetricResult {
   consecutiveErrors: number;
 }
 
+/** What a comparison that did not cross could have caught: the minimum effect, and the chance it had. */
+export interface PowerStatement {
+  metric: string;
+  /** The minimum effect as people read it: "+1.0 point", "2x". */
+  effect: string;
+  probability: number;
+}
+
 export interface AnalysisStatus {
   phase: Phase;
+  /** At the window's close: per metric, the chance the minimum effect would have been caught. */
+  power?: PowerStatement[];
   /** The evidence that decided a 'fail', first; then every other test's standing. */
   evidence: Evidence[];
   metrics: MetricResult[];

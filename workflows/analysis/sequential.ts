@@ -204,6 +204,22 @@ function observeShare(
 }
 
 /**
+ * Each grid point's log likelihood ratio for one interval of `hits` of `trials` (null share `p0`, grid point k's
+ * share `shares[k]`), without adding it to a test: the power calculation weighs what an interval would add.
+ */
+export function shareLogLRs(
+  mixture: Mixture,
+  hits: number,
+  trials: number,
+  p0: number,
+  shares: readonly number[],
+): number[] {
+  if (trials <= 0) return shares.map(() => 0);
+  const denominator = nullLogLikelihood(hits, trials, p0);
+  return shares.map((share, k) => shareLogLikelihood(hits, trials, share, mixture.concentrations[k]) - denominator);
+}
+
+/**
  * Subject against a concurrent baseline. Errors arrive at a rate per request that may move from minute to minute
  * (a burst that hits both sides alike) but is θ times higher on the subject. Given how many errors both sides had
  * together in an interval, the subject's share is θ·n_s/(θ·n_s + n_b), which does not depend on the shared
