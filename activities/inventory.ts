@@ -29,6 +29,8 @@ export interface SandboxFleetFile {
   errorRate?: Partial<Record<string, number>>;
   /** Fleet-wide bursts of background errors; absent means on. */
   bursts?: boolean;
+  /** The seed of the server's random draws (traffic, errors, latency); fleets made before it get a fresh one. */
+  seed?: number;
   /** Where the sandbox keeps train records: mail, IRC, a Slack-style webhook and the roadmap wiki. */
   records?: SandboxRecords;
 }

@@ -26,9 +26,13 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
     config.home,
     config.fleet.sandbox?.hosts ?? 12,
     config.fleet.sandbox?.trafficPerSecond ?? 40,
+    undefined,
+    config.fleet.sandbox,
   );
   await startFleetServer(config.home, CLI_ENTRY);
-  console.log(`[${elapsed()}] sandbox: ${fleet.hosts.length} hosts serving`);
+  console.log(
+    `[${elapsed()}] sandbox: ${fleet.hosts.length} hosts serving${fleet.seed === undefined ? '' : ` (traffic seed ${fleet.seed})`}`,
+  );
 
   const worker = await createWorker(config);
   const running = worker.run();

@@ -69,7 +69,7 @@ async function sandboxUp(opts: OptionValues, cmd: Command): Promise<void> {
   const fleet = await createFleet(cfg.home, hosts, traffic, undefined, cfg.fleet.sandbox);
   const pid = await startFleetServer(cfg.home, CLI_ENTRY);
   console.log(
-    `sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}`,
+    `sandbox: ${fleet.hosts.length} hosts up (server pid ${pid}); control and load balancer at ${fleet.controlUrl}${fleet.seed === undefined ? '' : `; traffic seed ${fleet.seed}`}`,
   );
 }
 

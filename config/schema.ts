@@ -367,6 +367,14 @@ const sandbox = Type.Object(
           'true (default) or false: about every 3 minutes background errors rise 5x fleet-wide for 5 to 15 s',
       }),
     ),
+    seed: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 2 ** 32 - 1,
+        description:
+          "the seed of the sandbox's random traffic, errors and latencies, to repeat a run (default: $SIGNALBOX_SANDBOX_SEED, else a fresh one, shown by `sandbox up`)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

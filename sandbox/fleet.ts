@@ -16,6 +16,7 @@ import { LocalTransport } from '../activities/transport';
 import { initialRoadmap, ngircdPath, seedRoadmap } from './records';
 import { SANDBOX_START_VERSION, SANDBOX_WIKIS, seedCodeFiles, wikiversionsFor } from './wikis';
 import { groupErrorRates } from './traffic';
+import { chooseSeed } from './random';
 import type { Station } from '../workflows/names';
 
 export const APP_PORT = 8080;
@@ -45,10 +46,12 @@ export function readFleet(home: string): SandboxFleetFile | null {
   }
 }
 
-/** How much background noise the fleet's traffic carries: fleet.sandbox's errorRate and bursts. */
+/** The fleet's background noise and the seed of its draws: fleet.sandbox's errorRate, bursts and seed. */
 export interface SandboxNoise {
   errorRate?: number | Partial<Record<Station, number>>;
   bursts?: boolean;
+  /** The seed of the fleet's random draws; absent, $SIGNALBOX_SANDBOX_SEED or a fresh one. */
+  seed?: number;
 }
 
 /** Creates the fleet's files once; a second call with a fleet present returns it unchanged. */
@@ -170,6 +173,7 @@ export async function createFleet(
     records,
     errorRate: groupErrorRates(noise.errorRate),
     bursts: noise.bursts !== false,
+    seed: chooseSeed(noise.seed),
   };
   makeDemoPeople(home);
   fs.writeFileSync(fleetFile(home), `${JSON.stringify(fleet, null, 2)}\n`);

@@ -24,6 +24,7 @@ import {
   pickBackgroundSignature,
   poisson,
 } from './traffic';
+import { chooseSeed, randomStream, type Random } from './random';
 
 export interface GroupFault {
   errorRate: number;
@@ -51,8 +52,6 @@ const poolsFile = (home: string) => path.join(sandboxDir(home), 'pools.json');
 const CRASH_LOOP_UP_MS = 3_000;
 const CRASH_LOOP_DOWN_MS = 10_000;
 const DURATION_METRIC = 'mediawiki_request_duration_seconds';
-/** Within 10% either way, so hosts of one fleet do not crash in step. */
-const roughly = (ms: number) => ms * (0.9 + Math.random() * 0.2);
 
 interface Loaded {
   wikis: Record<string, WikiInfo>;
@@ -83,7 +82,14 @@ class AppServer {
     /** The background error rate of a group on this host right now (noise and bursts included). */
     private readonly backgroundRate: (group: Station) => number,
     readonly noisy: boolean,
+    /** This host's own seeded stream: its errors, latencies and crash timing. */
+    private readonly random: Random,
   ) {}
+
+  /** Within 10% either way, so hosts of one fleet do not crash in step. */
+  private roughly(ms: number): number {
+    return ms * (0.9 + this.random() * 0.2);
+  }
 
   get up(): boolean {
     return this.server !== undefined && this.loaded !== undefined;
@@ -136,13 +142,13 @@ class AppServer {
       this.server = server;
     }
     const looping = [...new Set(Object.values(this.loaded.versionOf))].find((v) => this.faults()[v]?.crashLoop);
-    if (looping) this.crashTimer = setTimeout(() => void this.crash(looping), roughly(CRASH_LOOP_UP_MS));
+    if (looping) this.crashTimer = setTimeout(() => void this.crash(looping), this.roughly(CRASH_LOOP_UP_MS));
   }
 
   /** A crash of a crash-looping version: the port closes, and the init system restarts the app a while later. */
   private async crash(version: string): Promise<void> {
     this.crashTimer = undefined;
-    const downMs = roughly(CRASH_LOOP_DOWN_MS);
+    const downMs = this.roughly(CRASH_LOOP_DOWN_MS);
     // php-fpm's words for a dead child; they must not match the log-scan check's Fatal|startup, as a crash
     // that comes seconds after the checks is the point of a crash loop.
     const died = 'WARNING: [pool www] child exited on signal 11 (SIGSEGV - core dumped)';
@@ -250,10 +256,10 @@ class AppServer {
         this.logError(`[${new Date().toISOString()}] ${db} ${version} ${req.method} ${url.pathname} ${signature}`);
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`MediaWiki internal error.\n${signature}\n`);
       };
-      if (fault && Math.random() < this.faultErrorRate(fault, version)) {
+      if (fault && this.random() < this.faultErrorRate(fault, version)) {
         return failWith(this.faults()[version]?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()');
       }
-      if (Math.random() < this.backgroundRate(group)) return failWith(pickBackgroundSignature());
+      if (this.random() < this.backgroundRate(group)) return failWith(pickBackgroundSignature(this.random));
       this.count(this.requests, `${db}|${group}|${version}|200`);
       if (url.pathname === '/w/api.php' && url.searchParams.get('meta') === 'siteinfo') {
         const body = {
@@ -275,7 +281,7 @@ class AppServer {
           `<!DOCTYPE html><html><head><meta name="generator" content="MediaWiki ${version}"></head><body>${db}${url.pathname}</body></html>`,
         );
     };
-    setTimeout(respond, baseLatencyMs() + (fault?.latencyMs ?? 0));
+    setTimeout(respond, baseLatencyMs(this.random) + (fault?.latencyMs ?? 0));
   }
 
   private faultErrorRate(fault: GroupFault, version: string): number {
@@ -318,15 +324,17 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
   }
   const savePools = () => fs.writeFileSync(poolsFile(home), JSON.stringify(pooled));
 
-  // Old fleet files have no errorRate or bursts: they get the defaults.
+  // Old fleet files have no errorRate, bursts or seed: they get the defaults (a seed of their own).
   const errorRates = groupErrorRates(fleet.errorRate);
-  const bursts = new Bursts(fleet.bursts !== false);
+  const seed = fleet.seed ?? chooseSeed();
+  const bursts = new Bursts(fleet.bursts !== false, randomStream(seed, 'bursts'));
   const noisy = noisyHosts(fleet.hosts.map((h) => h.name));
   const backgroundRate = (host: string) => (group: Station) =>
     Math.min(1, (errorRates[group] ?? 0) * (noisy.has(host) ? NOISY_FACTOR : 1) * bursts.factor());
   const apps = new Map(
     fleet.hosts.map((h) => {
-      return [h.name, new AppServer(h, () => faults, backgroundRate(h.name), noisy.has(h.name))] as const;
+      const random = randomStream(seed, `host/${h.name}`);
+      return [h.name, new AppServer(h, () => faults, backgroundRate(h.name), noisy.has(h.name), random)] as const;
     }),
   );
   for (const app of apps.values()) {
@@ -352,6 +360,7 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
       const burst = bursts.state();
       return json(res, 200, {
         trafficPerSecond: fleet.trafficPerSecond,
+        seed,
         errorRate: errorRates,
         noisyHosts: [...noisy],
         bursts: {
@@ -414,20 +423,21 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
   for (const [db, info] of Object.entries(firstLoaded?.wikis ?? {})) {
     wikisByGroup.set(info.group, [...(wikisByGroup.get(info.group) ?? []), { db, domain: info.domain }]);
   }
+  const random = randomStream(seed, 'traffic');
   const pickGroup = () => {
-    let r = Math.random();
+    let r = random();
     for (const [group, share] of Object.entries(TRAFFIC_SHARE)) if ((r -= share) <= 0) return group;
     return 'group2';
   };
   const tickMs = 100;
   const trafficTimer = setInterval(() => {
-    const arrivals = poisson((fleet.trafficPerSecond * tickMs) / 1000);
+    const arrivals = poisson((fleet.trafficPerSecond * tickMs) / 1000, random);
     const live = [...apps.values()].filter((a) => a.up && pooled[a.host.name] !== false);
     for (let n = 0; n < arrivals; n++) {
       const wikis = wikisByGroup.get(pickGroup());
       if (!wikis?.length || !live.length) continue;
-      const wiki = wikis[Math.floor(Math.random() * wikis.length)];
-      const app = live[Math.floor(Math.random() * live.length)];
+      const wiki = wikis[Math.floor(random() * wikis.length)];
+      const app = live[Math.floor(random() * live.length)];
       const req = http.request(
         { host: app.host.address, port: app.host.port, path: '/wiki/Main_Page', headers: { host: wiki.domain }, agent },
         (res) => res.resume(),

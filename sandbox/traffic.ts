@@ -1,7 +1,8 @@
 // What makes the sandbox's traffic look like production's: a background error rate on every version alike, a few
-// noisy hosts, fleet-wide bursts, Poisson arrivals and a latency histogram. Pure apart from Math.random and a hash,
-// so each piece can be tested on its own.
+// noisy hosts, fleet-wide bursts, Poisson arrivals and a latency histogram. Pure apart from the random draws each
+// piece is handed (sandbox/random.ts: seeded) and a hash, so each piece can be tested on its own.
 import crypto from 'node:crypto';
+import type { Random } from './random';
 import type { Station } from '../workflows/names';
 
 /** The share of requests that fail on every version, in every group, when the config does not say. */
@@ -33,7 +34,7 @@ export function groupErrorRates(rates: number | Partial<Record<Station, number>>
   return { testwikis: of('testwikis'), group0: of('group0'), group1: of('group1'), group2: of('group2') };
 }
 
-export function pickBackgroundSignature(random = Math.random): string {
+export function pickBackgroundSignature(random: Random): string {
   return BACKGROUND_SIGNATURES[Math.floor(random() * BACKGROUND_SIGNATURES.length)];
 }
 
@@ -45,7 +46,7 @@ export function noisyHosts(names: readonly string[]): Set<string> {
 }
 
 /** Knuth's method for small means; for large ones a normal approximation, which Knuth's underflows on. */
-export function poisson(mean: number, random = Math.random): number {
+export function poisson(mean: number, random: Random): number {
   if (mean <= 0) return 0;
   if (mean < 30) {
     const limit = Math.exp(-mean);
@@ -56,12 +57,12 @@ export function poisson(mean: number, random = Math.random): number {
   return Math.max(0, Math.round(mean + Math.sqrt(mean) * standardNormal(random)));
 }
 
-function standardNormal(random: () => number): number {
+function standardNormal(random: Random): number {
   // Box-Muller; 1 - random() keeps the logarithm away from 0.
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
-export function exponential(mean: number, random = Math.random): number {
+export function exponential(mean: number, random: Random): number {
   return -mean * Math.log(1 - random());
 }
 
@@ -75,8 +76,8 @@ export class Bursts {
 
   constructor(
     readonly enabled: boolean,
+    private readonly random: Random,
     private readonly now = Date.now,
-    private readonly random = Math.random,
   ) {
     this.startsAt = now() + this.gap();
     this.endsAt = this.startsAt + this.duration();
@@ -107,7 +108,7 @@ export class Bursts {
 }
 
 /** A few milliseconds with a short tail, as a cached page view takes. */
-export function baseLatencyMs(random = Math.random): number {
+export function baseLatencyMs(random: Random): number {
   return 2 + Math.min(exponential(2, random), 40);
 }
 

@@ -20,10 +20,13 @@ import {
   Bursts,
   groupErrorRates,
   LATENCY_BUCKETS,
+  NOISY_FACTOR,
   noisyHosts,
   poisson,
 } from '../sandbox/traffic';
+import { chooseSeed, randomStream, seededRandom } from '../sandbox/random';
 import { SANDBOX_START_VERSION } from '../sandbox/wikis';
+import { binomialBand, TEST_SEED } from './seed';
 
 const VERSION = SANDBOX_START_VERSION;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,18 +34,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Fleet {
   home: string;
   fleet: SandboxFleetFile;
+  /** Just before the server started: no host served anything earlier. */
+  servingFrom: number;
   stop(): Promise<void>;
 }
 
 /** A fleet of its own, serving; faults given here are in place before the first request. */
 async function startFleet(hosts: number, perSecond: number, noise: SandboxNoise, faults?: FaultFile): Promise<Fleet> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-traffic-'));
-  const fleet = await createFleet(home, hosts, perSecond, await freePort(), noise);
+  const fleet = await createFleet(home, hosts, perSecond, await freePort(), { seed: TEST_SEED, ...noise });
   if (faults) writeFaults(home, faults);
+  const servingFrom = Date.now();
   const stopServing = await serveFleet(home);
   return {
     home,
     fleet,
+    servingFrom,
     async stop() {
       await stopServing();
       fs.rmSync(home, { recursive: true, force: true });
@@ -126,21 +133,40 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 
 describe('traffic pieces', () => {
   it('draws Poisson arrivals with the mean and variance of the mean, for small and large means', () => {
+    const random = seededRandom(TEST_SEED);
     for (const mean of [0.4, 4, 40, 400]) {
-      const draws = Array.from({ length: 20_000 }, () => poisson(mean));
+      const draws = Array.from({ length: 20_000 }, () => poisson(mean, random));
       const average = draws.reduce((a, b) => a + b, 0) / draws.length;
       const variance = draws.reduce((a, b) => a + (b - average) ** 2, 0) / draws.length;
       expect(draws.every((d) => Number.isInteger(d) && d >= 0)).toBe(true);
       expect(Math.abs(average - mean) / mean).toBeLessThan(0.05);
       expect(Math.abs(variance - mean) / mean).toBeLessThan(0.1);
     }
-    expect(poisson(0)).toBe(0);
+    expect(poisson(0, random)).toBe(0);
+  });
+
+  it('draws the same sequence from the same seed, another from another seed or purpose, and reads a seed', () => {
+    const draws = (random: () => number) => Array.from({ length: 1000 }, random);
+    const first = draws(seededRandom(TEST_SEED));
+    expect(draws(seededRandom(TEST_SEED))).toEqual(first);
+    expect(draws(seededRandom(TEST_SEED + 1))).not.toEqual(first);
+    expect(draws(randomStream(TEST_SEED, 'host/mw1001'))).toEqual(draws(randomStream(TEST_SEED, 'host/mw1001')));
+    expect(draws(randomStream(TEST_SEED, 'host/mw1001'))).not.toEqual(draws(randomStream(TEST_SEED, 'host/mw1002')));
+    expect(first.every((x) => x >= 0 && x < 1)).toBe(true);
+    const mean = first.reduce((a, b) => a + b, 0) / first.length;
+    expect(Math.abs(mean - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / first.length));
+    expect(chooseSeed(7, { SIGNALBOX_SANDBOX_SEED: '9' })).toBe(7);
+    expect(chooseSeed(undefined, { SIGNALBOX_SANDBOX_SEED: '9' })).toBe(9);
+    expect(() => chooseSeed(undefined, { SIGNALBOX_SANDBOX_SEED: 'x1' })).toThrow(
+      /SIGNALBOX_SANDBOX_SEED must be a whole number/,
+    );
+    expect(Number.isInteger(chooseSeed(undefined, {}))).toBe(true);
   });
 
   it('bursts come about every 3 minutes, last 5 to 15 s, multiply by 5, and stay off when disabled', () => {
     let now = 0;
-    const bursts = new Bursts(true, () => now);
-    const off = new Bursts(false, () => now);
+    const bursts = new Bursts(true, seededRandom(TEST_SEED), () => now);
+    const off = new Bursts(false, seededRandom(TEST_SEED), () => now);
     const runs: number[] = [];
     const factors = new Set<number>();
     let offFactors = 0;
@@ -188,35 +214,52 @@ describe('traffic pieces', () => {
 });
 
 describe('a fleet serving realistic traffic', () => {
+  const HOSTS = 5; // the fewest with a noisy host, so that it serves a fifth of the traffic
+  const BACKGROUND = 0.2;
   let env: Fleet;
   let noisy: Set<string>;
   let during: Series[];
   let after: Series[];
 
-  beforeAll(async () => {
-    // A high rate keeps the sample small; group1 has none, to show the rate is per group.
-    const errorRate = { testwikis: 0.05, group0: 0.05, group1: 0, group2: 0.05 };
-    env = await startFleet(8, 400, { errorRate, bursts: false });
-    noisy = new Set((await hostsOf(env.fleet)).filter((h) => h.noisy).map((h) => h.host));
-    await sleep(500);
-    during = await scrape(env.fleet);
-    await sleep(8000);
-    after = await scrape(env.fleet);
-  });
-  afterAll(() => env?.stop());
-
+  const unfaulted = (l: Labels) => l.group !== 'group1';
+  const onNoisy = (l: Labels) => unfaulted(l) && noisy.has(l.host);
+  const onQuiet = (l: Labels) => unfaulted(l) && !noisy.has(l.host);
   const delta = (name: string, where: (labels: Labels) => boolean) =>
     sum(after, name, where) - sum(during, name, where);
 
+  beforeAll(async () => {
+    // A high rate keeps the wait short; group1 has no background errors, to show the rate is per group.
+    const errorRate = { testwikis: BACKGROUND, group0: BACKGROUND, group1: 0, group2: BACKGROUND };
+    env = await startFleet(HOSTS, 400, { errorRate, bursts: false });
+    noisy = new Set((await hostsOf(env.fleet)).filter((h) => h.noisy).map((h) => h.host));
+    await sleep(500);
+    during = await scrape(env.fleet);
+    // Counts, not a time: a loaded machine serves fewer requests a second, so this waits for enough of them.
+    await until('600 requests on the noisy host and 2,000 on the others', 60_000, async () => {
+      after = await scrape(env.fleet);
+      const enough =
+        delta('mediawiki_requests_total', onNoisy) >= 600 && delta('mediawiki_requests_total', onQuiet) >= 2000;
+      if (enough) return true;
+      await sleep(400);
+      return undefined;
+    });
+  }, 90_000);
+  afterAll(() => env?.stop());
+
+  /** The share of requests that failed, with the band in which a true share of `p` would put it. */
+  const errorShare = (where: (labels: Labels) => boolean, p: number) => {
+    const requests = delta('mediawiki_requests_total', where);
+    const share = delta('mediawiki_errors_total', where) / requests;
+    return { requests, share, ...binomialBand(p, requests) };
+  };
+
   it('fails about the configured share of requests on an unfaulted version, with realistic signatures', () => {
-    const quiet = (l: Record<string, string>) => !noisy.has(l.host) && l.group !== 'group1';
-    const requests = delta('mediawiki_requests_total', quiet);
-    const errors = delta('mediawiki_errors_total', quiet);
-    expect(requests).toBeGreaterThan(1000);
-    // 0.05 give or take four standard deviations of a sample this size.
-    expect(errors / requests).toBeGreaterThan(0.03);
-    expect(errors / requests).toBeLessThan(0.07);
-    expect(delta('mediawiki_requests_total', (l) => quiet(l) && l.code === '500')).toBe(errors);
+    const quiet = errorShare(onQuiet, BACKGROUND);
+    expect(quiet.requests).toBeGreaterThanOrEqual(2000);
+    expect(quiet.share).toBeGreaterThan(quiet.low);
+    expect(quiet.share).toBeLessThan(quiet.high);
+    const errors = delta('mediawiki_errors_total', onQuiet);
+    expect(delta('mediawiki_requests_total', (l) => onQuiet(l) && l.code === '500')).toBe(errors);
     const signatures = new Set(after.filter((s) => s.name === 'mediawiki_errors_total').map((s) => s.labels.signature));
     expect([...signatures].every((s) => (BACKGROUND_SIGNATURES as readonly string[]).includes(s))).toBe(true);
     expect(signatures.size).toBeGreaterThan(2);
@@ -225,21 +268,22 @@ describe('a fleet serving realistic traffic', () => {
   });
 
   it('fails about three times as often on a noisy host', () => {
-    expect(noisy.size).toBeGreaterThanOrEqual(1);
-    const rate = (pick: (host: string) => boolean) => {
-      const where = (l: Record<string, string>) => pick(l.host) && l.group !== 'group1';
-      return delta('mediawiki_errors_total', where) / delta('mediawiki_requests_total', where);
-    };
-    const noisyRate = rate((h) => noisy.has(h));
-    const quietRate = rate((h) => !noisy.has(h));
-    expect(noisyRate).toBeGreaterThan(0.09);
-    expect(noisyRate).toBeGreaterThan(2 * quietRate);
+    expect(noisy.size).toBe(1);
+    const noisyShare = errorShare(onNoisy, NOISY_FACTOR * BACKGROUND);
+    const quietShare = errorShare(onQuiet, BACKGROUND);
+    expect(noisyShare.requests).toBeGreaterThanOrEqual(600);
+    // Each within five standard deviations of its own share; the bands are far enough apart to tell 3x from 1x.
+    expect(noisyShare.low).toBeGreaterThan(quietShare.high);
+    expect(noisyShare.share).toBeGreaterThan(noisyShare.low);
+    expect(noisyShare.share).toBeLessThan(noisyShare.high);
+    expect(quietShare.share).toBeGreaterThan(quietShare.low);
+    expect(quietShare.share).toBeLessThan(quietShare.high);
   });
 
   it('exposes a cumulative latency histogram per host, group and version whose count is the requests served', () => {
     const series = after.filter((s) => s.name.startsWith('mediawiki_request_duration_seconds'));
     const keys = new Set(series.map((s) => `${s.labels.host}|${s.labels.group}|${s.labels.version}`));
-    expect(keys.size).toBe(8 * 4);
+    expect(keys.size).toBe(HOSTS * 4);
     for (const key of keys) {
       const [host, group, version] = key.split('|');
       const ours = (l: Labels) => l.host === host && l.group === group && l.version === version;
@@ -296,19 +340,35 @@ describe.concurrent('faults that change over time', () => {
     );
     try {
       const group2 = (l: Labels) => l.group === 'group2';
-      const errorRate = (series: Series[]) =>
-        sum(series, 'mediawiki_errors_total') / sum(series, 'mediawiki_requests_total', group2);
+      const requests = (series: Series[]) => sum(series, 'mediawiki_requests_total', group2);
+      const errors = (series: Series[]) => sum(series, 'mediawiki_errors_total');
+      // The ramp runs from each host's first request, which comes after servingFrom and before both hosts are
+      // seen serving; each request fails with the share the ramp had reached when it was answered.
+      const servingBy = await until('both hosts serving group2', 10_000, async () => {
+        const served = await scrape(env.fleet);
+        const hosts = env.fleet.hosts.map((h) =>
+          sum(served, 'mediawiki_requests_total', (l) => group2(l) && l.host === h.name),
+        );
+        return hosts.every((n) => n > 0) ? Date.now() : undefined;
+      });
+      const ramp = (ms: number) => Math.min(1, Math.max(0, ms / 60_000));
       await sleep(3000);
+      const earlyFrom = Date.now();
       const early = await scrape(env.fleet);
+      const earlyBy = Date.now();
       await sleep(6000);
       const later = await scrape(env.fleet);
-      const lateErrors = sum(later, 'mediawiki_errors_total') - sum(early, 'mediawiki_errors_total');
-      const lateRequests =
-        sum(later, 'mediawiki_requests_total', group2) - sum(early, 'mediawiki_requests_total', group2);
-      // Expected: 2.5% over the first 3 s of a 60 s ramp, 10% over the 6 s after.
-      expect(errorRate(early)).toBeLessThan(0.07);
-      expect(lateErrors / lateRequests).toBeGreaterThan(0.05);
-      expect(lateErrors / lateRequests).toBeLessThan(0.2);
+      const laterBy = Date.now();
+      // Early requests were answered by earlyBy, so failed at most at the share the ramp had then (2.5% on
+      // average over the first 3 s of a 60 s ramp, 5% at its end).
+      const earlyBand = binomialBand(ramp(earlyBy - env.servingFrom), requests(early));
+      expect(errors(early) / requests(early)).toBeLessThan(earlyBand.high);
+      // Later ones were answered between earlyFrom and laterBy (about 10% on average over those 6 s).
+      const lateShare = (errors(later) - errors(early)) / (requests(later) - requests(early));
+      const lateLow = binomialBand(ramp(earlyFrom - servingBy), requests(later) - requests(early)).low;
+      const lateHigh = binomialBand(ramp(laterBy - env.servingFrom), requests(later) - requests(early)).high;
+      expect(lateShare).toBeGreaterThan(lateLow);
+      expect(lateShare).toBeLessThan(lateHigh);
     } finally {
       await env.stop();
     }

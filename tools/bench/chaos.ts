@@ -843,6 +843,7 @@ export async function runTrial(options: TrialOptions): Promise<TrialResult> {
       workflowBundle: options.workflowBundle,
       baseConfig: options.baseConfig,
       taskQueue: `chaos-${options.kind}-${options.seed}`,
+      seed: options.seed,
       configure: scenario.configure,
     });
     world.workers.start();

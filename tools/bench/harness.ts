@@ -128,6 +128,8 @@ export interface WorldOptions {
   /** Prebuilt workflow bundle for worker processes (bundling at every worker start would dominate the trial). */
   workflowBundle: string;
   taskQueue: string;
+  /** The seed of the sandbox's traffic, errors and latencies (the trial's own, so a seed repeats a trial). */
+  seed?: number;
   /** The signalbox.yml text the trial starts from (a run reads it once); the repository's default otherwise. */
   baseConfig?: string;
   /** Changes to the parsed default signalbox.yml before it is written. */
@@ -247,7 +249,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       ),
     );
 
-    const fleet = await createFleet(home, options.hosts, 200, await freePort());
+    const fleet = await createFleet(home, options.hosts, 200, await freePort(), { seed: options.seed });
     await options.beforeServe?.({ home, fleet });
     const stopFleet = await serveFleet(home);
     cleanups.push(stopFleet);

@@ -645,6 +645,7 @@ async function main(): Promise<void> {
       hosts: HOSTS,
       workflowBundle: bundle,
       taskQueue: `trials-${args.seed}`,
+      seed: args.seed,
       configure: (raw) => {
         raw.fleet.sandbox = { ...raw.fleet.sandbox, hosts: HOSTS, trafficPerSecond: TRAFFIC_PER_SECOND };
         raw.services[CONFIG_SERVICE].analysis = { ...ANALYSIS };
