@@ -11,7 +11,7 @@
 //   <root>/<service>/fences/<run>         a rollout run that was rolled back here: its promotes are refused
 // Every file the engine relies on after a crash is written to a temporary name, fsynced, renamed over, and the
 // directory fsynced (coreutils `sync FILE`), so a power cut leaves either the old or the new version.
-import { CommandEnded, HostError, type Transport } from './transport';
+import { CommandEnded, HELD_LOCK_FD, HostError, type Held, type Transport } from './transport';
 import { checkReleaseId, checkServiceName } from '../workflows/names';
 
 export interface ServiceState {
@@ -161,9 +161,11 @@ for rel in "$@"; do
 done`,
 
   // Held for a whole operation on a host's service (see lockService): waits for the lock, says one word, then
-  // holds it until a line or the end of its input comes, or its connection drops. A rollback fences its run before
-  // it waits, so a promote of that run that takes the lock first (flock keeps no queue) is refused all the same.
-  // Fences older than a week belong to runs long gone.
+  // becomes the shell that runs every command of the operation (Held.run), holding the lock on its descriptor until
+  // it reads `exit` or the end of its input, which it reads only between commands. So the lock goes when the
+  // operation's channel goes, but never while one of its commands still runs, and no command of the operation runs
+  // without it. A rollback fences its run before it waits, so a promote of that run that takes the lock first
+  // (flock keeps no queue) is refused all the same. Fences older than a week belong to runs long gone.
   lock: `set -eu
 dir="$1/$2"; mode="$3"; fence="\${4:-}"; wait="$5"
 mkdir -p "$dir"
@@ -172,11 +174,11 @@ if [ -n "$fence" ]; then
   find "$dir/fences" -mindepth 1 -maxdepth 1 -type f -mmin +${PIN_FRESH_MINUTES} -delete
   [ "$mode" != rollback ] || : > "$dir/fences/$fence"
 fi
-exec 9>>"$dir/lock"
-flock -w "$wait" 9 || { echo busy; exit 0; }
+exec ${HELD_LOCK_FD}>>"$dir/lock"
+flock -w "$wait" ${HELD_LOCK_FD} || { echo busy; exit 0; }
 if [ "$mode" = promote ] && [ -n "$fence" ] && [ -e "$dir/fences/$fence" ]; then echo fenced; exit 0; fi
 echo locked
-read -r _ || true`,
+exec sh`,
 
   logSince: `[ -f "$1" ] || exit 0
 tail -c +"$(($2 + 1))" "$1" | head -c 1000000`,
@@ -195,13 +197,21 @@ export const LOCK_WAIT_SECONDS = { promote: 300, mark: 300, rollback: 25 * 60 } 
 export interface ServiceLock {
   /** busy: another operation held it past the wait; fenced: a rollback of this run came first. */
   outcome: 'locked' | 'fenced' | 'busy';
+  /**
+   * Reaches the host only under the lock: every command goes to the shell that holds it (see Held.run), and once
+   * the lock is gone each refuses with LockLost, running nothing. Only for an outcome of 'locked'.
+   */
+  transport: Transport;
+  /** Resolves if the host still held the lock when it answered (before acting off the host); LockLost otherwise. */
+  check(): Promise<void>;
   release(): void;
 }
 
 /**
  * Takes the host's lock on a service for one operation. A promote, rollback and stable mark never interleave on a
- * host, even when the workflow that started one died while its activity kept going. `fence` names the run: a
- * rollback fences it, and a promote of a fenced run is refused, so none lands after the rollback.
+ * host, even when the workflow that started one died while its activity kept going, or the activity lost its
+ * channel to the host: the operation reaches the host only through the lock (ServiceLock.transport). `fence` names
+ * the run: a rollback fences it, and a promote of a fenced run is refused, so none lands after the rollback.
  */
 export async function lockService(
   transport: Transport,
@@ -230,8 +240,18 @@ export async function lockService(
     });
   const outcome = held.line.trim();
   if (outcome !== 'locked') held.release();
-  if (outcome === 'locked' || outcome === 'fenced' || outcome === 'busy') return { outcome, release: held.release };
+  if (outcome === 'locked' || outcome === 'fenced' || outcome === 'busy')
+    return { outcome, transport: underLock(held), check: () => held.check(), release: () => held.release() };
   throw new HostScriptError(host, `taking the lock on ${service} said "${outcome}"`);
+}
+
+/** A transport whose commands run under a held lock; it holds nothing more itself. */
+function underLock(held: Held): Transport {
+  return {
+    run: (argv, options) => held.run(argv, options),
+    hold: () => Promise.reject(new Error('a lock is not taken under another')),
+    close: () => undefined,
+  };
 }
 
 function checkFence(fence: string): string {
@@ -249,7 +269,8 @@ async function mustRun(
   what: string,
   timeoutMs?: number,
 ): Promise<string> {
-  const result = await transport.run(argv, { timeoutMs });
+  // signalbox's own scripts start nothing that outlives them: under a lock, each keeps it for as long as it runs.
+  const result = await transport.run(argv, { timeoutMs, keepsLock: true });
   if (result.code !== 0)
     throw new HostScriptError(
       host,

@@ -34,7 +34,7 @@ import {
 import { fill, forgeFor, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
 import { poolStates, setPooled } from './loadbalancer';
 import { releaseSource, type Release, type ReleaseSource } from './releases';
-import { HostError, type Transport } from './transport';
+import { HostError, LockLost, type Transport } from './transport';
 
 /** How far back a release's new commits are read for Depends-On: more than a week of any branch's changes. */
 const DEPENDS_ON_SCAN_LIMIT = 1000;
@@ -47,6 +47,41 @@ type StepCode = NonNullable<HostResult['code']>;
 /** A transport that could not reach the host makes any step 'unreachable'; a host that answered keeps the step's code. */
 function codeFor(err: unknown, code: StepCode): StepCode {
   return err instanceof HostError && !(err instanceof HostScriptError) ? 'unreachable' : code;
+}
+
+/**
+ * How an operation reaches a host it holds: every command goes through the lock (ServiceLock.transport), and each
+ * change made off the host (the load balancer) first checks that the host still holds the lock. Without a lock (a
+ * rollback that could not take one) nothing runs on the host and there is nothing to check.
+ */
+interface Under {
+  transport: Transport;
+  check(): Promise<void>;
+}
+
+/** For a cleanup that may fail without changing the outcome: unless the lock is gone, when nothing more may run. */
+function unlessLost(err: unknown): void {
+  if (err instanceof LockLost) throw err;
+}
+
+/**
+ * Runs `work` on every host and waits for all of them, so none is left running behind a retry. A host that lost
+ * its lock, or that another operation kept busy, fails the activity afterwards for Temporal to retry (the retry
+ * goes on from each host's journal), instead of counting as a failed host.
+ */
+async function onEveryHost<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const settled = await eachWithLimit(items, width, (item) =>
+    work(item).then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    ),
+  );
+  const lost = settled.flatMap((r) => (!r.ok && r.error instanceof LockLost ? [r.error.message] : []));
+  if (lost.length)
+    throw ApplicationFailure.retryable(`${lost.join('; ')}; trying again from each host's journal`, 'LockLost');
+  const failed = settled.find((r) => !r.ok);
+  if (failed && !failed.ok) throw failed.error;
+  return settled.map((r) => (r as { value: R }).value);
 }
 
 /** A run id or host name as one file name: no separators, no leading dots. */
@@ -279,15 +314,17 @@ export function createHostActivities(config: SignalboxConfig) {
     host: HostSpec,
     request: HostsRequest,
     mode: 'promote' | 'rollback',
-    work: (unreachable?: Error) => Promise<HostResult>,
+    work: (under: Under, unreachable?: Error) => Promise<HostResult>,
   ): Promise<HostResult> {
+    const transport = transportFor(host, config);
+    const unlocked: Under = { transport, check: async () => undefined };
     let lock: ServiceLock;
     try {
-      lock = await lockService(transportFor(host, config), host.name, host.root, request.service, mode, request.fence);
+      lock = await lockService(transport, host.name, host.root, request.service, mode, request.fence);
     } catch (err) {
       // A host that cannot be reached is handled as each operation handles a failed first read; nothing ran on it.
       // So is any host a rollback cannot lock: it is named and left depooled for a person.
-      if (codeFor(err, 'busy') === 'unreachable' || mode === 'rollback') return work(err as Error);
+      if (codeFor(err, 'busy') === 'unreachable' || mode === 'rollback') return work(unlocked, err as Error);
       return { host: host.name, outcome: 'failed', code: 'busy', detail: (err as Error).message };
     }
     try {
@@ -306,12 +343,18 @@ export function createHostActivities(config: SignalboxConfig) {
         // The holder may be this activity's own earlier attempt, still running: Temporal tries again later, and
         // the host is not counted as failed. A rollback treats it as a host it cannot put back.
         if (mode === 'promote') throw busy;
-        return await work(busy);
+        return await work(unlocked, busy);
       }
-      return await work();
+      return await work(lock);
     } finally {
       lock.release();
     }
+  }
+
+  /** A pool change for a host this operation holds: only while the host still holds the lock. */
+  async function pool(inv: Inventory, host: HostSpec, pooled: boolean, under: Under): Promise<void> {
+    await under.check();
+    await setPooled(inv.loadBalancer, host.name, pooled);
   }
 
   async function promoteOne(
@@ -319,12 +362,13 @@ export function createHostActivities(config: SignalboxConfig) {
     request: HostsRequest,
     inv: Inventory,
     pools: () => Promise<Record<string, boolean> | null>,
+    under: Under,
     unreachable?: Error,
   ): Promise<HostResult> {
     const spec = service(request.service);
     const { release, runId } = request;
     const link = linkFor(request.service, release);
-    const transport = transportFor(host, config);
+    const { transport } = under;
     const vars = templateVars(host, inv, { version: release.name, release: release.id, service: request.service });
     const finish = (result: Omit<HostResult, 'host'>) =>
       bounded(runId, `promote ${release.id}`, { host: host.name, ...result });
@@ -333,6 +377,7 @@ export function createHostActivities(config: SignalboxConfig) {
       if (unreachable) throw unreachable;
       onHost = await readService(transport, host.name, host.root, request.service, logScanFiles(spec.checks, vars));
     } catch (err) {
+      unlessLost(err);
       return finish({ outcome: 'failed', code: codeFor(err, 'unreachable'), detail: (err as Error).message });
     }
     const linked = linkTarget(onHost, link);
@@ -343,7 +388,7 @@ export function createHostActivities(config: SignalboxConfig) {
     if (!ours && (await settled(onHost, link, release.id, host, pools))) {
       // Tidying only: the link already keeps the release from being pruned, so a failure here changes nothing.
       if (onHost.pins.includes(release.id))
-        await unpinRelease(transport, host.name, host.root, request.service, release.id, runId).catch(() => undefined);
+        await unpinRelease(transport, host.name, host.root, request.service, release.id, runId).catch(unlessLost);
       return finish({ outcome: 'already', previous: wayBack(onHost, link, release.id).replaced });
     }
     if (!onHost.revs.includes(release.id)) {
@@ -402,7 +447,7 @@ export function createHostActivities(config: SignalboxConfig) {
     try {
       if (done === null) await record('depooled');
       stage = 'depool-failed';
-      if (!reached('checked')) await setPooled(inv.loadBalancer, host.name, false);
+      if (!reached('checked')) await pool(inv, host, false, under);
       stage = 'switch-failed';
       if (!reached('switched')) {
         await activateRelease(transport, host.name, host.root, request.service, release.id, link, state, {
@@ -412,7 +457,7 @@ export function createHostActivities(config: SignalboxConfig) {
       }
       stage = 'restart-failed';
       if (spec.restart && !reached('restarted')) {
-        await restart(host, spec.restart, vars);
+        await restart(transport, spec.restart, vars);
         await record('restarted');
       }
       stage = 'check-failed';
@@ -426,16 +471,18 @@ export function createHostActivities(config: SignalboxConfig) {
         await record('checked');
       }
       stage = 'repool-failed';
-      await setPooled(inv.loadBalancer, host.name, true);
+      await pool(inv, host, true, under);
       await record('repooled');
       return finish({ outcome: 'done', previous: replaced });
     } catch (err) {
+      // The lock is gone: nothing more of this operation may run, not even going back. Its retry goes on from here.
+      unlessLost(err);
       const failed = { outcome: 'failed' as const, code: codeFor(err, stage), previous: replaced };
       const detail = (err as Error).message;
       // The journal says how far it got, so a retry finishes it and a rollback of this run puts it back.
       if (stage === 'unreachable' && request.movingBack) {
         // It may come back serving the release being rolled back: out of the pool until the retry or a person.
-        await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
+        await pool(inv, host, false, under).catch(unlessLost);
         return finish({ ...failed, detail: `${detail}; left depooled until it can be rolled back` });
       }
       if (stage === 'unreachable' || stage === 'depool-failed') return finish({ ...failed, detail });
@@ -444,8 +491,8 @@ export function createHostActivities(config: SignalboxConfig) {
       if (request.movingBack) {
         // Going back from an older release would move the host forward, and taking every host that fails on the
         // last good release out of the pool could empty it: the host stays on the older release, pooled, named.
-        await setPooled(inv.loadBalancer, host.name, true).catch(() => undefined);
-        await record('unhealthy').catch(() => undefined);
+        await pool(inv, host, true, under).catch(unlessLost);
+        await record('unhealthy').catch(unlessLost);
         return finish({
           ...failed,
           code: 'check-failed-moving-back',
@@ -457,6 +504,7 @@ export function createHostActivities(config: SignalboxConfig) {
         await goBack({
           host,
           inv,
+          under,
           op: 'restore',
           runId,
           by: request.by,
@@ -470,6 +518,7 @@ export function createHostActivities(config: SignalboxConfig) {
         });
         return finish({ ...failed, detail: `${detail}; back on ${replaced ?? 'no link'}` });
       } catch (backErr) {
+        unlessLost(backErr);
         // A full disk fails a switch's bookkeeping (its state file), not always its link. When this run's switch
         // never got through (the journal never said switched, so nothing restarted onto the new release), a link
         // that reads the old release again means the host serves what it served before: back in the pool.
@@ -477,15 +526,18 @@ export function createHostActivities(config: SignalboxConfig) {
         const linkedNow = neverSwitched
           ? await readService(transport, host.name, host.root, request.service).then(
               (h) => linkTarget(h, link),
-              () => undefined,
+              (e) => unlessLost(e),
             )
           : undefined;
         if (
           linkedNow !== undefined &&
           linkedNow === replaced &&
-          (await setPooled(inv.loadBalancer, host.name, true).then(
+          (await pool(inv, host, true, under).then(
             () => true,
-            () => false,
+            (e) => {
+              unlessLost(e);
+              return false;
+            },
           ))
         ) {
           return finish({
@@ -493,7 +545,7 @@ export function createHostActivities(config: SignalboxConfig) {
             detail: `${detail}; its link is back on ${replaced ?? 'no link'} and it never restarted onto ${release.id}, so it serves what it did before and is back in the pool (its records could not be written: ${(backErr as Error).message})`,
           });
         }
-        await setPooled(inv.loadBalancer, host.name, false).catch(() => undefined);
+        await pool(inv, host, false, under).catch(unlessLost);
         return finish({
           ...failed,
           code: 'left-depooled',
@@ -504,11 +556,11 @@ export function createHostActivities(config: SignalboxConfig) {
   }
 
   async function restart(
-    host: HostSpec,
+    transport: Transport,
     argv: string[],
     vars: Record<string, string | number | undefined>,
   ): Promise<void> {
-    const result = await transportFor(host, config).run(
+    const result = await transport.run(
       argv.map((a) => fill(a, vars)),
       { timeoutMs: 60_000 },
     );
@@ -524,6 +576,7 @@ export function createHostActivities(config: SignalboxConfig) {
   async function goBack(back: {
     host: HostSpec;
     inv: Inventory;
+    under: Under;
     op: 'restore' | 'rollback';
     runId: string;
     by: string;
@@ -535,9 +588,9 @@ export function createHostActivities(config: SignalboxConfig) {
     stateBefore: ServiceState;
     switchBack: boolean;
   }): Promise<void> {
-    const { host, inv, runId, serviceName, left, link, target } = back;
+    const { host, inv, under, runId, serviceName, left, link, target } = back;
     const spec = service(serviceName);
-    const transport = transportFor(host, config);
+    const { transport } = under;
     const entry = (step: JournalStep): HostJournal => ({
       op: back.op,
       runId,
@@ -568,23 +621,25 @@ export function createHostActivities(config: SignalboxConfig) {
         });
       if (spec.restart)
         await restart(
-          host,
+          transport,
           spec.restart,
           templateVars(host, inv, { version: back.version, release: target ?? '', service: serviceName }),
         );
     }
-    await setPooled(inv.loadBalancer, host.name, true);
+    await pool(inv, host, true, under);
     // The host is back where it belongs and in the pool: a record that cannot be written (a full disk) must not
     // take it out again. A retry reads the older step and repools it once more, which changes nothing.
-    await writeJournal(transport, host.name, host.root, serviceName, entry('repooled'), unpin).catch(() => undefined);
+    await writeJournal(transport, host.name, host.root, serviceName, entry('repooled'), unpin).catch(unlessLost);
   }
 
   async function promoteHosts(request: HostsRequest): Promise<HostResult[]> {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
     const pools = poolsOnce(inv);
-    return eachWithLimit(hosts, request.concurrency ?? hosts.length, (host) =>
-      exclusively(host, request, 'promote', (unreachable) => promoteOne(host, request, inv, pools, unreachable)),
+    return onEveryHost(hosts, request.concurrency ?? hosts.length, (host) =>
+      exclusively(host, request, 'promote', (under, unreachable) =>
+        promoteOne(host, request, inv, pools, under, unreachable),
+      ),
     );
   }
 
@@ -596,8 +651,10 @@ export function createHostActivities(config: SignalboxConfig) {
   async function rollbackHosts(request: HostsRequest): Promise<HostResult[]> {
     const inv = inventory();
     const hosts = hostsByName(inv, request.hosts);
-    return eachWithLimit(hosts, request.concurrency ?? config.rollout.fetchConcurrency, (host) =>
-      exclusively(host, request, 'rollback', (unreachable) => rollbackOne(host, request, inv, unreachable)),
+    return onEveryHost(hosts, request.concurrency ?? config.rollout.fetchConcurrency, (host) =>
+      exclusively(host, request, 'rollback', (under, unreachable) =>
+        rollbackOne(host, request, inv, under, unreachable),
+      ),
     );
   }
 
@@ -605,17 +662,21 @@ export function createHostActivities(config: SignalboxConfig) {
     host: HostSpec,
     request: HostsRequest,
     inv: Inventory,
+    under: Under,
     unreachable?: Error,
   ): Promise<HostResult> {
     const { release, runId } = request;
     const link = linkFor(request.service, release);
-    const transport = transportFor(host, config);
+    const { transport } = under;
     const finish = (result: Omit<HostResult, 'host'>) =>
       bounded(runId, `rollback ${release.id}`, { host: host.name, ...result });
     const leaveDepooled = async (result: Omit<HostResult, 'host' | 'outcome'>, detail: string) => {
-      const depooled = await setPooled(inv.loadBalancer, host.name, false).then(
+      const depooled = await pool(inv, host, false, under).then(
         () => 'left depooled for a person',
-        (err) => `could not depool it either (${(err as Error).message}); a person must take it out of the pool`,
+        (err) => {
+          unlessLost(err);
+          return `could not depool it either (${(err as Error).message}); a person must take it out of the pool`;
+        },
       );
       return finish({ ...result, outcome: 'failed', detail: `${detail}; ${depooled}` });
     };
@@ -624,6 +685,7 @@ export function createHostActivities(config: SignalboxConfig) {
       if (unreachable) throw unreachable;
       onHost = await readService(transport, host.name, host.root, request.service);
     } catch (err) {
+      unlessLost(err);
       return leaveDepooled(
         { code: codeFor(err, 'unreachable') },
         `${(err as Error).message}; cannot tell whether it serves ${release.id}`,
@@ -644,6 +706,7 @@ export function createHostActivities(config: SignalboxConfig) {
       goBack({
         host,
         inv,
+        under,
         op: 'rollback',
         runId,
         by: request.by,
@@ -677,7 +740,7 @@ export function createHostActivities(config: SignalboxConfig) {
             outcome: 'skipped',
             detail: `stays on ${release.id}: this rollout moved hosts back, and undoing it would move them forward`,
           });
-        await setPooled(inv.loadBalancer, host.name, true);
+        await pool(inv, host, true, under);
         return finish({
           outcome: 'failed',
           code: 'check-failed-moving-back',
@@ -714,6 +777,7 @@ export function createHostActivities(config: SignalboxConfig) {
         await unpinRelease(transport, host.name, host.root, request.service, release.id, runId);
       return finish({ outcome: 'skipped', code: 'not-on-release', detail: 'not on the release' });
     } catch (err) {
+      unlessLost(err);
       return leaveDepooled(
         { code: codeFor(err, 'left-depooled'), previous: target },
         `rolling back to ${target ?? 'no link'} failed: ${(err as Error).message}`,
@@ -816,13 +880,12 @@ export function createHostActivities(config: SignalboxConfig) {
     const hosts = hostsByName(inv, request.hosts);
     const keep = service(request.service).keep;
     let pruned = 0;
-    await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
-      const transport = transportFor(host, config);
-      const lock = await lockService(transport, host.name, host.root, request.service, 'mark');
+    await onEveryHost(hosts, config.rollout.fetchConcurrency, async (host) => {
+      const lock = await lockService(transportFor(host, config), host.name, host.root, request.service, 'mark');
       if (lock.outcome !== 'locked')
         throw new HostError(host.name, `${request.service} stayed busy with another operation; try again`);
       try {
-        const removed = await markOne(host, transport, request, keep);
+        const removed = await markOne(host, lock.transport, request, keep);
         pruned += removed;
       } finally {
         lock.release();
@@ -832,7 +895,7 @@ export function createHostActivities(config: SignalboxConfig) {
   }
 
   async function markOne(host: HostSpec, transport: Transport, request: HostsRequest, keep: number): Promise<number> {
-    const onHost = await read(host, request.service);
+    const onHost = await readService(transport, host.name, host.root, request.service);
     if (onHost.state.current === request.release.id && onHost.state.lastStable !== request.release.id) {
       onHost.state = { ...onHost.state, lastStable: request.release.id };
       await writeServiceState(transport, host.name, host.root, request.service, onHost.state);

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { Client, type ClientChannel } from 'ssh2';
 import {
-  firstLine,
+  HeldShell,
   HostError,
   shellQuote,
   type Held,
@@ -141,6 +141,12 @@ export class SshTransport implements Transport {
     });
   }
 
+  /**
+   * The held command has a channel of its own, and every command run under it (Held.run) goes over that channel to
+   * the shell it becomes. Should the connection drop, sshd closes the channel: the shell ends once what it runs has
+   * (no signal reaches it without a terminal), so the lock lasts exactly as long as the last command of the
+   * operation, and nothing more of the operation can run under it, on this connection or a new one.
+   */
   async hold(argv: string[], options: RunOptions = {}): Promise<Held> {
     const client = await this.connect();
     const stream = await new Promise<ClientChannel>((resolve, reject) =>
@@ -148,22 +154,24 @@ export class SshTransport implements Transport {
         err ? reject(new HostError(this.options.host, `ssh exec failed: ${err.message}`)) : resolve(channel),
       ),
     );
-    // Should this connection drop, sshd hangs up on the command and it ends: nothing stays held for a dead worker.
-    const release = () => {
-      stream.end();
-      stream.resume();
-    };
-    const line = await firstLine(
-      this.options.host,
-      argv,
-      { stdout: stream, stderr: stream.stderr, onEnd: (cb) => stream.once('close', cb) },
-      options.timeoutMs ?? this.options.commandTimeoutMs,
-      () => {
-        stream.signal('KILL');
-        stream.close();
+    const held = new HeldShell(this.options.host, argv[0], this.options.commandTimeoutMs, {
+      write: (text) => {
+        if (stream.writable) stream.write(text);
       },
-    );
-    return { line, release };
+      end: () => stream.end(),
+      kill: async (pid) => {
+        const killed = await this.run(['kill', '-KILL', String(pid)], { timeoutMs: 10_000 });
+        if (killed.code !== 0) throw new HostError(this.options.host, `kill ${pid}: ${killed.stderr.trim()}`);
+      },
+      abandon: () => stream.close(),
+    });
+    stream.setEncoding('utf8');
+    stream.stderr.setEncoding('utf8');
+    stream.on('data', (d: string) => held.stdout(d));
+    stream.stderr.on('data', (d: string) => held.stderr(d));
+    stream.once('close', (code: number | null | undefined) => held.ended(code ?? null));
+    await held.firstLine(options.timeoutMs ?? this.options.commandTimeoutMs);
+    return held;
   }
 
   close(): void {

@@ -30,6 +30,7 @@ import {
   startSandbox,
   type Sandbox,
 } from './helpers';
+import { expectNoOverlap, promoteElsewhere, restartBegun, slowRestart } from './lost-lock';
 
 const SERVICE = 'mediawiki-config';
 const RUN = 'journal-run';
@@ -369,6 +370,29 @@ describe('host journal', () => {
     // Fences are per run: another rollout of the same release goes ahead.
     const next = await s.activities.promoteHosts({ ...run, fence: 'a-later-run', hosts: ['mw1002'] });
     expect(next.map((r) => r.outcome)).toEqual(['done']);
+  });
+
+  it('a worker killed mid-step keeps the host locked until that step ends: its retry goes on after it, never beside it', async () => {
+    sandbox = await startSandbox({ worker: false, hosts: 2, configure: (c) => slowRestart(c) });
+    const s = sandbox;
+    const release = await configMoving(s, ['testwikis']);
+    const mw1001 = loadInventory(s.config).hosts.find((h) => h.name === 'mw1001')!;
+    const run = { service: SERVICE, release, by: 'tester', runId: RUN, fence: 'run-of-the-killed-worker' };
+    const hosts = ['mw1001'];
+    expect((await s.activities.fetchToHosts({ ...run, hosts }))[0].outcome).toBe('done');
+    // The worker is killed while its promote restarts the host; the restart goes on there without it.
+    const worker = promoteElsewhere(s, { ...run, hosts });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await restartBegun(mw1001.root, release.id);
+    worker.kill('SIGKILL');
+    await exited;
+    // Temporal retries the activity at once on another worker: it waits for the host until the restart has ended.
+    expect(await s.activities.promoteHosts({ ...run, hosts })).toMatchObject([{ host: 'mw1001', outcome: 'done' }]);
+    const seen = expectNoOverlap(mw1001.root);
+    expect(seen.map((step) => `${step.edge} ${step.release}`)).toEqual(
+      ['begin', 'end', 'begin', 'end'].map((edge) => `${edge} ${release.id}`),
+    );
+    await assertHostsConsistent(s, SERVICE);
   });
 
   it('prunes down to keep=1 but never a release that state, a link or a running rollout still needs', async () => {

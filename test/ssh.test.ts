@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutStatus } from '../workflows/definitions';
-import { closeTransports } from '../activities/inventory';
+import { ApplicationFailure } from '@temporalio/common';
+import { closeTransports, loadInventory } from '../activities/inventory';
 import {
   configLinks,
   configMoving,
@@ -17,6 +18,7 @@ import {
   STRATEGY,
   type Sandbox,
 } from './helpers';
+import { expectNoOverlap, promoteElsewhere, restartBegun, slowRestart } from './lost-lock';
 import { DEPLOY_USER, sshConfig, startSshFleet, type SshFleet } from '../sandbox/ssh-fleet';
 
 let sandbox: Sandbox | undefined;
@@ -77,6 +79,51 @@ describe('over SSH and rsync', () => {
     expect(failure.type).toBe('RolloutRolledBack');
     expect(failure.message).toMatch(/canary analysis failed/);
     expect(await configLinks(sandbox)).toEqual(before);
+  });
+
+  it('a connection that drops mid-step, or a worker killed mid-step, loses the lock: nothing more of that operation runs, and the next waits for its step', async () => {
+    sandbox = await startSandbox({ worker: false, hosts: 2, configure: (c) => slowRestart(c) });
+    const s = sandbox;
+    ssh = await startSshFleet(s.home);
+    s.reconfigure((raw) => sshConfig(raw, ssh!));
+    const before = await configLinks(s);
+    const release = await configMoving(s, ['testwikis']);
+    const [mw1001, mw1002] = loadInventory(s.config).hosts;
+    const run = { service: 'mediawiki-config', release, by: 'tester', runId: 'ssh-run', fence: 'ssh-run' };
+    const fetched = await s.activities.fetchToHosts({ ...run, hosts: [mw1001.name, mw1002.name] });
+    expect(fetched.map((r) => r.outcome)).toEqual(['done', 'done']);
+
+    // mw1001: the worker's connection ends while the promote restarts the host, and the worker goes on.
+    const promote = s.activities.promoteHosts({ ...run, hosts: [mw1001.name] }).catch((err: unknown) => err);
+    await restartBegun(mw1001.root, release.id);
+    closeTransports();
+    // A rollback of the run comes in over a new connection: it waits for the restart, still running on the host.
+    const rollback = s.activities.rollbackHosts({ ...run, hosts: [mw1001.name] });
+    const [lost, rolledBack] = await Promise.all([promote, rollback]);
+    expect(expectNoOverlap(mw1001.root).map((step) => `${step.edge} ${step.release}`)).toEqual([
+      `begin ${release.id}`,
+      `end ${release.id}`,
+      `begin ${before.mw1001}`,
+      `end ${before.mw1001}`,
+    ]);
+    // The promote stopped at its next step, failing its activity for Temporal to retry; the rollback put the host back.
+    expect(lost).toBeInstanceOf(ApplicationFailure);
+    expect(lost).toMatchObject({ type: 'LockLost', message: expect.stringMatching(/^mw1001: lock lost: /) });
+    expect(rolledBack).toMatchObject([{ host: mw1001.name, outcome: 'rolled-back', previous: before.mw1001 }]);
+
+    // mw1002: the worker is killed mid-restart; its retry waits for that restart, then finishes the promote.
+    const worker = promoteElsewhere(s, { ...run, hosts: [mw1002.name] });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await restartBegun(mw1002.root, release.id);
+    worker.kill('SIGKILL');
+    await exited;
+    expect(await s.activities.promoteHosts({ ...run, hosts: [mw1002.name] })).toMatchObject([
+      { host: mw1002.name, outcome: 'done' },
+    ]);
+    expect(expectNoOverlap(mw1002.root).map((step) => `${step.edge} ${step.release}`)).toEqual(
+      ['begin', 'end', 'begin', 'end'].map((edge) => `${edge} ${release.id}`),
+    );
+    expect(await configLinks(s)).toEqual({ ...before, [mw1002.name]: release.id });
   });
 
   it('refuses a host whose key is unknown, and one whose key changed', async () => {
