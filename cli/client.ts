@@ -31,7 +31,6 @@ export function trainInputFrom(
   return {
     version,
     autoApprove: config.train.autoApprove,
-    approvers: config.train.approvers,
     verifyEveryMs: config.train.verifyEveryMs,
     verifyTimeoutMs: config.train.verifyTimeoutMs,
     watchMs: config.train.watchMs,

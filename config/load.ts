@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { Value } from '@sinclair/typebox/value';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import {
   configSchema,
   service,
@@ -154,6 +154,51 @@ function describe(error: ErrorObject, lineOf: (p: (string | number)[]) => number
   return `${line ? `line ${line}, ` : ''}${where}: ${what}${fix && error.keyword !== 'additionalProperties' ? ` (expected ${fix})` : ''}`;
 }
 
+/**
+ * Keys signalbox no longer reads, each with what took its place. A file that still sets one is refused rather than
+ * quietly run under other rules than its author meant.
+ */
+const RETIRED_KEYS: { path: string[]; fix: (value: unknown, raw: Record<string, unknown>) => string }[] = [
+  {
+    // A name check beside the signed roles: under auth: none the name was whatever SIGNALBOX_USER said.
+    path: ['train', 'approvers'],
+    fix: (value, raw) => {
+      const people = Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+      const fix = people.length
+        ? `move these people (${people.join(', ')}) to auth.roles.approvers and delete train.approvers`
+        : 'delete train.approvers (it is empty)';
+      const open =
+        raw.auth === 'none'
+          ? '; under auth: none anyone may approve, so to limit it set auth with allowedSigners and roles'
+          : '';
+      return `is no longer read: who may approve a station is auth.roles.approvers, checked on the person's verified signature; ${fix}${open}`;
+    },
+  },
+];
+
+function retiredKeys(raw: unknown, lineOf: (p: string[]) => number | undefined): string[] {
+  return RETIRED_KEYS.flatMap(({ path: keys, fix }) => {
+    let node: unknown = raw;
+    for (const key of keys) {
+      if (!node || typeof node !== 'object' || !Object.hasOwn(node, key)) return [];
+      node = (node as Record<string, unknown>)[key];
+    }
+    const line = lineOf(keys);
+    return [`${line ? `line ${line}, ` : ''}${keys.join('.')}: ${fix(node, raw as Record<string, unknown>)}`];
+  });
+}
+
+/** Whether an error is the schema's "unknown key" for a retired key, which retiredKeys explains better. */
+function isRetiredKey(error: ErrorObject): boolean {
+  const key = (error.params as { additionalProperty?: string }).additionalProperty;
+  return (
+    error.keyword === 'additionalProperties' &&
+    RETIRED_KEYS.some(
+      ({ path: keys }) => error.instancePath === `/${keys.slice(0, -1).join('/')}` && key === keys.at(-1),
+    )
+  );
+}
+
 export function loadConfig(
   file = process.env.SIGNALBOX_CONFIG ?? DEFAULT_CONFIG_FILE,
   home = signalboxHome(),
@@ -185,6 +230,14 @@ export function loadConfig(
     }
     return undefined;
   };
+  // The line of a key itself: a block value starts on the line after it.
+  const keyLineOf = (parts: string[]) => {
+    const parent = doc.getIn(parts.slice(0, -1), true);
+    const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === parts.at(-1)) : undefined;
+    const range = isScalar(pair?.key) ? pair.key.range : undefined;
+    return range ? lineCounter.linePos(range[0]).line : lineOf(parts);
+  };
+  const retired = retiredKeys(raw, keyLineOf);
   if (!validate(raw)) {
     const seen = new Set<string>();
     const errors = validate.errors ?? [];
@@ -204,10 +257,12 @@ export function loadConfig(
         (e) =>
           !(e.keyword === 'type' && e.schemaPath.includes('/anyOf/')) && !(e.keyword === 'anyOf' && explainedAt(e)),
       )
+      .filter((e) => !isRetiredKey(e))
       .map((e) => describe(e, lineOf))
       .filter((p) => (seen.has(p) ? false : (seen.add(p), true)));
-    throw new ConfigError(absolute, problems);
+    throw new ConfigError(absolute, [...retired, ...problems]);
   }
+  if (retired.length) throw new ConfigError(absolute, retired);
   return withDefaults(raw, absolute, home);
 }
 

@@ -416,7 +416,6 @@ const fleet = Type.Object(
 const train = Type.Object(
   {
     autoApprove: Default(false, Type.Boolean()),
-    approvers: Default([], Type.Array(Type.String(), { description: 'who may approve a station; empty lets anyone' })),
     // Lower than the other intervals: the polls run inside one activity bounded by verifyTimeoutMs, they re-ask
     // only the wikis not yet confirmed, and they sit on the path of every station move.
     verifyEveryMs: Default(

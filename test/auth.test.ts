@@ -1,7 +1,6 @@
 // Who may do what: every steering action signed with the person's own SSH key (real ssh-keygen signatures of
 // the sandbox's demo people), verified by the worker against allowed_signers and roles. Refusals change nothing.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,14 +17,24 @@ import {
   rollbackTrain,
   rolloutStatusQuery,
   trainStatusQuery,
-  type Action,
   type TrainStatus,
 } from '../workflows/definitions';
 import { startRollout, startTrain, trainInputFrom } from '../cli/client';
-import { signStatement } from '../cli/sign';
 import { trainReport } from '../cli/report';
 import { demoKey } from '../sandbox/fleet';
-import { cli, configLinks, configMoving, NEW, refusal, rollout, startSandbox, waitFor, type Sandbox } from './helpers';
+import {
+  cli,
+  configLinks,
+  configMoving,
+  NEW,
+  refusal,
+  rollout,
+  signedAuth as signedRoles,
+  signedRequest as request,
+  startSandbox,
+  waitFor,
+  type Sandbox,
+} from './helpers';
 
 let sandbox: Sandbox | undefined;
 
@@ -34,32 +43,7 @@ afterEach(async () => {
   sandbox = undefined;
 });
 
-const signedAuth = (c: any) => {
-  c.auth = {
-    allowedSigners: 'sandbox/allowed_signers',
-    roles: { deployers: ['alice', 'bob'], approvers: ['alice'], admins: ['alice'] },
-  };
-};
-
-/** A signed request as the CLI makes it, with knobs to make it wrong in each way a test needs. */
-async function request(
-  key: string,
-  principal: string,
-  action: Action,
-  workflowId: string,
-  target?: string,
-  at = new Date(),
-) {
-  const statement = {
-    action,
-    workflowId,
-    target,
-    principal,
-    nonce: randomBytes(18).toString('base64url'),
-    at: at.toISOString(),
-  };
-  return { by: principal, signed: await signStatement(statement, key) };
-}
+const signedAuth = signedRoles();
 
 describe('signed actions', () => {
   it('refuses every train action unsigned, from an unknown key, without the role, replayed or stale, and changes nothing', async () => {

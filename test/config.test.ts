@@ -45,6 +45,25 @@ describe('config', () => {
     expect(loadConfig(configWith(services)).auth).toEqual({ mode: 'none' });
   });
 
+  it('refuses train.approvers, which no longer decides, naming the role that does', () => {
+    const services = 'services:\n  mediawiki:\n    link: php\n  mediawiki-config:\n    link: current\n';
+    const named = problems(`${services}train:\n  autoApprove: false\n  approvers: [alice, bob]\n`);
+    expect(named).toMatch(
+      /line 8, train\.approvers: is no longer read: who may approve a station is auth\.roles\.approvers, checked on the person's verified signature; move these people \(alice, bob\) to auth\.roles\.approvers and delete train\.approvers; under auth: none anyone may approve/,
+    );
+    // Said once, not also as an unknown key; other problems in the file are still listed.
+    expect(named).not.toMatch(/unknown key/);
+    const withOthers = problems(`${services}train:\n  approvers: []\nrollout:\n  canary: ten\n`);
+    expect(withOthers).toMatch(
+      /line 7, train\.approvers: is no longer read: .*; delete train\.approvers \(it is empty\)/,
+    );
+    expect(withOthers).toMatch(/line 9, rollout\.canary/);
+    const signed = `auth:\n  allowedSigners: signers\n  roles: { deployers: [alice], approvers: [alice], admins: [alice] }\n`;
+    expect(problems(`${signed}${services}train:\n  approvers:\n    - carol\n`)).toMatch(
+      /line 10, train\.approvers: .*move these people \(carol\) to auth\.roles\.approvers and delete train\.approvers$/m,
+    );
+  });
+
   it('accepts the shipped default', () => {
     const config = loadConfig(path.join(REPO_ROOT, 'signalbox.yml'));
     expect(config.services['mediawiki-config'].checks.length).toBeGreaterThan(0);

@@ -115,6 +115,11 @@ export class FakeFleet {
   /** Per host, per group: cumulative counters like each host's /metrics; a minute of traffic per read. */
   readonly hostCounters = new Map<string, Record<Station, HostCounters>>(HOSTS.map((h) => [h, this.zeroCounters()]));
   blockers: Blocker[] = [];
+  /**
+   * auth.roles.approvers as the worker checks it on a verified signature; null (the default) is auth: none. The
+   * principal stands for the verified one: a workflow test has no keys, so the name given is taken as verified.
+   */
+  approvers: Set<string> | null = null;
   analysis: (canaries: string[]) => AnalysisResult = (canaries) => ({
     result: 'pass',
     summary: `${canaries.length} canaries like the baseline`,
@@ -362,7 +367,15 @@ export class FakeFleet {
     sendNotification: async () => ['irc', 'slack', 'email'],
     sendPrivately: async () => ['email'],
     updateRoadmap: async () => ({ changed: true }),
-    verifyAction: async ({ claimedBy }) => ({ principal: claimedBy || 'anonymous', fingerprint: null }), // auth: none
+    verifyAction: async ({ action, claimedBy }) => {
+      const principal = claimedBy || 'anonymous';
+      if (this.approvers && ['approve', 'resume', 'deploy'].includes(action) && !this.approvers.has(principal))
+        throw ApplicationFailure.nonRetryable(
+          `${principal} may not ${action}: that takes the approvers role in auth.roles`,
+          'Unauthorized',
+        );
+      return { principal, fingerprint: this.approvers ? 'SHA256:fake' : null };
+    },
     checkDependsOn: async () => ({ dependencies: [] }),
     currentReleases: async ({ service, selector }) => {
       const hosts = selector.hosts ?? HOSTS;

@@ -1,6 +1,7 @@
 // A sandbox of its own for each test: a state folder, a config file, a fleet on free ports, a task queue, and
 // (unless the test runs its own) a worker, all against the run's one real Temporal dev server.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,10 +16,11 @@ import { httpGet } from '../activities/checks';
 import { readService } from '../activities/host-ops';
 import { loadInventory } from '../activities/inventory';
 import { LocalTransport } from '../activities/transport';
-import { createFleet, freePort } from '../sandbox/fleet';
+import { createFleet, demoKey, freePort } from '../sandbox/fleet';
 import type { Release } from '../activities/releases';
 import { startRollout } from '../cli/client';
-import type { RolloutStatus } from '../workflows/definitions';
+import { signStatement } from '../cli/sign';
+import type { Action, RolloutStatus } from '../workflows/definitions';
 import type { Strategy } from '../workflows/plan';
 import { expect } from 'vitest';
 import { serveFleet } from '../sandbox/server';
@@ -171,6 +173,40 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
  * Runs the real CLI in a child process, as an operator would. Asynchronous on purpose: a blocking spawn would
  * freeze this process's event loop, and with it the in-process worker the CLI is talking to.
  */
+/** Signed auth for the sandbox's demo people (their keys are in sandbox/people/); the roles as given. */
+export const signedAuth =
+  (roles = { deployers: ['alice', 'bob'], approvers: ['alice'], admins: ['alice'] }) =>
+  (c: any) => {
+    c.auth = { allowedSigners: 'sandbox/allowed_signers', roles };
+  };
+
+/** A signed request as the CLI makes it, with knobs to make it wrong in each way a test needs. */
+export async function signedRequest(
+  key: string,
+  principal: string,
+  action: Action,
+  workflowId: string,
+  target?: string,
+  at = new Date(),
+) {
+  const statement = {
+    action,
+    workflowId,
+    target,
+    principal,
+    nonce: randomBytes(18).toString('base64url'),
+    at: at.toISOString(),
+  };
+  return { by: principal, signed: await signStatement(statement, key) };
+}
+
+/** The environment in which the CLI signs as one of the sandbox's demo people. */
+export const signingAs = (sandbox: Sandbox, person: string): NodeJS.ProcessEnv => ({
+  ...sandbox.env,
+  SIGNALBOX_USER: person,
+  SIGNALBOX_SIGNING_KEY: demoKey(sandbox.home, person),
+});
+
 export function cli(sandbox: Sandbox, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(

@@ -12,7 +12,17 @@ import { WEEKDAYS } from '../workflows/windows';
 import { startTrain, trainInputFrom } from '../cli/client';
 import { loadInventory } from '../activities/inventory';
 import { mailDir, slackFile } from '../sandbox/records';
-import { cli, NEW, serviceOnEveryHost, startSandbox, waitFor, type Sandbox } from './helpers';
+import { demoKey } from '../sandbox/fleet';
+import {
+  cli,
+  NEW,
+  serviceOnEveryHost,
+  signedAuth,
+  signedRequest,
+  startSandbox,
+  waitFor,
+  type Sandbox,
+} from './helpers';
 
 const run = promisify(execFile);
 let sandbox: Sandbox | undefined;
@@ -94,10 +104,10 @@ describe('train records', () => {
     const tomorrow = WEEKDAYS[(now.getUTCDay() + 1) % 7];
     sandbox = await startSandbox({
       configure: (c) => {
+        signedAuth()(c); // alice is the approver: she signs the approval outside the window
         c.train = {
           ...c.train,
           gate: 'window',
-          approvers: ['alice'],
           windows: {
             timezone: 'UTC',
             testwikis: { day: today },
@@ -149,8 +159,9 @@ describe('train records', () => {
     expect(page.user).toBe('Signalbox');
 
     // An approver may move a station outside its window.
+    const signed = await signedRequest(demoKey(sandbox.home, 'alice'), 'alice', 'approve', handle.workflowId, 'group2');
     await handle.executeUpdate(approveStation, {
-      args: [{ by: 'alice', comment: 'fixing a group2-only bug', station: 'group2' }],
+      args: [{ ...signed, comment: 'fixing a group2-only bug', station: 'group2' }],
     });
     const result: TrainStatus = await handle.result();
     expect(result.state).toBe('complete');
@@ -168,7 +179,7 @@ describe('train records', () => {
         ),
       ),
     ).toBe(true);
-    expect(sal.some((l) => /alice \(unverified: auth none\): .*move group2 to .*done and verified/.test(l))).toBe(true);
+    expect(sal.some((l) => /alice \[SHA256:\S+\]: .*move group2 to .*done and verified/.test(l))).toBe(true);
     await waitFor(
       'the IRC log lines',
       async () => listener!.said.filter((m) => m.startsWith('!log ')).length >= sal.length - 1 && true,

@@ -14,6 +14,7 @@ import {
 } from '../workflows/definitions';
 import { STATIONS } from '../workflows/names';
 import { startTrain, trainInputFrom, UserError } from '../cli/client';
+import { demoKey } from '../sandbox/fleet';
 import { mailDir, slackFile } from '../sandbox/records';
 import {
   assertHostsConsistent,
@@ -21,6 +22,9 @@ import {
   refusal,
   liveVersions,
   serviceOnEveryHost,
+  signedAuth,
+  signedRequest,
+  signingAs,
   startSandbox,
   waitFor,
   workerProcess,
@@ -65,31 +69,34 @@ describe('train', () => {
     expect(log).toMatch(/^[0-9a-f]{40}$/);
   });
 
-  it('waits for approval at each station, refuses strangers, and rolls every group back', async () => {
-    sandbox = await startSandbox({ configure: (c) => (c.train.approvers = ['alice']) });
-    const handle = await startTrain(
-      sandbox.client,
-      sandbox.config,
-      trainInputFrom(sandbox.config, NEW, { autoApprove: false, approvers: ['alice'] }),
-    );
+  it('waits for approval at each station, takes it only from the approvers role, and rolls every group back', async () => {
+    // One rule: auth.roles.approvers, on a verified signature. alice approves; bob, a deployer, may only roll back.
+    sandbox = await startSandbox({ configure: signedAuth() });
+    const s = sandbox;
+    const [alice, bob] = [demoKey(s.home, 'alice'), demoKey(s.home, 'bob')];
+    const handle = await startTrain(s.client, s.config, trainInputFrom(s.config, NEW, { autoApprove: false }));
+    const id = handle.workflowId;
     const waiting = () =>
       waitFor('awaiting approval', async () => {
-        const s = await handle.query(trainStatusQuery);
-        return s.state === 'awaiting-approval' && s;
+        const status = await handle.query(trainStatusQuery);
+        return status.state === 'awaiting-approval' && status;
       });
+    const approve = async (request: object) => handle.executeUpdate(approveStation, { args: [request as never] });
     expect((await waiting()).nextStation).toBe('testwikis');
-    await expect(handle.executeUpdate(approveStation, { args: [{ by: 'mallory' }] })).rejects.toThrow(
+    await expect(approve(await signedRequest(bob, 'bob', 'approve', id, 'testwikis'))).rejects.toThrow(
       WorkflowUpdateFailedError,
     );
-    expect(await refusal(handle.executeUpdate(approveStation, { args: [{ by: 'mallory' }] }))).toMatch(
-      /mallory is not an approver of this train; approvers: alice/,
+    expect(await refusal(approve(await signedRequest(bob, 'bob', 'approve', id, 'testwikis')))).toMatch(
+      /bob may not approve: that takes the approvers role in auth\.roles/,
     );
-    expect(await refusal(handle.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group1' }] }))).toMatch(
-      /next station is testwikis, not group1/,
-    );
-    await handle.executeUpdate(approveStation, { args: [{ by: 'alice', comment: 'looks good' }] });
+    // A name alone decides nothing, not even an approver's.
+    expect(await refusal(approve({ by: 'alice' }))).toMatch(/^unsigned/);
+    const stale = await signedRequest(alice, 'alice', 'approve', id, 'group1');
+    expect(await refusal(approve({ ...stale, station: 'group1' }))).toMatch(/next station is testwikis, not group1/);
+    expect((await handle.query(trainStatusQuery)).versions.testwikis).toBe(OLD);
+    await approve({ ...(await signedRequest(alice, 'alice', 'approve', id, 'testwikis')), comment: 'looks good' });
     expect((await waiting()).nextStation).toBe('group0');
-    const viaCli = await cli(sandbox, ['train', 'approve', NEW, '--as', 'alice', '--station', 'group0']);
+    const viaCli = await cli({ ...s, env: signingAs(s, 'alice') }, ['train', 'approve', NEW, '--station', 'group0']);
     expect(viaCli.stderr).toBe('');
     expect(viaCli.code).toBe(0);
     const atGroup0 = await waiting();
@@ -99,7 +106,13 @@ describe('train', () => {
     expect([...live.get('enwiki')!]).toEqual([OLD]);
 
     const afterRollback = await handle.executeUpdate(rollbackTrain, {
-      args: [{ by: 'bob', reason: 'unexplained errors on group0', toStation: 'start' }],
+      args: [
+        {
+          ...(await signedRequest(bob, 'bob', 'rollback', id, 'start')),
+          reason: 'unexplained errors on group0',
+          toStation: 'start',
+        },
+      ],
     });
     expect(afterRollback.state).toBe('rolled-back');
     expect(afterRollback.station).toBe(-1);
@@ -107,7 +120,7 @@ describe('train', () => {
     await assertHostsConsistent(sandbox, 'mediawiki-config');
     const status = await cli(sandbox, ['train', 'status', NEW]);
     expect(status.stdout).toContain('rolled-back');
-    expect((await cli(sandbox, ['train', 'abort', NEW])).code).toBe(0);
+    expect((await cli({ ...s, env: signingAs(s, 'alice') }, ['train', 'abort', NEW])).code).toBe(0);
     expect((await handle.result()).state).toBe('aborted');
   });
 

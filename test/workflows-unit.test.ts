@@ -80,7 +80,6 @@ function trainInput(overrides: Partial<TrainInput> = {}): TrainInput {
   return {
     version: NEW,
     autoApprove: false,
-    approvers: [],
     verifyEveryMs: 1000,
     verifyTimeoutMs: 10_000,
     watchMs: 0,
@@ -175,23 +174,25 @@ function windowsFrom(nowMs: number, days: Record<Station, number>): { windows: D
 }
 
 describe('train gates', () => {
-  it('approval: stages first, waits at each station, refuses strangers and stale stations, moves on approval', async () => {
+  it('approval: stages first, waits at each station, refuses who lacks the approvers role and stale stations, moves on approval', async () => {
+    fleet.approvers = new Set(['alice', 'bob']);
+    // Input of a train started before the role decided: its train.approvers names alice alone, and decides nothing.
     const train = await startTrain({ approvers: ['alice'] });
     await awaiting(train, 'testwikis');
     expect(HOSTS.map((h) => fleet.hosts.get(h)!.current[CODE])).toEqual(HOSTS.map(() => fleet.codeRelease(NEW).id));
     expect(landed()).toEqual([]);
     expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'mallory' }] }))).toMatch(
-      /^mallory is not an approver of this train; approvers: alice$/,
+      /^mallory may not approve: that takes the approvers role in auth\.roles$/,
     );
     expect(await refusal(train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'group0' }] }))).toMatch(
       /^the next station is testwikis, not group0$/,
     );
     expect(landed()).toEqual([]);
 
-    await train.executeUpdate(approveStation, { args: [{ by: 'alice', station: 'testwikis' }] });
+    await train.executeUpdate(approveStation, { args: [{ by: 'bob', station: 'testwikis' }] });
     const next = await awaiting(train, 'group0');
     expect(next.versions).toEqual(versionsAt(0));
-    expect(landed().map((c) => [c.versions, c.by])).toEqual([[versionsAt(0), ALICE]]);
+    expect(landed().map((c) => [c.versions, c.by])).toEqual([[versionsAt(0), 'bob [SHA256:fake]']]);
     expect(fleet.fleetServes()).toEqual(versionsAt(0));
   });
 

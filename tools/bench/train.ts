@@ -6,8 +6,10 @@
 import fs from 'node:fs';
 import { approveStation, trainStatusQuery, type TrainStatus } from '../../workflows/definitions';
 import type { Station } from '../../workflows/names';
+import { demoKey } from '../../sandbox/fleet';
 import { faultsFile } from '../../sandbox/server';
 import { startTrain, trainInputFrom } from '../../cli/client';
+import { steering } from '../../cli/sign';
 import { benchEnv, seconds } from './rollout';
 
 const hostsArg = process.argv.indexOf('--hosts');
@@ -16,8 +18,16 @@ const NEW = '1.41.0-wmf.26';
 
 async function main() {
   const env = await benchEnv(HOSTS, (raw) => {
-    raw.train = { ...raw.train, approvers: ['bench'], watchMs: 8000, watchIntervalMs: 2000, watchMinRequests: 20 };
+    // Approvals as a real team gives them: signed by the sandbox's demo person alice, who has the approvers role.
+    const alice = ['alice'];
+    raw.auth = {
+      allowedSigners: 'sandbox/allowed_signers',
+      roles: { deployers: alice, approvers: alice, admins: alice },
+    };
+    raw.train = { ...raw.train, watchMs: 8000, watchIntervalMs: 2000, watchMinRequests: 20 };
   });
+  process.env.SIGNALBOX_USER = 'alice';
+  process.env.SIGNALBOX_SIGNING_KEY = demoKey(env.home, 'alice');
   try {
     const handle = await startTrain(env.client, env.config, trainInputFrom(env.config, NEW, { autoApprove: false }));
     const until = async (what: string, done: (s: TrainStatus) => boolean, timeoutMs = 600_000) => {
@@ -37,7 +47,8 @@ async function main() {
     for (const station of ['testwikis', 'group0', 'group1'] as Station[]) {
       await until(`approval of ${station}`, (s) => s.state === 'awaiting-approval' && s.nextStation === station);
       const approvedAt = Date.now();
-      await handle.executeUpdate(approveStation, { args: [{ by: 'bench', station }] });
+      const request = await steering(env.config, 'approve', handle.workflowId, station);
+      await handle.executeUpdate(approveStation, { args: [{ ...request, station }] });
       await until(`${station} live`, (s) => s.state === 'watching' || s.state === 'blocked');
       live[station] = Date.now() - approvedAt;
       console.log(`approval -> ${station} live on ${HOSTS} hosts: ${seconds(live[station])}`);
