@@ -99,7 +99,12 @@ const addFix = (checkout: string) => fs.appendFileSync(path.join(checkout, 'incl
 
 describe('train records', () => {
   it('moves inside deploy windows, waits for a closed one unless approved, and records every step', async () => {
-    const now = new Date();
+    // Windows in a timezone where it is about noon now, so that no day ends while the test runs (in UTC, a run
+    // started shortly before midnight would see "today" close under it). Etc/GMT+N is N hours behind UTC.
+    const hour = 3600_000;
+    const behind = new Date().getUTCHours() - 12;
+    const timezone = behind === 0 ? 'Etc/GMT' : `Etc/GMT${behind > 0 ? '+' : '-'}${Math.abs(behind)}`;
+    const now = new Date(Date.now() - behind * hour); // the wall clock there, read through the UTC getters
     const today = WEEKDAYS[now.getUTCDay()];
     const tomorrow = WEEKDAYS[(now.getUTCDay() + 1) % 7];
     sandbox = await startSandbox({
@@ -109,7 +114,7 @@ describe('train records', () => {
           ...c.train,
           gate: 'window',
           windows: {
-            timezone: 'UTC',
+            timezone,
             testwikis: { day: today },
             group0: { day: today },
             group1: { day: today },
@@ -138,7 +143,7 @@ describe('train records', () => {
       120_000,
     );
     expect(waiting.nextStation).toBe('group2');
-    const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+    const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) + behind * hour);
     expect(waiting.windowOpensAt).toBe(midnight.toISOString());
     expect(waiting.versions).toEqual({ testwikis: NEW, group0: NEW, group1: NEW, group2: '1.41.0-wmf.25' });
 

@@ -63,8 +63,9 @@ describe('the hour-long error watch', () => {
 
     for (const station of ['testwikis', 'group0']) {
       await watching(station);
-      const liveAt = await env.currentTimeMs();
       await env.sleep(59 * MINUTE);
+      // The hour is held: still watching at 59 minutes, moved on by 61. (No sharper bound from the clock: the test
+      // server's clock can read a few seconds short of a timer it has fired.)
       const late: TrainStatus = await status();
       expect(late.state, `${station} after 59 minutes`).toBe('watching');
       expect(STATIONS[late.station]).toBe(station);
@@ -75,7 +76,6 @@ describe('the hour-long error watch', () => {
         120_000,
         100,
       );
-      expect(await env.currentTimeMs()).toBeGreaterThanOrEqual(liveAt + 60 * MINUTE);
     }
 
     await watching('group1');
