@@ -18,6 +18,17 @@ declare module 'vitest' {
   }
 }
 
+/** The workflow code bundled once into `dir`, for every worker and replayer of the run; returns its path. */
+export async function writeWorkflowBundle(dir: string): Promise<string> {
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
+  });
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  fs.writeFileSync(bundlePath, bundle.code);
+  return bundlePath;
+}
+
 export default async function setup(project: TestProject) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'signalbox-temporal-'));
   const address = `127.0.0.1:${await freePort()}`;
@@ -32,15 +43,9 @@ export default async function setup(project: TestProject) {
     headless: true,
     say: () => undefined,
   });
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
-  });
-  const bundlePath = path.join(home, 'workflow-bundle.js');
-  fs.writeFileSync(bundlePath, bundle.code);
   project.provide('temporalAddress', address);
   project.provide('temporalHome', home);
-  project.provide('workflowBundle', bundlePath);
+  project.provide('workflowBundle', await writeWorkflowBundle(home));
   project.provide('namespaces', namespaces);
   return async () => {
     await stopDevServer(home);
