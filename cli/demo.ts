@@ -12,6 +12,13 @@ import { CLI_ENTRY, connectClient, startTrain, trainInputFrom } from './client';
 import { runSetup } from '../tools/setup';
 import { startDevServer } from '../tools/temporal-runtime';
 
+/**
+ * A real train watches each station for an hour, enough to vouch for +1 point (the default minEffect). The demo's
+ * ten seconds see about 800 requests of the test wikis (a tenth of the sandbox's traffic): enough to vouch for +10
+ * points, and each watch says that is what it could catch rather than passing on evidence it does not have.
+ */
+const DEMO_WATCH = { ms: 10_000, everyMs: 1250, minEffect: 0.1 };
+
 export async function runDemo(config: SignalboxConfig): Promise<void> {
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
@@ -41,10 +48,12 @@ export async function runDemo(config: SignalboxConfig): Promise<void> {
     const { versions } = await train.readStations();
     const version = await train.nextTrainVersion();
     const client = await connectClient(config);
-    const input = trainInputFrom(config, version, { autoApprove: true, watchMs: 2000, by: 'npm-start' });
-    // A two-second watch sees a handful of requests: enough to catch a broken release, too few to vouch for a
-    // healthy one, which a real train's hour does. The demo asks for no minimum, so it runs through unattended.
-    input.watch = { ...input.watch!, judge: { ...input.watch!.judge, minRequests: 0 } };
+    const input = trainInputFrom(config, version, { autoApprove: true, watchMs: DEMO_WATCH.ms, by: 'npm-start' });
+    input.watch = {
+      ...input.watch!,
+      everyMs: DEMO_WATCH.everyMs,
+      judge: { ...input.watch!.judge, minEffect: { points: DEMO_WATCH.minEffect } },
+    };
     const handle = await startTrain(client, config, input);
     const ui = `http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`;
     console.log(`[${elapsed()}] started ${handle.workflowId}: ${versions.group2} -> ${version}\n  Temporal UI: ${ui}`);

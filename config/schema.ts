@@ -152,7 +152,7 @@ const judging = {
       minimum: 0,
       maximum: 0.999,
       description:
-        'a window passes only if a rise of minEffect would have been caught with at least this chance; short of it, it holds for a person (0.9 is a good choice; default 0, off)',
+        'a window passes only if a rise of minEffect would have been caught with at least this chance; short of it, it holds for a person (default 0.9; 0 turns the rule off)',
     }),
   ),
   inconclusiveLimit: Type.Optional(

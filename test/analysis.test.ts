@@ -2,6 +2,8 @@
 import { describe as group, expect, it } from 'vitest';
 import {
   assess,
+  projectedPower,
+  referenceTimeNeeded,
   describe,
   increase,
   sideIncrease,
@@ -313,6 +315,65 @@ group('assess', () => {
       );
       expect(claimed).toBeGreaterThan(0.1);
     }
+  });
+
+  it('before a move: says how much longer the window before it must run for the watch after it to vouch for +minEffect', () => {
+    const spec: Partial<AnalysisSpec> = { power: 0.9 };
+    // The watch: an hour in minute samples, the group serving 200 requests a minute at 0.3%.
+    const watch = { windowSamples: 60, everyMs: MINUTE };
+    const window = (minutes: number) => ({
+      requests: 200 * minutes,
+      errors: 0.6 * minutes,
+      durationMs: minutes * MINUTE,
+    });
+    // A day before the move is plenty; a few minutes are not, and the wait named is enough and not much more.
+    expect(referenceTimeNeeded(window(24 * 60), spec, watch, 0.9, 4 * 60 * MINUTE, MINUTE)).toBe(0);
+    expect(projectedPower(window(3), spec, watch)).toBeLessThan(0.9);
+    const needed = referenceTimeNeeded(window(3), spec, watch, 0.9, 4 * 60 * MINUTE, MINUTE)!;
+    expect(needed).toBeGreaterThan(0);
+    expect(projectedPower(window(3 + needed / MINUTE), spec, watch)).toBeGreaterThanOrEqual(0.9);
+    expect(projectedPower(window(3 + needed / MINUTE - 1), spec, watch)).toBeLessThan(0.9);
+    // The window's length is what the watch lacks: a watch held against the longer window passes with the power.
+    const samples = stream(60, {
+      subject: { perHost: 50, hosts: 4, rate: steady(0.003) },
+      baseline: { perHost: 0, hosts: 0, rate: steady(0) },
+    }).map((s) =>
+      'metrics' in s ? { ...s, metrics: { group1: { subject: (s.metrics.group1 as MetricReading).subject } } } : s,
+    );
+    const judged = (minutes: number) =>
+      assess(samples, spec, {
+        windowSamples: 60,
+        reference: { group1: window(minutes) },
+        baselineName: 'before the move',
+      });
+    expect(judged(3 + needed / MINUTE).phase).toBe('pass');
+    const short = judged(3);
+    expect(short.phase).toBe('inconclusive');
+    // A group too quiet to vouch for +1 point in four hours more: no wait is named, the watch will say so.
+    const quiet = { requests: 1000, errors: 3, durationMs: 10 * MINUTE };
+    expect(referenceTimeNeeded(quiet, spec, watch, 0.9, 4 * 60 * MINUTE, MINUTE)).toBeUndefined();
+  });
+
+  it('a watch held against a window before the move too short to tell says so, not that it needs more intervals', () => {
+    const samples = stream(10, {
+      subject: { perHost: 100, hosts: 4, rate: steady(0.003) },
+      baseline: { perHost: 0, hosts: 0, rate: steady(0) },
+    }).map((s) =>
+      'metrics' in s ? { ...s, metrics: { group1: { subject: (s.metrics.group1 as MetricReading).subject } } } : s,
+    );
+    const status = assess(
+      samples,
+      { power: 0.9 },
+      {
+        windowSamples: 10,
+        reference: { group1: { requests: 50, errors: 0, durationMs: 30_000 } },
+        baselineName: 'before the move',
+      },
+    );
+    expect(status.phase).toBe('inconclusive');
+    expect(status.message).toMatch(
+      /the window before the move \(50 requests over 30 s\) is too short to tell a rise of \+1\.0 point from its noise/,
+    );
   });
 
   it('cannot pass on too little traffic', () => {

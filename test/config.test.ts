@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, REPO_ROOT } from '../config/load';
+import { applyFastSettings } from './fast-settings';
 
 /** A config file with `text`; open mode unless the text says otherwise, since auth must be written out. */
 function configWith(text: string): string {
@@ -178,13 +179,7 @@ describe('config', () => {
   it("keeps the tests' fast settings valid (measurements every second, live checks every 200 ms, a 300 ms watch)", () => {
     // The same changes test/helpers.ts makes to the shipped file for every sandbox.
     const raw = parse(fs.readFileSync(DEFAULT_CONFIG_FILE, 'utf8'));
-    raw.services['mediawiki-config'].analysis = {
-      ...raw.services['mediawiki-config'].analysis,
-      intervalMs: 1000,
-      measurements: 1,
-      minRequests: 3,
-    };
-    raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300, watchIntervalMs: 2000 };
+    applyFastSettings(raw);
     const config = loadConfig(configWith(stringify(raw)));
     expect(config.train.verifyEveryMs).toBe(200);
     expect(config.train.watchMs).toBe(300);

@@ -18,6 +18,7 @@ import { loadInventory } from '../activities/inventory';
 import { LocalTransport } from '../activities/transport';
 import { createFleet, demoKey, freePort } from '../sandbox/fleet';
 import type { Release } from '../activities/releases';
+import { applyFastSettings } from './fast-settings';
 import { startRollout } from '../cli/client';
 import { signStatement } from '../cli/sign';
 import type { Action, RolloutStatus } from '../workflows/definitions';
@@ -94,14 +95,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     namespace,
   };
   raw.fleet.sandbox = { hosts: options.hosts ?? 8, trafficPerSecond: options.trafficPerSecond ?? 120 };
-  raw.services['mediawiki-config'].analysis = {
-    ...raw.services['mediawiki-config'].analysis,
-    intervalMs: 1000,
-    measurements: 1,
-    minRequests: 3,
-  };
-  // A 300 ms watch sees too few requests to vouch for a release; tests about the watch set their own minimum.
-  raw.train = { ...raw.train, verifyEveryMs: 200, verifyTimeoutMs: 10_000, watchMs: 300, watchMinRequests: 0 };
+  applyFastSettings(raw);
   options.configure?.(raw);
   const configFile = path.join(home, 'signalbox.yml');
   fs.writeFileSync(configFile, stringify(raw));

@@ -40,7 +40,7 @@ describe('the hour-long error watch', () => {
           watchMs: 60 * MINUTE,
           watchIntervalMs: MINUTE,
           watchMinRequests: 10,
-          watchJudging: { trafficFloor: { share: 0 } },
+          watchJudging: { ...c.train.watchJudging, trafficFloor: { share: 0 } },
         };
       },
     });

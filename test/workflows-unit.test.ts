@@ -76,6 +76,9 @@ const versionsAt = (station: number) =>
 const landed = () =>
   fleet.callsTo('landWikiversions') as { versions: Record<Station, string>; changeId: string; by: string }[];
 
+/** The watch's defaults (sequential, +1 point, alpha 0.005) without the power rule. */
+const MECHANICS_JUDGE = { minRequests: 50, newSignatures: { minCount: 5 }, power: 0 };
+
 function trainInput(overrides: Partial<TrainInput> = {}): TrainInput {
   return {
     version: NEW,
@@ -83,7 +86,15 @@ function trainInput(overrides: Partial<TrainInput> = {}): TrainInput {
     verifyEveryMs: 1000,
     verifyTimeoutMs: 10_000,
     watchMs: 0,
-    watch: { everyMs: MINUTE, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 },
+    // The watch's mechanics, judged without the power rule; the first test below runs with it.
+    watch: {
+      everyMs: MINUTE,
+      maxErrorRate: 0.01,
+      maxRatioToBaseline: 5,
+      minRequests: 50,
+      newErrorMin: 5,
+      judge: MECHANICS_JUDGE,
+    },
     gate: 'approval',
     strategy: STRATEGY,
     codeService: CODE,
@@ -266,22 +277,39 @@ describe('train gates', () => {
 
 describe('the error watch', () => {
   it('holds each station for the whole hour of the watch, and a train that stays clean completes', async () => {
-    const train = await startTrain({ autoApprove: true, watchMs: HOUR });
+    // With the power rule (the default): the test wikis, staged in no time, are measured before their move until
+    // their watch could catch +1 point; later stations have the hours before them.
+    const train = await startTrain({
+      autoApprove: true,
+      watchMs: HOUR,
+      watch: { everyMs: MINUTE, maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50, newErrorMin: 5 },
+    });
     const t0 = await env.currentTimeMs();
+    const measuring = await trainUntil(train, 'measuring the test wikis', (s) => s.state === 'measuring-baseline');
+    expect(measuring.baseline).toMatch(
+      /^measuring testwikis before its move so its watch can vouch for the release: [\d,]+ requests in \d+ s so far, about \d+ (s|min) more needed$/,
+    );
     const result: TrainStatus = await train.result();
     expect(result.state).toBe('complete');
-    // Four hours of skipped time, give or take the few seconds the test server's clock can read short of the timers
-    // it fired (see the two-hour wave outage below); the count of reads is what shows each hour exactly: at the
-    // start of the train and the end of stage, and per station one before the move, the watch's first and its 60,
-    // and one after.
-    expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(4 * HOUR - MINUTE);
-    expect(fleet.callsTo('measureGroups')).toHaveLength(2 + 4 * 63);
+    expect(result.baseline).toBeUndefined();
+    // Four hours of skipped time and the wait, give or take the few seconds the test server's clock can read short
+    // of the timers it fired (see the two-hour wave outage below); the count of reads is what shows each hour
+    // exactly: at the start of the train and the end of stage, the test wikis' reads before their move, and per
+    // station one before the move, the watch's first and its 60, and one after.
+    const waited = fleet.callsTo('measureGroups').length - (2 + 4 * 63);
+    expect(waited).toBeGreaterThan(0);
+    expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(4 * HOUR + waited * MINUTE - MINUTE);
     expect(result.watch).toMatchObject({
       subject: 'group2 after its move',
       phase: 'pass',
       judgedThrough: 60,
       windowSamples: 60,
     });
+    expect(result.watch!.summary).toMatch(
+      /a regression of \+1\.0 point would have been caught with (9\d|100)% probability$/,
+    );
+    // A watch that could not decide would have written an event (and held the train).
+    expect(result.events.filter((e) => e.what.startsWith('error watch'))).toEqual([]);
     expect(landed().map((c) => c.versions)).toEqual([0, 1, 2, 3].map(versionsAt));
     expect(fleet.fleetServes()).toEqual(allOn(NEW));
   });

@@ -179,6 +179,7 @@ export type TrainState =
   | 'staging'
   | 'awaiting-approval'
   | 'awaiting-window'
+  | 'measuring-baseline'
   | 'deploying'
   | 'verifying'
   | 'watching'
@@ -211,6 +212,8 @@ export interface TrainStatus {
   acknowledged: { signature: string; by: string; reason: string }[];
   /** The error watch of the last station moved: where it stands or what it decided, with its evidence. */
   watch?: AnalysisView;
+  /** When the train measures a group before its move so its watch can vouch for it: what it waits for. */
+  baseline?: string;
   /** When the train waits for a deploy window, when it opens. */
   windowOpensAt?: string;
   events: TrainEvent[];

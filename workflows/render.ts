@@ -10,7 +10,7 @@ export function renderTrain(status: TrainStatus): string {
   const width = Math.max(...cells.map((c) => c.length), ...values.map((v) => v.length)) + 2;
   const arrow = cells.map((_, i) => (i === status.station + 1 ? '^'.padEnd(width) : ''.padEnd(width))).join('');
   return [
-    `train ${status.version} (from ${status.fromVersion}): ${status.state}${status.blocker ? ` — ${status.blocker}` : ''}`,
+    `train ${status.version} (from ${status.fromVersion}): ${status.state}${status.blocker ? ` — ${status.blocker}` : ''}${status.baseline ? ` — ${status.baseline}` : ''}`,
     cells.map((c) => c.padEnd(width)).join(''),
     values.map((v) => v.padEnd(width)).join(''),
     arrow.trimEnd(),

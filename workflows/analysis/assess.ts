@@ -30,6 +30,7 @@ import {
   type SequentialTest,
 } from './sequential';
 import { caughtWith, detectionPower, intervalsNeeded, type IntervalTraffic, type PowerQuestion } from './power';
+import { thousands } from './describe';
 
 /**
  * With a minimum effect in points, the prior's centre needs the baseline's rate; it is fixed from the pooled
@@ -434,7 +435,7 @@ function closeWindow(judging: Judging, run: Run): void {
   const weakest = [...questions].sort((a, b) => a.probability - b.probability)[0];
   if (weakest && weakest.probability < spec.power) {
     run.phase = 'inconclusive';
-    run.message = `${weakest.metric}: too little evidence to pass: ${caughtWith(effectName(spec), weakest.probability)} (at least ${Math.round(spec.power * 100)}% needed); ${moreNeeded(judging, weakest.state, weakest.question)}`;
+    run.message = `${weakest.metric}: too little evidence to pass: ${caughtWith(effectName(spec), weakest.probability)} (at least ${Math.round(spec.power * 100)}% needed); ${moreNeeded(judging, weakest.metric, weakest.state, weakest.question)}`;
   }
 }
 
@@ -484,9 +485,17 @@ function effectName(spec: AnalysisSpec): string {
 }
 
 /** How much longer the window would have to run, in requests and in time at the rate it saw. */
-function moreNeeded({ spec }: Judging, state: MetricState, question: PowerQuestion): string {
+function moreNeeded(
+  { spec, context, baselineName }: Judging,
+  metric: string,
+  state: MetricState,
+  question: PowerQuestion,
+): string {
   const more = intervalsNeeded(question, spec.power);
   const perInterval = state.subject.requests / Math.max(1, state.traffic.length);
+  const reference = context.reference?.[metric];
+  if (more === undefined && reference && question.effectRate <= question.nullRate)
+    return `the window ${baselineName} (${thousands(reference.requests)} requests over ${duration(reference.durationMs)}) is too short to tell a rise of ${effectName(spec)} from its noise: it needs a longer window ${baselineName} or a larger minEffect`;
   if (more === undefined)
     return `more intervals at this traffic (about ${Math.round(perInterval)} requests each) would not get there: it needs more traffic per interval or a larger minEffect`;
   const span = state.firstAt !== undefined && state.last ? (state.last.at - state.firstAt) / state.traffic.length : 0;
@@ -494,7 +503,8 @@ function moreNeeded({ spec }: Judging, state: MetricState, question: PowerQuesti
   return `it needs about ${Math.ceil(more * perInterval)} more requests over ${more} more interval${more === 1 ? '' : 's'}${time}`;
 }
 
-function duration(ms: number): string {
+/** A span as people say it: seconds, minutes, hours. */
+export function duration(ms: number): string {
   if (ms < 90_000) return `${Math.max(1, Math.round(ms / 1000))} s`;
   if (ms < 90 * 60_000) return `${Math.round(ms / 60_000)} min`;
   return `${(ms / 3_600_000).toFixed(1)} h`;

@@ -105,8 +105,8 @@ export interface AnalysisSpec {
   minRequests: number;
   /**
    * The chance a regression of `minEffect` must have had of being caught before a window may pass; short of it the
-   * run is inconclusive and says what more it needs. 0 (the default for now) turns the rule off; runs recorded
-   * before it replay with it off whatever their settings.
+   * run is inconclusive and says what more it needs. 0 turns the rule off; runs recorded before it replay with it
+   * off whatever their settings.
    */
   power: number;
   trafficFloor?: TrafficFloor;
@@ -125,7 +125,7 @@ export const DEFAULT_SPEC: AnalysisSpec = {
   minEffect: { points: 0.01 },
   maxErrorRate: 0.05,
   minRequests: 50,
-  power: 0,
+  power: 0.9,
   trafficFloor: { minShareOfBaseline: 0.5, intervals: 3 },
   newSignatures: { minCount: 5 },
   fixed: { maxErrorRate: 0.01, maxRatioToBaseline: 5, minRequests: 50 },

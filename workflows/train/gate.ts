@@ -4,6 +4,7 @@ import { condition } from '@temporalio/workflow';
 import type { Station } from '../names';
 import { describeWindow, untilWindowOpens } from '../windows';
 import { acts } from './activities';
+import { measureBeforeMove } from './baseline';
 import type { Train } from './context';
 import type { Snapshot } from './readings';
 
@@ -22,6 +23,7 @@ export async function gate(train: Train, moved: Station): Promise<Through | null
     ? await readings.measure('the end of stage').catch(() => null)
     : await readings.measure('the end of stage');
   const windowStart = readings.sinceLastMove;
+  if (!(await measureBeforeMove(train, moved))) return null;
   if (input.gate === 'window' && !state.holdForHuman) {
     const how = await windowGate(train, moved);
     if (how === 'interrupted') return null;

@@ -41,6 +41,12 @@ export const DEFAULT_WATCH = {
 };
 
 /** The watch's analysis spec: the configured judging, else one built from the thresholds older inputs carry. */
+/** The watch's intervals: the watch split into samples of about `everyMs`, the last one ending at `watchMs`. */
+export function watchCadence(input: TrainInput): { windowSamples: number; everyMs: number } {
+  const windowSamples = Math.max(1, Math.ceil(input.watchMs / (input.watch?.everyMs ?? DEFAULT_WATCH.everyMs)));
+  return { windowSamples, everyMs: input.watchMs / windowSamples };
+}
+
 export function watchSpec(watch: TrainInput['watch']): Partial<AnalysisSpec> {
   const thresholds = { ...DEFAULT_WATCH, ...watch };
   return (

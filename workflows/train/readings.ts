@@ -51,6 +51,11 @@ export class Readings {
     }
   }
 
+  /** The last reading taken, if any. */
+  latest(): Snapshot | undefined {
+    return this.snapshots[this.snapshots.length - 1];
+  }
+
   /** Where the group's window before its move starts: as far back as it has run its present version. */
   windowBefore(group: Station, fallback: Snapshot): Snapshot {
     return this.snapshots[this.unchangedSince[group] ?? -1] ?? fallback;

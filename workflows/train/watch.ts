@@ -7,7 +7,7 @@ import { runAnalysis } from '../analysis-run';
 import type { Station } from '../names';
 import { causeOf, measurements } from './activities';
 import type { Train } from './context';
-import { DEFAULT_WATCH, watchSpec } from './input';
+import { DEFAULT_WATCH, watchCadence, watchSpec } from './input';
 import { rollBackTo, type Window } from './move';
 import { NO_TRAFFIC, type Snapshot } from './readings';
 
@@ -67,12 +67,11 @@ async function watchGroup(train: Train, moved: Station, from: Snapshot, to: Snap
     return breach ? { phase: 'fail', summary: breach } : { phase: 'pass', summary: '' };
   }
   if (input.watchMs === 0) return { phase: 'pass', summary: 'no watch configured' };
-  const everyMs = input.watch?.everyMs ?? DEFAULT_WATCH.everyMs;
-  const windowSamples = Math.max(1, Math.ceil(input.watchMs / everyMs));
+  const { windowSamples, everyMs } = watchCadence(input);
   return runAnalysis({
     subject: `${moved} after its move`,
     read: () => measurements.measureGroups({ groups: [moved], version: input.version }),
-    everyMs: input.watchMs / windowSamples,
+    everyMs,
     spec: watchSpec(input.watch),
     context: () => ({
       windowSamples,
