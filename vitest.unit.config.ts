@@ -6,6 +6,7 @@ import full from './vitest.config';
 
 export const UNIT_TESTS = [
   'test/analysis.test.ts',
+  'test/backport-plan.test.ts',
   'test/config.test.ts',
   'test/config-schema.test.ts',
   'test/github.test.ts',
