@@ -32,6 +32,8 @@ export interface CommitInfo {
   subject: string;
   changeIds: string[];
   dependsOn: string[];
+  /** How many parents: 2 or more is a merge commit. */
+  parents: number;
 }
 
 export interface Forge {
@@ -60,7 +62,7 @@ export interface Forge {
 
 const FIELD = '\x1f';
 const RECORD = '\x1e';
-const LOG_FORMAT = `%H%x1f%s%x1f%(trailers:key=Change-Id,valueonly,separator=%x2C)%x1f%(trailers:key=Depends-On,valueonly,separator=%x2C)%x1e`;
+const LOG_FORMAT = `%H%x1f%s%x1f%(trailers:key=Change-Id,valueonly,separator=%x2C)%x1f%(trailers:key=Depends-On,valueonly,separator=%x2C)%x1f%P%x1e`;
 
 function parseLog(out: string): CommitInfo[] {
   const list = (field: string | undefined) =>
@@ -73,8 +75,14 @@ function parseLog(out: string): CommitInfo[] {
     .map((record) => record.replace(/^\n/, ''))
     .filter(Boolean)
     .map((record) => {
-      const [sha, subject, changeIds, dependsOn] = record.split(FIELD);
-      return { sha, subject, changeIds: list(changeIds), dependsOn: list(dependsOn) };
+      const [sha, subject, changeIds, dependsOn, parents] = record.split(FIELD);
+      return {
+        sha,
+        subject,
+        changeIds: list(changeIds),
+        dependsOn: list(dependsOn),
+        parents: (parents ?? '').split(' ').filter(Boolean).length,
+      };
     });
 }
 

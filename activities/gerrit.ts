@@ -11,9 +11,11 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import axios, { type AxiosInstance } from 'axios';
 import type { GerritSpec } from '../config/load';
+import { parseChangeRef, type ReviewedChange } from '../workflows/backport/changes';
 import {
   commitMessage,
   LocalGitForge,
+  trailersOf,
   type ChangeRequest,
   type CommitInfo,
   type Forge,
@@ -36,7 +38,16 @@ interface ChangeInfo {
   /** With o=DETAILED_ACCOUNTS, the owner's username and name too. */
   owner: AccountInfo;
   current_revision?: string;
-  revisions?: Record<string, { _number: number; uploader?: AccountInfo; commit?: { parents: { commit: string }[] } }>;
+  revisions?: Record<
+    string,
+    { _number: number; uploader?: AccountInfo; commit?: { parents: { commit: string }[]; message?: string } }
+  >;
+  project?: string;
+  branch?: string;
+  subject?: string;
+  work_in_progress?: boolean;
+  /** With o=DETAILED_LABELS: every vote on each label. */
+  labels?: Record<string, { all?: { value?: number; _account_id: number; username?: string; name?: string }[] }>;
 }
 
 /** What every change read asks for: the current patch set with its uploader, and who people are. */
@@ -395,5 +406,106 @@ export class GerritForge implements Forge {
   async isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean> {
     await this.sync(repo);
     return this.mirror.isAncestor(repo, ancestor, descendant);
+  }
+
+  /**
+   * A change as a backport reads it (anyone's, unlike land): where it goes, its state, its trailers, and the open
+   * changes its current patch set sits on. Undefined when Gerrit has no such change or will not show it.
+   */
+  async reviewedChange(number: number): Promise<ReviewedChange | undefined> {
+    const info = await this.call<ChangeInfo>('GET', `changes/${number}?${CHANGE_DETAIL}&o=CURRENT_COMMIT`);
+    if (!info) return undefined;
+    const revision = info.current_revision ? info.revisions?.[info.current_revision] : undefined;
+    const message = revision?.commit?.message ?? '';
+    const parents: number[] = [];
+    for (const { commit } of revision?.commit?.parents ?? []) {
+      const on = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`commit:${commit}`)}`);
+      for (const parent of on ?? [])
+        if (parent.status === 'NEW' && parent._number !== number) parents.push(parent._number);
+    }
+    return {
+      number: info._number,
+      url: `${this.spec.url.replace(/\/$/, '')}/c/${info.project}/+/${info._number}`,
+      project: info.project ?? '',
+      branch: info.branch ?? '',
+      status: info.status === 'NEW' ? 'open' : info.status === 'MERGED' ? 'merged' : 'abandoned',
+      workInProgress: info.work_in_progress === true,
+      subject: info.subject ?? message.split('\n')[0],
+      owner: info.owner.username ?? info.owner.name ?? `account ${info.owner._account_id}`,
+      changeId: info.change_id,
+      dependsOn: trailersOf(message).dependsOn,
+      parents,
+      patchset: revision?._number ?? 0,
+      tasks: [...message.matchAll(/^Bug:[ \t]*(T\d+)[ \t]*$/gim)].map((m) => m[1]),
+    };
+  }
+
+  /** The changes a Depends-On line names: a Change-Id on any project and branch, or a change number or URL. */
+  async changesNamedBy(text: string): Promise<number[]> {
+    if (/^I[0-9a-f]{40}$/.test(text)) {
+      const found = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`change:${text}`)}`);
+      return (found ?? []).map((c) => c._number).sort((a, b) => a - b);
+    }
+    try {
+      const ref = parseChangeRef(text);
+      return ref.forge === 'gerrit' ? [ref.number] : [];
+    } catch {
+      return []; // names nothing: the plan refuses it, saying so
+    }
+  }
+
+  /**
+   * Merges someone's reviewed change for a backport: Code-Review +2 from signalbox on behalf of the deployer on the
+   * patch set that was checked, submit, and wait until MERGED. Refuses, changing nothing, when the change has moved
+   * on (a new patch set needs a fresh look), carries a -2 or a failing Verified vote, or (with requireHumanReview)
+   * has no +2 from a person other than signalbox. Safe to repeat: a merged change is reported merged.
+   */
+  async mergeReviewed(request: {
+    number: number;
+    patchset: number;
+    deployer: string;
+    requireHumanReview: boolean;
+  }): Promise<{ sha: string; alreadyMerged: boolean; patchset: number }> {
+    const info = await this.call<ChangeInfo>('GET', `changes/${request.number}?${CHANGE_DETAIL}&o=DETAILED_LABELS`);
+    const refuse = (type: string, why: string) =>
+      ApplicationFailure.nonRetryable(`Gerrit change ${request.number} ${why}; nothing was merged`, type);
+    if (!info) throw refuse('ChangeGone', 'is gone or no longer visible');
+    const mergedPatchset = info.revisions?.[info.current_revision!]?._number ?? 0;
+    // Merged by someone already, perhaps a later patch set than was checked: the result says which.
+    if (info.status === 'MERGED') return { sha: info.current_revision!, alreadyMerged: true, patchset: mergedPatchset };
+    if (info.status === 'ABANDONED') throw refuse('Abandoned', 'was abandoned');
+    const revision = info.current_revision!;
+    const patchset = info.revisions?.[revision]?._number;
+    if (patchset !== request.patchset)
+      throw refuse(
+        'NewPatchSet',
+        `is at patch set ${patchset}, not ${request.patchset} that was checked: look at the new patch set and confirm again`,
+      );
+    const votes = (label: string) => info.labels?.[label]?.all ?? [];
+    const who = (v: { _account_id: number; username?: string; name?: string }) =>
+      v.username ?? v.name ?? `account ${v._account_id}`;
+    const vetoes = votes('Code-Review').filter((v) => (v.value ?? 0) <= -2);
+    if (vetoes.length) throw refuse('Vetoed', `has Code-Review -2 from ${vetoes.map(who).join(', ')}`);
+    const failing = votes('Verified').filter((v) => (v.value ?? 0) < 0);
+    if (failing.length)
+      throw refuse('CiFailed', `has Verified ${failing[0].value} from ${failing.map(who).join(', ')}`);
+    const self = await this.self();
+    if (
+      request.requireHumanReview &&
+      !votes('Code-Review').some((v) => (v.value ?? 0) >= 2 && v._account_id !== self._account_id)
+    )
+      throw refuse('NeedsReview', 'has no Code-Review +2 from a person (backport.requireHumanReview)');
+    const id = encodeURIComponent(info.id);
+    await this.call('POST', `changes/${id}/revisions/${revision}/review`, {
+      labels: { 'Code-Review': 2 },
+      message: `signalbox: backport deployed by ${request.deployer}`,
+    });
+    try {
+      await this.call('POST', `changes/${id}/submit`, {});
+    } catch (err) {
+      if (!/merged/i.test((err as Error).message)) throw err; // an earlier attempt's submit that did land
+    }
+    const merged = await this.waitForMerged(info);
+    return { sha: merged.current_revision!, alreadyMerged: false, patchset: request.patchset };
   }
 }

@@ -240,8 +240,13 @@ export class GitHubForge implements Forge {
     }
   }
 
-  private info(commit: { sha: string; commit: { message: string } }): CommitInfo {
-    return { sha: commit.sha, subject: commit.commit.message.split('\n')[0], ...trailersOf(commit.commit.message) };
+  private info(commit: { sha: string; commit: { message: string }; parents?: unknown[] }): CommitInfo {
+    return {
+      sha: commit.sha,
+      subject: commit.commit.message.split('\n')[0],
+      ...trailersOf(commit.commit.message),
+      parents: commit.parents?.length ?? 1,
+    };
   }
 
   async commits(repo: string, head: string, exclude: string[], limit: number): Promise<CommitInfo[]> {

@@ -33,6 +33,7 @@ import {
 } from './host-ops';
 import { fill, forgeFor, loadInventory, templateVars, transportFor, type Inventory } from './inventory';
 import { poolStates, setPooled } from './loadbalancer';
+import type { Forge } from './forge';
 import { releaseSource, type Release, type ReleaseSource } from './releases';
 import { HostError, LockLost, type Transport } from './transport';
 
@@ -106,6 +107,26 @@ export interface HostSelector {
  * The hosts a selector names, in the order named. Anything that does not name existing hosts is refused as
  * BadInput before a host is touched: an empty list or name must not fall through to the whole fleet.
  */
+/** Every commit in these repositories that carries the Change-Id. */
+async function carriersOf(forge: Forge, repos: string[], changeId: string): Promise<{ repo: string; sha: string }[]> {
+  const found = await Promise.all(
+    repos.map(async (repo) => (await forge.findChange(repo, changeId)).map((sha) => ({ repo, sha }))),
+  );
+  return found.flat();
+}
+
+/** True when one of these commits (a change's carriers) is in the history of one of `shas` in `repo`. */
+async function containsAny(
+  forge: Forge,
+  carriers: { repo: string; sha: string }[],
+  repo: string,
+  shas: string[],
+): Promise<boolean> {
+  for (const carrier of carriers.filter((c) => c.repo === repo))
+    for (const sha of shas) if (await forge.isAncestor(repo, carrier.sha, sha)) return true;
+  return false;
+}
+
 export function selectHosts(fleet: HostSpec[], selector: HostSelector): HostSpec[] {
   const bad = (message: string) => ApplicationFailure.nonRetryable(message, 'BadInput');
   if (!selector || typeof selector !== 'object')
@@ -785,6 +806,64 @@ export function createHostActivities(config: SignalboxConfig) {
     }
   }
 
+  /** Per host, the releases it serves for each service and the commits they were built from; unreachable left out. */
+  async function runningSources(hosts: HostSpec[]): Promise<Map<string, { service: string; source: ReleaseSource }[]>> {
+    const inv = inventory();
+    const running = new Map<string, { service: string; source: ReleaseSource }[]>();
+    await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
+      const sources: { service: string; source: ReleaseSource }[] = [];
+      for (const serviceName of Object.keys(config.services)) {
+        const onHost = await read(host, serviceName).catch(() => null);
+        if (!onHost) return; // unreachable: the rollout itself will count it as a failure
+        for (const target of new Set(Object.values(onHost.links))) {
+          const found = releaseSource(inv.stagingDir, serviceName, target.replace(/^revs\//, ''));
+          if (found) sources.push({ service: serviceName, source: found });
+        }
+      }
+      running.set(host.name, sources);
+    });
+    return running;
+  }
+
+  /** The reachable hosts none of whose releases contains any of these commits (a change's carriers). */
+  async function hostsWithout(
+    hosts: HostSpec[],
+    running: Map<string, { service: string; source: ReleaseSource }[]>,
+    carriers: { repo: string; sha: string }[],
+    forge: Forge,
+  ): Promise<string[]> {
+    const missing: string[] = [];
+    for (const host of hosts) {
+      const sources = running.get(host.name);
+      if (!sources) continue;
+      let live = false;
+      for (const r of sources)
+        if (!live && (await containsAny(forge, carriers, r.source.repo, r.source.shas))) live = true;
+      if (!live) missing.push(host.name);
+    }
+    return missing;
+  }
+
+  /**
+   * Which of these Change-Ids are live on every host of the fleet: each reachable host serves, for some service, a
+   * release built from a commit that contains the change. A host that cannot be read counts as not live: a
+   * backport must not ship on the word of hosts it could not see.
+   */
+  async function changesLiveEverywhere(request: { changeIds: string[] }): Promise<{ live: string[] }> {
+    const inv = inventory();
+    const forge = forgeFor(config, inv);
+    const hosts = inv.hosts;
+    const running = await runningSources(hosts);
+    if (running.size < hosts.length) return { live: [] };
+    const repos = [...new Set([...running.values()].flat().map((r) => r.source.repo))];
+    const live: string[] = [];
+    for (const changeId of request.changeIds) {
+      const carriers = await carriersOf(forge, repos, changeId);
+      if (carriers.length && !(await hostsWithout(hosts, running, carriers, forge)).length) live.push(changeId);
+    }
+    return { live };
+  }
+
   /**
    * Refuses a release that carries a change whose Depends-On change is not yet live on every selected host: the
    * multi-step change that must go out in order. A dependency counts as live when the release itself contains it,
@@ -804,19 +883,7 @@ export function createHostActivities(config: SignalboxConfig) {
     const recent = await forge.commits(source.repo, head, [], DEPENDS_ON_SCAN_LIMIT);
     if (!recent.some((c) => c.dependsOn.length)) return { dependencies: [] };
     const hosts = await select(request.selector);
-    const running = new Map<string, { service: string; source: ReleaseSource }[]>();
-    await eachWithLimit(hosts, config.rollout.fetchConcurrency, async (host) => {
-      const sources: { service: string; source: ReleaseSource }[] = [];
-      for (const serviceName of Object.keys(config.services)) {
-        const onHost = await read(host, serviceName).catch(() => null);
-        if (!onHost) return; // unreachable: the rollout itself will count it as a failure
-        for (const target of new Set(Object.values(onHost.links))) {
-          const found = releaseSource(inv.stagingDir, serviceName, target.replace(/^revs\//, ''));
-          if (found) sources.push({ service: serviceName, source: found });
-        }
-      }
-      running.set(host.name, sources);
-    });
+    const running = await runningSources(hosts);
     const liveOfThisService = [...running.values()]
       .flat()
       .filter((r) => r.service === request.service && r.source.repo === source.repo);
@@ -832,29 +899,13 @@ export function createHostActivities(config: SignalboxConfig) {
     for (const commit of newCommits) {
       for (const dependency of commit.dependsOn) {
         const change = `${commit.sha.slice(0, 10)} ("${commit.subject}") depends on ${dependency}`;
-        const carriers = (
-          await Promise.all(
-            repos.map(async (repo) => (await forge.findChange(repo, dependency)).map((sha) => ({ repo, sha }))),
-          )
-        ).flat();
+        const carriers = await carriersOf(forge, repos, dependency);
         if (!carriers.length) {
           problems.push(`${change}, which is in none of ${repos.join(', ')}; land it first or fix the Depends-On line`);
           continue;
         }
-        const contains = async (repo: string, shas: string[]) => {
-          for (const carrier of carriers.filter((c) => c.repo === repo))
-            for (const sha of shas) if (await forge.isAncestor(repo, carrier.sha, sha)) return true;
-          return false;
-        };
-        if (await contains(source.repo, [head])) continue; // ships in this same release
-        const missing: string[] = [];
-        for (const host of hosts) {
-          const sources = running.get(host.name);
-          if (!sources) continue;
-          let live = false;
-          for (const r of sources) if (!live && (await contains(r.source.repo, r.source.shas))) live = true;
-          if (!live) missing.push(host.name);
-        }
+        if (await containsAny(forge, carriers, source.repo, [head])) continue; // ships in this same release
+        const missing = await hostsWithout(hosts, running, carriers, forge);
         if (missing.length) {
           const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
           problems.push(
@@ -940,5 +991,14 @@ export function createHostActivities(config: SignalboxConfig) {
     });
   }
 
-  return { currentReleases, checkDependsOn, fetchToHosts, promoteHosts, rollbackHosts, markStable, describeHosts };
+  return {
+    currentReleases,
+    checkDependsOn,
+    changesLiveEverywhere,
+    fetchToHosts,
+    promoteHosts,
+    rollbackHosts,
+    markStable,
+    describeHosts,
+  };
 }

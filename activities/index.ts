@@ -2,6 +2,7 @@
 import { Context } from '@temporalio/activity';
 import type { SignalboxConfig } from '../config/load';
 import { createAuthActivities } from './auth';
+import { createBackportActivities } from './backport';
 import { createGitHubActivities } from './github';
 import { createHostActivities } from './hosts';
 import { createLeaseActivities } from './lease';
@@ -44,6 +45,7 @@ export function createActivities(config: SignalboxConfig) {
     config,
     heartbeating({
       ...createAuthActivities(config),
+      ...createBackportActivities(config),
       ...createHostActivities(config),
       ...createLeaseActivities(config),
       ...createMetricsActivities(config),

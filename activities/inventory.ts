@@ -89,10 +89,10 @@ export function loadInventory(config: SignalboxConfig): Inventory {
   };
 }
 
-export function forgeFor(config: SignalboxConfig, inventory: Inventory = loadInventory(config)): Forge {
+export function forgeFor(config: SignalboxConfig, inventory?: Inventory): Forge {
   if (config.forge?.gerrit) return new GerritForge(config.forge.gerrit, path.join(config.home, 'gerrit-mirror'));
   if (config.forge?.github) return new GitHubForge(config.forge.github);
-  return new LocalGitForge(inventory.reposDir);
+  return new LocalGitForge((inventory ?? loadInventory(config)).reposDir);
 }
 
 const sshTransports = new Map<string, SshTransport>();

@@ -5,6 +5,7 @@ import { ConfigError } from '../config/load';
 import { InvalidNameError } from '../workflows/names';
 import { UserError } from './client';
 import { registerAnalysis } from './analysis';
+import { registerBackport } from './backport';
 import { registerDeploy } from './deploy';
 import { registerDemo, registerDev } from './dev';
 import { registerHosts } from './hosts';
@@ -26,6 +27,7 @@ export function buildCli(): Command {
   registerSandbox(program);
   registerTrain(program);
   registerDeploy(program);
+  registerBackport(program);
   registerRollout(program);
   registerHosts(program);
   registerSchedule(program);

@@ -58,6 +58,7 @@ function change(fields: Partial<ReviewedChange>): ReviewedChange {
     dependsOn: [],
     parents: [],
     tasks: [],
+    patchset: 1,
     ...fields,
   };
 }
@@ -67,6 +68,7 @@ function world(requested: number[], changes: ReviewedChange[], extra: Partial<Ba
   for (const c of changes) resolved[c.changeId] = [...(resolved[c.changeId] ?? []), c.number];
   return {
     requested,
+    asked: {},
     changes: Object.fromEntries(changes.map((c) => [c.number, c])),
     resolved,
     unreadable: {},
@@ -182,5 +184,19 @@ describe('the backport plan', () => {
       'its Depends-On I00000000deadbeef names no change the forge has',
       `its Depends-On ${dropped.changeId} is abandoned`,
     ]);
+  });
+
+  it('a URL naming another project, or a patch set the change has moved past, is refused', () => {
+    const moved = change({ patchset: 3 });
+    const elsewhere = change({});
+    const w = world([moved.number, elsewhere.number], [moved, elsewhere]);
+    w.asked = { [moved.number]: { patchset: 2 }, [elsewhere.number]: { project: 'operations/puppet' } };
+    expect(planBackport(w).refusals.map((r) => r.reason)).toEqual([
+      'patch set 2 was named, but the change is at patch set 3: look at the new one, then name it',
+      'it is in mediawiki-config, not operations/puppet as its URL says',
+    ]);
+    w.asked[moved.number] = { patchset: 3 };
+    w.asked[elsewhere.number] = { project: 'mediawiki-config' };
+    expect(planBackport(w).refusals).toEqual([]);
   });
 });

@@ -10,12 +10,14 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
+import { createBackportActivities } from '../activities/backport';
 import { GerritForge, gerritChangeId, gitCredentialEnv } from '../activities/gerrit';
+import type { SignalboxConfig } from '../config/load';
 import { freePort } from '../sandbox/fleet';
 import { startGerrit, type RunningGerrit } from '../tools/gerrit-runtime';
 import { startTrain, trainInputFrom } from '../cli/client';
 import { STATIONS } from '../workflows/names';
-import { liveVersions, NEW, startSandbox, type Sandbox } from './helpers';
+import { cli, liveVersions, NEW, startSandbox, type Sandbox } from './helpers';
 
 const run = promisify(execFile);
 
@@ -164,6 +166,58 @@ describe('Gerrit forge', () => {
   });
 });
 
+describe('reading changes for a backport', () => {
+  /** A change made as people make them, with the message's trailers, optionally on top of another change. */
+  const create = (subject: string, key: string, extra: Record<string, unknown> = {}) =>
+    rest('POST', 'changes/', {
+      project: 'ops-config',
+      branch: 'main',
+      subject: `${subject}\n\nChange-Id: ${gerritChangeId(key)}\n`,
+      ...extra,
+    });
+
+  it("reads anyone's change by number: its place, state, trailers, and the open change it sits on", async () => {
+    const code = await create('Add the Foo hook', 'backport-read-code');
+    const first = await create('Prepare Foo', 'backport-read-first');
+    const second = await create(
+      `Enable Foo on group0\n\nBug: T4242\nDepends-On: ${code.change_id}`,
+      'backport-read-second',
+      {
+        base_change: first.id,
+      },
+    );
+    const wip = await create('Half done', 'backport-read-wip', { work_in_progress: true });
+    const dropped = await create('Not needed', 'backport-read-dropped');
+    await rest('POST', `changes/${encodeURIComponent(dropped.id)}/abandon`, {});
+
+    const read = await forge.reviewedChange(second._number);
+    expect(read).toEqual({
+      number: second._number,
+      url: `${gerrit.url.replace(/\/$/, '')}/c/ops-config/+/${second._number}`,
+      project: 'ops-config',
+      branch: 'main',
+      status: 'open',
+      workInProgress: false,
+      subject: 'Enable Foo on group0',
+      owner: gerrit.user,
+      changeId: gerritChangeId('backport-read-second'),
+      dependsOn: [code.change_id],
+      parents: [first._number],
+      tasks: ['T4242'],
+      patchset: 1,
+    });
+    expect((await forge.reviewedChange(first._number))?.parents).toEqual([]); // on main itself
+    expect((await forge.reviewedChange(wip._number))?.workInProgress).toBe(true);
+    expect((await forge.reviewedChange(dropped._number))?.status).toBe('abandoned');
+    expect(await forge.reviewedChange(987654)).toBeUndefined();
+    // Depends-On by Change-Id finds the change on any branch; a number or URL names itself; nothing else names any.
+    expect(await forge.changesNamedBy(code.change_id)).toEqual([code._number]);
+    expect(await forge.changesNamedBy(`${gerrit.url}c/ops-config/+/${code._number}`)).toEqual([code._number]);
+    expect(await forge.changesNamedBy(`I${'0'.repeat(40)}`)).toEqual([]);
+    expect(await forge.changesNamedBy('not a change')).toEqual([]);
+  });
+});
+
 describe('changes signalbox did not make', () => {
   const mallory = { user: 'mallory', password: 'mallory-http-password' };
   beforeAll(async () => {
@@ -289,6 +343,74 @@ describe('changes signalbox did not make', () => {
   });
 });
 
+describe('merging for a backport', () => {
+  const bob = { user: 'bob', password: 'bob-http-password' };
+  beforeAll(async () => {
+    await rest('PUT', `accounts/${bob.user}`, { name: 'Bob', email: 'bob@example.com', http_password: bob.password });
+  });
+  const create = (subject: string, key: string, as = bob) =>
+    rest(
+      'POST',
+      'changes/',
+      { project: 'ops-config', branch: 'main', subject: `${subject}\n\nChange-Id: ${gerritChangeId(key)}\n` },
+      as,
+    );
+
+  it("merges someone's change on behalf of the deployer, once; refuses a moved-on change and, if asked, one no person approved", async () => {
+    const head = () => forge.resolve('ops-config', 'refs/heads/main');
+    const change = await create('Raise the upload limit', 'backport-merge-one');
+    const request = { number: change._number, patchset: 1, deployer: 'alice', requireHumanReview: false };
+    // With requireHumanReview, signalbox's own +2 is not enough: it refuses before voting.
+    const unreviewed = await forge.mergeReviewed({ ...request, requireHumanReview: true }).catch((e) => e);
+    expect(unreviewed).toBeInstanceOf(ApplicationFailure);
+    expect(unreviewed.type).toBe('NeedsReview');
+    expect((await rest('GET', `changes/${change._number}`)).status).toBe('NEW');
+
+    const before = await head();
+    const merged = await forge.mergeReviewed(request);
+    expect(merged).toMatchObject({ alreadyMerged: false, patchset: 1 });
+    expect(await head()).toBe(merged.sha);
+    const detail = await rest('GET', `changes/${change._number}/detail`);
+    expect(detail.status).toBe('MERGED');
+    expect(detail.messages.map((m: { message: string }) => m.message).join('\n')).toContain(
+      'signalbox: backport deployed by alice',
+    );
+    expect(await forge.mergeReviewed(request)).toEqual({ sha: merged.sha, alreadyMerged: true, patchset: 1 });
+
+    // A patch set uploaded after the check: nothing is voted or merged, and the person is asked to look again.
+    const moving = await create('Lower the upload limit', 'backport-merge-moving');
+    await rest(
+      'PUT',
+      `changes/${moving.id}/edit/limit.txt`,
+      { binary_content: `data:text/plain;base64,${Buffer.from('10\n').toString('base64')}` },
+      bob,
+    );
+    await rest('POST', `changes/${moving.id}/edit:publish`, { notify: 'NONE' }, bob);
+    const moved = await forge.mergeReviewed({ ...request, number: moving._number }).catch((e) => e);
+    expect(moved.type).toBe('NewPatchSet');
+    expect(moved.message).toMatch(/is at patch set 2, not 1 that was checked/);
+    expect((await rest('GET', `changes/${moving._number}`)).status).toBe('NEW');
+
+    // The extra-commit guard: a change merged by someone else since the backport began is named; its own is not.
+    const ours = await create('Enable the new skin on testwiki', 'backport-merge-ours');
+    const start = await head();
+    const theirs = await create('Something else entirely', 'backport-merge-theirs');
+    await forge.mergeReviewed({ ...request, number: theirs._number });
+    await forge.mergeReviewed({ ...request, number: ours._number });
+    // Only what the activity needs of a config: where Gerrit is, and a state folder for its mirror.
+    const backports = createBackportActivities({ home: work, forge: { gerrit: forge.spec } } as SignalboxConfig);
+    const guard = await backports.broughtBeyond({
+      repo: 'ops-config',
+      branch: 'main',
+      before: start,
+      changeIds: [gerritChangeId('backport-merge-ours')],
+    });
+    expect(guard.head).toBe(await head());
+    expect(guard.extra.map((c) => c.subject)).toEqual(['Something else entirely']);
+    expect(before).not.toBe(start);
+  });
+});
+
 describe('a train through Gerrit', () => {
   let sandbox: Sandbox | undefined;
   afterEach(async () => {
@@ -296,18 +418,18 @@ describe('a train through Gerrit', () => {
     sandbox = undefined;
   });
 
-  it('cuts its branches and moves every station as a change reviewed and submitted in Gerrit', async () => {
-    sandbox = await startSandbox({ worker: false });
-    // The sandbox's repositories move to Gerrit, history and all, as a site would import them.
+  /** The sandbox's repositories move to Gerrit, history and all, as a site would import them. */
+  async function onGerrit(s: Sandbox, push = true): Promise<void> {
     const env = gitCredentialEnv(gerrit.url, gerrit.user, gerrit.password);
-    for (const repo of ['mediawiki', 'mediawiki-config']) {
+    // Gerrit cannot delete a project: a later sandbox uses what the first one pushed (tests run in file order).
+    for (const repo of push ? ['mediawiki', 'mediawiki-config'] : []) {
       await rest('PUT', `projects/${repo}`, {});
       await run('git', ['push', '--quiet', `${gerrit.url}a/${repo}`, '+refs/heads/*:refs/heads/*'], {
-        cwd: path.join(sandbox.forge.reposDir, `${repo}.git`),
+        cwd: path.join(s.forge.reposDir, `${repo}.git`),
         env,
       });
     }
-    sandbox.reconfigure(
+    s.reconfigure(
       (raw) =>
         (raw.forge = {
           gerrit: {
@@ -318,6 +440,11 @@ describe('a train through Gerrit', () => {
           },
         }),
     );
+  }
+
+  it('cuts its branches and moves every station as a change reviewed and submitted in Gerrit', async () => {
+    sandbox = await startSandbox({ worker: false });
+    await onGerrit(sandbox);
     await sandbox.startWorker();
     const result = await (
       await startTrain(sandbox.client, sandbox.config, trainInputFrom(sandbox.config, NEW, { autoApprove: true }))
@@ -340,5 +467,49 @@ describe('a train through Gerrit', () => {
     // What the hosts serve came from Gerrit: the local repositories never saw the train's changes.
     expect(await sandbox.forge.branches('mediawiki')).not.toContain(`wmf/${NEW}`);
     for (const [db, versions] of await liveVersions(sandbox)) expect([...versions], db).toEqual([NEW]);
+  });
+
+  it('backport plan, seed 001: a config change whose code change is not merged is refused; given both in the wrong order, the code goes first', async () => {
+    // The repositories the train above moved to Gerrit, with its branch live on every station.
+    sandbox = await startSandbox({ worker: false });
+    await onGerrit(sandbox, false);
+    const s = sandbox;
+    const live = `wmf/${NEW}`;
+    const create = (project: string, branch: string, subject: string, key: string) =>
+      rest('POST', 'changes/', { project, branch, subject: `${subject}\n\nChange-Id: ${gerritChangeId(key)}\n` });
+    const code = await create('mediawiki', live, 'Add the Foo hook', 'seed001-code');
+    const config = await create(
+      'mediawiki-config',
+      'main',
+      `Enable Foo on group0\n\nBug: T001\nDepends-On: ${code.change_id}`,
+      'seed001-config',
+    );
+    const alone = await cli(s, ['backport', 'plan', String(config._number)]);
+    expect(alone.code, alone.stderr).toBe(1);
+    expect(alone.stdout).toBe(
+      `refused, nothing would be merged:\n  ${config._number} (mediawiki-config main: Enable Foo on group0): its Depends-On ${code._number} (Add the Foo hook) is not merged (open) and not in this backport: ship ${code._number} first, or add it to this backport; pulled in by ${config._number} -> Depends-On ${code.change_id}\n`,
+    );
+    const both = await cli(s, [
+      'backport',
+      'plan',
+      `${gerrit.url}c/mediawiki-config/+/${config._number}`,
+      String(code._number),
+    ]);
+    expect(both.code, both.stderr).toBe(0);
+    expect(both.stdout).toBe(
+      `  sync 1: mediawiki ${live}\n    ${code._number} Add the Foo hook (${gerrit.user})\n  sync 2: mediawiki-config main\n    ${config._number} Enable Foo on group0 (${gerrit.user}, T001)\n`,
+    );
+    // Bad input reaches no forge and changes nothing.
+    const bad = await cli(s, ['backport', 'plan', 'I0123', String(code._number)]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/"I0123" names no change: give a Gerrit change number/);
+    expect((await rest('GET', `changes/${code._number}`)).status).toBe('NEW');
+    // Merged but not yet deployed: still refused, as no host serves it (the hosts are read, not the forge).
+    await forge.mergeReviewed({ number: code._number, patchset: 1, deployer: 'alice', requireHumanReview: false });
+    const notLive = await cli(s, ['backport', 'plan', String(config._number)]);
+    expect(notLive.code, notLive.stderr).toBe(1);
+    expect(notLive.stdout).toContain(
+      `its Depends-On ${code._number} (Add the Foo hook) is merged but not live on every host it reaches`,
+    );
   });
 });

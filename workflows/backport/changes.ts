@@ -70,11 +70,15 @@ export interface ReviewedChange {
   parents: number[];
   /** Task ids from Bug: lines, for the records. */
   tasks: string[];
+  /** The current patch set's number. */
+  patchset: number;
 }
 
 /** Everything the gather activity found: the changes asked for, and every change they pulled in. */
 export interface BackportWorld {
   requested: number[];
+  /** What the reference given for each requested change also said: its project, the patch set reviewed. */
+  asked: Record<number, { project?: string; patchset?: number }>;
   changes: Record<number, ReviewedChange>;
   /** What each Depends-On text (and each requested number) resolved to; empty when nothing carries it. */
   resolved: Record<string, number[]>;
@@ -129,6 +133,15 @@ export function planBackport(world: BackportWorld): BackportPlan {
     if (!change) return refuse(number, world.unreadable[number] ?? 'no such change', chain);
     inPlan.add(number);
     const here = [...chain];
+    const asked = world.asked[number];
+    if (asked?.project && asked.project !== change.project)
+      refuse(number, `it is in ${change.project}, not ${asked.project} as its URL says`, here);
+    if (asked?.patchset && asked.patchset !== change.patchset && change.status === 'open')
+      refuse(
+        number,
+        `patch set ${asked.patchset} was named, but the change is at patch set ${change.patchset}: look at the new one, then name it`,
+        here,
+      );
     if (change.status === 'abandoned') refuse(number, 'it is abandoned', here);
     if (change.workInProgress && change.status === 'open') refuse(number, 'it is work in progress', here);
     if (change.project === world.configRepo) {
