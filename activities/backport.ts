@@ -4,7 +4,7 @@
 import type { SignalboxConfig } from '../config/load';
 import type { BackportWorld, ChangeRef, ReviewedChange } from '../workflows/backport/changes';
 import { STATIONS, type Station } from '../workflows/names';
-import { GerritForge } from './gerrit';
+import { GerritForge, type OpenChange } from './gerrit';
 import { createHostActivities } from './hosts';
 import { forgeFor } from './inventory';
 import { CODE_REPO, CONFIG_REPO, createTrainActivities } from './train';
@@ -20,6 +20,21 @@ export function createBackportActivities(config: SignalboxConfig) {
         'backports merge reviewed changes, so they need a code review forge: set forge.gerrit in signalbox.yml (url, user, passwordEnv)',
       );
     return forge;
+  }
+
+  /** The code branches some station runs (wmf/<version>), with those stations. */
+  async function liveCodeBranches(): Promise<Record<string, Station[]>> {
+    const { versions } = await createTrainActivities(config).readStations();
+    const live: Record<string, Station[]> = {};
+    for (const station of STATIONS)
+      for (const version of versions[station].split(',').filter(Boolean)) (live[`wmf/${version}`] ??= []).push(station);
+    return live;
+  }
+
+  /** Open changes a backport could take: on config main, or on a code branch some station runs. */
+  async function backportable(): Promise<OpenChange[]> {
+    const branches = Object.keys(await liveCodeBranches()).map((branch) => ({ project: CODE_REPO, branch }));
+    return reviews().openChanges([{ project: CONFIG_REPO, branch: 'main' }, ...branches]);
   }
 
   async function gatherBackport(request: { changes: ChangeRef[] }): Promise<BackportWorld> {
@@ -55,11 +70,7 @@ export function createBackportActivities(config: SignalboxConfig) {
         queue.push(...resolved[text]);
       }
     }
-    const { versions } = await createTrainActivities(config).readStations();
-    const liveBranches: Record<string, Station[]> = {};
-    for (const station of STATIONS)
-      for (const version of versions[station].split(',').filter(Boolean))
-        (liveBranches[`wmf/${version}`] ??= []).push(station);
+    const liveBranches = await liveCodeBranches();
     // Only merged changes something depends on need the hosts read.
     const depended = new Set(Object.values(resolved).flat());
     const mergedDependencies = Object.values(changes)
@@ -101,5 +112,5 @@ export function createBackportActivities(config: SignalboxConfig) {
     return { head, extra };
   }
 
-  return { gatherBackport, broughtBeyond };
+  return { gatherBackport, broughtBeyond, backportable };
 }

@@ -63,6 +63,18 @@ export function gerritChangeId(changeId: string): string {
 
 export class GerritError extends Error {}
 
+/** An open change a backport could take: `blocked` says why it cannot go now. */
+export interface OpenChange {
+  number: number;
+  project: string;
+  branch: string;
+  subject: string;
+  owner: string;
+  /** Someone has voted Code-Review +2. */
+  approved: boolean;
+  blocked?: string;
+}
+
 /**
  * The environment a git child needs to authenticate to Gerrit: the basic auth header as config given through
  * GIT_CONFIG_COUNT/KEY/VALUE (after any the caller already set), scoped to Gerrit's URL so no other host gets it.
@@ -507,5 +519,37 @@ export class GerritForge implements Forge {
     }
     const merged = await this.waitForMerged(info);
     return { sha: merged.current_revision!, alreadyMerged: false, patchset: request.patchset };
+  }
+
+  /** Open changes on these branches, newest first, each with whether Gerrit would submit it now and why not. */
+  async openChanges(branches: { project: string; branch: string }[]): Promise<OpenChange[]> {
+    if (!branches.length) return [];
+    const where = branches.map((b) => `(project:${b.project} branch:${b.branch})`).join(' OR ');
+    const found =
+      (await this.call<ChangeInfo[]>(
+        'GET',
+        `changes/?q=${encodeURIComponent(`status:open (${where})`)}&o=DETAILED_ACCOUNTS&o=DETAILED_LABELS`,
+      )) ?? [];
+    return found.map((c) => {
+      const votes = (label: string) => c.labels?.[label]?.all ?? [];
+      const vetoed = votes('Code-Review').some((v) => (v.value ?? 0) <= -2);
+      const approved = votes('Code-Review').some((v) => (v.value ?? 0) >= 2);
+      const why = c.work_in_progress
+        ? 'work in progress'
+        : vetoed
+          ? 'Code-Review -2'
+          : votes('Verified').some((v) => (v.value ?? 0) < 0)
+            ? 'CI failed'
+            : undefined;
+      return {
+        number: c._number,
+        project: c.project ?? '',
+        branch: c.branch ?? '',
+        subject: c.subject ?? '',
+        owner: c.owner.username ?? c.owner.name ?? `account ${c.owner._account_id}`,
+        approved,
+        blocked: why,
+      };
+    });
   }
 }

@@ -27,6 +27,23 @@ export function registerBackport(program: Command): void {
     .command('backport')
     .description('ship reviewed changes to production between trains, the way the daily backport windows do');
   backport
+    .command('list')
+    .description('open changes on config main or a live code branch, and whether each could go now')
+    .option('--json')
+    .action(async (opts, cmd) => {
+      const open = await createBackportActivities(config(cmd)).backportable();
+      print(opts.json, open, () =>
+        open.length
+          ? open
+              .map(
+                (c) =>
+                  `${c.number} ${c.project} ${c.branch}: ${c.subject} (${c.owner}) ${c.blocked ? `cannot go: ${c.blocked}` : c.approved ? 'can go (+2)' : 'can go'}`,
+              )
+              .join('\n')
+          : 'no open changes on config main or a live code branch',
+      );
+    });
+  backport
     .command('plan')
     .argument('<change...>', 'Gerrit change numbers or URLs (several go together)')
     .description('check the changes and what they pull in, and show the order they would go in; changes nothing')

@@ -484,6 +484,18 @@ describe('a train through Gerrit', () => {
       `Enable Foo on group0\n\nBug: T001\nDepends-On: ${code.change_id}`,
       'seed001-config',
     );
+    await create('mediawiki-config', 'main', 'Draft: rework the logos', 'seed001-wip').then((c) =>
+      rest('POST', `changes/${c.id}/wip`, {}),
+    );
+    const listed = await cli(s, ['backport', 'list']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(`${code._number} mediawiki ${live}: Add the Foo hook (${gerrit.user}) can go\n`);
+    expect(listed.stdout).toContain(
+      `${config._number} mediawiki-config main: Enable Foo on group0 (${gerrit.user}) can go\n`,
+    );
+    expect(listed.stdout).toMatch(
+      /\d+ mediawiki-config main: Draft: rework the logos \(\w+\) cannot go: work in progress\n/,
+    );
     const alone = await cli(s, ['backport', 'plan', String(config._number)]);
     expect(alone.code, alone.stderr).toBe(1);
     expect(alone.stdout).toBe(
