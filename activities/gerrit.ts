@@ -270,6 +270,16 @@ export class GerritForge implements Forge {
     return Buffer.from(String(res.data), 'base64').toString('utf8');
   }
 
+  /** Submits; a refusal stands unless the change is merged after all (an earlier attempt's submit that landed). */
+  private async submitted(change: ChangeInfo, url: string): Promise<void> {
+    try {
+      await this.call('POST', url, {});
+    } catch (err) {
+      const now = await this.call<ChangeInfo>('GET', `changes/${encodeURIComponent(change.id)}`);
+      if (now?.status !== 'MERGED') throw err;
+    }
+  }
+
   private async waitForMerged(change: ChangeInfo): Promise<ChangeInfo> {
     const deadline = Date.now() + this.spec.mergeTimeoutMs;
     for (;;) {
@@ -294,11 +304,7 @@ export class GerritForge implements Forge {
       labels: { 'Code-Review': 2 },
       message: 'signalbox: approved for the train',
     });
-    try {
-      await this.call('POST', `changes/${id}/submit`, {});
-    } catch (err) {
-      if (!/merged/i.test((err as Error).message)) throw err; // an earlier attempt's submit that did land
-    }
+    await this.submitted(change, `changes/${id}/submit`);
     const merged = await this.waitForMerged(change);
     await this.assertMadeBySignalbox(merged);
     return merged.current_revision!;
@@ -433,7 +439,7 @@ export class GerritForge implements Forge {
     for (const { commit } of revision?.commit?.parents ?? []) {
       const on = await this.call<ChangeInfo[]>('GET', `changes/?q=${encodeURIComponent(`commit:${commit}`)}`);
       for (const parent of on ?? [])
-        if (parent.status === 'NEW' && parent._number !== number) parents.push(parent._number);
+        if (parent.status !== 'MERGED' && parent._number !== number) parents.push(parent._number);
     }
     return {
       number: info._number,
@@ -504,19 +510,21 @@ export class GerritForge implements Forge {
     const self = await this.self();
     if (
       request.requireHumanReview &&
-      !votes('Code-Review').some((v) => (v.value ?? 0) >= 2 && v._account_id !== self._account_id)
+      !votes('Code-Review').some(
+        (v) => (v.value ?? 0) >= 2 && v._account_id !== self._account_id && v._account_id !== info.owner._account_id,
+      )
     )
-      throw refuse('NeedsReview', 'has no Code-Review +2 from a person (backport.requireHumanReview)');
+      throw refuse(
+        'NeedsReview',
+        'has no Code-Review +2 from a person other than its owner (backport.requireHumanReview)',
+      );
     const id = encodeURIComponent(info.id);
     await this.call('POST', `changes/${id}/revisions/${revision}/review`, {
       labels: { 'Code-Review': 2 },
       message: `signalbox: backport deployed by ${request.deployer}`,
     });
-    try {
-      await this.call('POST', `changes/${id}/submit`, {});
-    } catch (err) {
-      if (!/merged/i.test((err as Error).message)) throw err; // an earlier attempt's submit that did land
-    }
+    // The checked revision, not "current": a patch set uploaded since (even one the +2 was copied to) is refused.
+    await this.submitted(info, `changes/${id}/revisions/${revision}/submit`);
     const merged = await this.waitForMerged(info);
     return { sha: merged.current_revision!, alreadyMerged: false, patchset: request.patchset };
   }

@@ -13,7 +13,9 @@ import {
   type AnalysisStatus,
   type MetricReading,
   type Sample,
+  POWER_DEFAULT_PATCH,
   POWER_RULE_PATCH,
+  specAsRecorded,
 } from '../workflows/analysis/index';
 import { referenceBetween } from '../workflows/analysis/counters';
 import { STATIONS, type Station } from '../workflows/names';
@@ -222,7 +224,8 @@ export function recordedRuns(events: HistoryEvent[]): RecordedRun[] {
         : undefined;
   if (!runs) throw new Error(`${type ?? 'this workflow'} runs no analysis: give a train or a rollout`);
   // Judged as the workflow judged them: a run from before the power rule had none.
-  if (!tookPatch(events, POWER_RULE_PATCH)) for (const run of runs) run.spec = { ...run.spec, power: 0 };
+  const [rule, byDefault] = [tookPatch(events, POWER_RULE_PATCH), tookPatch(events, POWER_DEFAULT_PATCH)];
+  for (const run of runs) run.spec = specAsRecorded(run.spec, rule, byDefault);
   return runs;
 }
 

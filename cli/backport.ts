@@ -28,7 +28,9 @@ export function registerBackport(program: Command): void {
     .description('ship reviewed changes to production between trains, the way the daily backport windows do');
   backport
     .command('list')
-    .description('open changes on config main or a live code branch, and whether each could go now')
+    .description(
+      'open changes on config main or a live code branch, and what stands against each (plan checks the rest)',
+    )
     .option('--json')
     .action(async (opts, cmd) => {
       const open = await createBackportActivities(config(cmd)).backportable();
@@ -37,7 +39,7 @@ export function registerBackport(program: Command): void {
           ? open
               .map(
                 (c) =>
-                  `${c.number} ${c.project} ${c.branch}: ${c.subject} (${c.owner}) ${c.blocked ? `cannot go: ${c.blocked}` : c.approved ? 'can go (+2)' : 'can go'}`,
+                  `${c.number} ${c.project} ${c.branch}: ${c.subject} (${c.owner}) ${c.blocked ? `cannot go: ${c.blocked}` : c.approved ? 'nothing against it (+2)' : 'nothing against it'}`,
               )
               .join('\n')
           : 'no open changes on config main or a live code branch',

@@ -4,6 +4,7 @@ import {
   assess,
   projectedPower,
   referenceTimeNeeded,
+  specAsRecorded,
   describe,
   increase,
   sideIncrease,
@@ -374,6 +375,14 @@ group('assess', () => {
     expect(status.message).toMatch(
       /the window before the move \(50 requests over 30 s\) is too short to tell a rise of \+1\.0 point from its noise/,
     );
+  });
+
+  it('replays each run with the power it judged with: none before the rule, an unset one as 0 before it was the default', () => {
+    expect(specAsRecorded({ power: 0.9 }, false, false).power).toBe(0);
+    expect(specAsRecorded({}, true, false).power).toBe(0);
+    expect(specAsRecorded({ power: 0.8 }, true, false).power).toBe(0.8);
+    expect(specAsRecorded({}, true, true).power).toBeUndefined(); // the default (0.9) applies
+    expect(assess(stream(5, healthy), specAsRecorded({}, true, false), { windowSamples: 5 }).phase).toBe('pass');
   });
 
   it('cannot pass on too little traffic', () => {

@@ -151,19 +151,26 @@ describe('the backport plan', () => {
     ]);
   });
 
-  it('an open parent in git must come along; merged parents and merged changes are not merged again', () => {
+  it('an unmerged parent in git must be asked for too, and goes first; merged changes are not merged again', () => {
     const merged = change({ status: 'merged' });
     const parent = change({ parents: [merged.number] });
     const child = change({ parents: [parent.number] });
+    // Left out, the parent is not merged on the deployer's behalf: the merge of the child would bring it in unnamed.
     const alone = planBackport(world([child.number], [merged, parent, child]));
-    expect(alone.refusals).toEqual([]);
-    // The parent is pulled in by the chain and goes first: the merge of the child would bring it anyway.
-    expect(alone.phases).toEqual([
+    expect(alone.phases).toEqual([]);
+    expect(alone.refusals.map((r) => r.reason)).toEqual([
+      `it sits on ${parent.number} (${parent.subject}) is not merged and not in this backport: add ${parent.number}, or rebase this change`,
+    ]);
+    // Asked for in any order, the parent goes first.
+    const both = planBackport(world([child.number, parent.number], [merged, parent, child]));
+    expect(both.refusals).toEqual([]);
+    expect(both.phases).toEqual([
       { project: 'mediawiki-config', branch: 'main', changes: [parent.number, child.number] },
     ]);
+    // Asked for with its child, a work-in-progress parent is refused for itself, with the chain that named it.
     const wipParent = change({ workInProgress: true });
     const onWip = change({ parents: [wipParent.number] });
-    const refused = planBackport(world([onWip.number], [wipParent, onWip]));
+    const refused = planBackport(world([onWip.number, wipParent.number], [wipParent, onWip]));
     expect(refused.refusals).toEqual([
       {
         change: wipParent.number,

@@ -489,9 +489,11 @@ describe('a train through Gerrit', () => {
     );
     const listed = await cli(s, ['backport', 'list']);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(listed.stdout).toContain(`${code._number} mediawiki ${live}: Add the Foo hook (${gerrit.user}) can go\n`);
     expect(listed.stdout).toContain(
-      `${config._number} mediawiki-config main: Enable Foo on group0 (${gerrit.user}) can go\n`,
+      `${code._number} mediawiki ${live}: Add the Foo hook (${gerrit.user}) nothing against it\n`,
+    );
+    expect(listed.stdout).toContain(
+      `${config._number} mediawiki-config main: Enable Foo on group0 (${gerrit.user}) nothing against it\n`,
     );
     expect(listed.stdout).toMatch(
       /\d+ mediawiki-config main: Draft: rework the logos \(\w+\) cannot go: work in progress\n/,

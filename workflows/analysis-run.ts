@@ -9,7 +9,9 @@ import {
   type AnalysisView,
   type MetricReading,
   type Sample,
+  POWER_DEFAULT_PATCH,
   POWER_RULE_PATCH,
+  specAsRecorded,
 } from './analysis/index';
 
 export interface AnalysisRun {
@@ -35,7 +37,7 @@ const causeOf = (err: unknown): string => {
 /** Runs to a verdict (pass, fail, inconclusive), or returns null when interrupted. */
 export async function runAnalysis(run: AnalysisRun): Promise<AnalysisView | null> {
   const samples: Sample[] = [];
-  const spec = patched(POWER_RULE_PATCH) ? run.spec : { ...run.spec, power: 0 };
+  const spec = specAsRecorded(run.spec, patched(POWER_RULE_PATCH), patched(POWER_DEFAULT_PATCH));
   const take = async () => {
     try {
       const reading = await run.read();

@@ -133,6 +133,14 @@ export const DEFAULT_SPEC: AnalysisSpec = {
 
 /** Runs recorded before the power rule passed on any window that did not cross: they replay as they ran. */
 export const POWER_RULE_PATCH = 'analysis-power-rule';
+/** Runs recorded after the rule but before it was on by default judged an unset power as 0: they replay that way. */
+export const POWER_DEFAULT_PATCH = 'analysis-power-default';
+
+/** The spec a run judges with, given which of the two patches its history took. */
+export function specAsRecorded(spec: Partial<AnalysisSpec>, rule: boolean, byDefault: boolean): Partial<AnalysisSpec> {
+  if (!rule) return { ...spec, power: 0 };
+  return byDefault ? spec : { ...spec, power: spec.power ?? 0 };
+}
 
 export const withDefaults = (spec: Partial<AnalysisSpec> = {}): AnalysisSpec => ({
   ...DEFAULT_SPEC,

@@ -159,11 +159,19 @@ export function planBackport(world: BackportWorld): BackportPlan {
     }
     const out: Edge[] = [];
     edges.set(number, out);
-    // Parents in git: an open parent must come in this backport, or the merge would bring it in unreviewed.
+    // Parents in git: an unmerged parent must be asked for in this backport too, or the merge would bring in a
+    // change nobody named (or fail on an abandoned one).
     for (const parent of change.parents) {
       const step = [...here, `parent ${parent}`];
       const known = world.changes[parent];
       if (known?.status === 'merged') continue;
+      if (!world.requested.includes(parent)) {
+        const what = known
+          ? `${parent} (${known.subject}) is ${known.status === 'abandoned' ? 'abandoned' : 'not merged'}`
+          : `${parent} cannot be read`;
+        refuse(number, `it sits on ${what} and not in this backport: add ${parent}, or rebase this change`, step);
+        continue;
+      }
       out.push({ to: parent, how: 'parent' });
       visit(parent, step);
     }
@@ -183,6 +191,14 @@ export function planBackport(world: BackportWorld): BackportPlan {
       const requested = candidates.find((c) => world.requested.includes(c));
       const dependency = requested ?? candidates.find((c) => world.changes[c]?.status !== 'abandoned');
       const dep = dependency === undefined ? undefined : world.changes[dependency];
+      if (dependency !== undefined && !dep) {
+        refuse(
+          number,
+          `its Depends-On ${text}: ${world.unreadable[dependency] ?? `change ${dependency} cannot be read`}`,
+          step,
+        );
+        continue;
+      }
       if (dependency === undefined || !dep) {
         refuse(number, `its Depends-On ${text} is abandoned`, step);
         continue;

@@ -4,7 +4,7 @@
 // When even that would not be enough (a group with too little traffic), it moves at once: its watch will hold for
 // a person and say what it lacked.
 import { condition, patched } from '@temporalio/workflow';
-import { duration, referenceBetween, referenceTimeNeeded, withDefaults } from '../analysis/index';
+import { duration, referenceBetween, referenceTimeNeeded, thousands, withDefaults } from '../analysis/index';
 import type { Station } from '../names';
 import type { Train } from './context';
 import { watchCadence, watchSpec } from './input';
@@ -17,7 +17,10 @@ export async function measureBeforeMove(train: Train, moved: Station): Promise<b
   const { input, state, readings } = train;
   const spec = withDefaults(watchSpec(input.watch));
   if (!train.analysisRun || input.watchMs <= 0 || spec.judge !== 'sequential' || !(spec.power > 0)) return true;
-  if (!patched(BASELINE_WAIT_PATCH)) return true;
+  // Only a train that moves by itself waits here. One held for a person (blocked, rolled back, or an approval gate)
+  // keeps its state and measures while it waits for them: an approval is theirs to give, and moves at once.
+  const movesByItself = (input.autoApprove || input.gate === 'window') && !state.holdForHuman;
+  if (!movesByItself || !patched(BASELINE_WAIT_PATCH)) return true;
   const cadence = watchCadence(input);
   // A doomed watch costs a whole watch and a person. Held against a window no longer than itself, a watch has
   // little power (the window's uncertainty counts against it), so the train measures up to four watches first.
@@ -44,7 +47,7 @@ export async function measureBeforeMove(train: Train, moved: Station): Promise<b
             : undefined;
       if (!needed) return true;
       state.status.state = 'measuring-baseline';
-      state.status.baseline = `measuring ${moved} before its move so its watch can vouch for the release: ${Math.round(reference.requests).toLocaleString('en-US')} requests in ${duration(reference.durationMs)} so far, about ${duration(needed)} more needed`;
+      state.status.baseline = `measuring ${moved} before its move so its watch can vouch for the release: ${thousands(reference.requests)} requests in ${duration(reference.durationMs)} so far, about ${duration(needed)} more needed`;
       state.report();
       const interrupted = await condition(
         () => state.paused || state.abortRequested || state.pendingRollback !== null,
@@ -55,5 +58,6 @@ export async function measureBeforeMove(train: Train, moved: Station): Promise<b
     }
   } finally {
     state.status.baseline = undefined;
+    state.report();
   }
 }
