@@ -30,11 +30,21 @@ export interface ActionRequest {
   signed?: SignedAction;
 }
 
+/** What each role may do here: ROLE_GRANTS, and backports for deployers when backport.deployersMay says so. */
+export function grantsOf(config: Pick<SignalboxConfig, 'backport'>): Record<Role, Action[]> {
+  if (!config.backport.deployersMay) return ROLE_GRANTS;
+  return { ...ROLE_GRANTS, deployers: [...ROLE_GRANTS.deployers, 'backport'] };
+}
+
 /** The roles a principal holds, and so the actions it may take. */
-export function actionsOf(auth: Extract<AuthConfig, { mode: 'signed' }>, principal: string): Action[] {
-  return (Object.keys(ROLE_GRANTS) as Role[])
+export function actionsOf(
+  auth: Extract<AuthConfig, { mode: 'signed' }>,
+  principal: string,
+  grants: Record<Role, Action[]> = ROLE_GRANTS,
+): Action[] {
+  return (Object.keys(grants) as Role[])
     .filter((role) => auth.roles[role].includes(principal))
-    .flatMap((role) => ROLE_GRANTS[role]);
+    .flatMap((role) => grants[role]);
 }
 
 function run(file: string, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -122,9 +132,10 @@ export function createAuthActivities(config: SignalboxConfig) {
           `the signature is ${Number.isFinite(age) ? `${Math.round(age)} s old` : 'undated'}; signatures are good for ${auth.maxAgeSeconds} s, so sign again`,
         );
       const fingerprint = await verifySignature(auth, request.signed!, statement.principal);
-      const may = actionsOf(auth, statement.principal);
+      const grants = grantsOf(config);
+      const may = actionsOf(auth, statement.principal, grants);
       if (!may.includes(request.action)) {
-        const roles = (Object.keys(ROLE_GRANTS) as Role[]).filter((r) => ROLE_GRANTS[r].includes(request.action));
+        const roles = (Object.keys(grants) as Role[]).filter((r) => grants[r].includes(request.action));
         throw new Error(
           `${statement.principal} may not ${request.action}: that takes the ${roles.join(' or ')} role in auth.roles`,
         );

@@ -34,6 +34,8 @@ export interface CommitInfo {
   dependsOn: string[];
   /** How many parents: 2 or more is a merge commit. */
   parents: number;
+  /** The commits its message says it reverts ("This reverts commit <sha>."). */
+  reverts: string[];
 }
 
 export interface Forge {
@@ -62,7 +64,7 @@ export interface Forge {
 
 const FIELD = '\x1f';
 const RECORD = '\x1e';
-const LOG_FORMAT = `%H%x1f%s%x1f%(trailers:key=Change-Id,valueonly,separator=%x2C)%x1f%(trailers:key=Depends-On,valueonly,separator=%x2C)%x1f%P%x1e`;
+const LOG_FORMAT = `%H%x1f%s%x1f%(trailers:key=Change-Id,valueonly,separator=%x2C)%x1f%(trailers:key=Depends-On,valueonly,separator=%x2C)%x1f%P%x1f%b%x1e`;
 
 function parseLog(out: string): CommitInfo[] {
   const list = (field: string | undefined) =>
@@ -75,13 +77,14 @@ function parseLog(out: string): CommitInfo[] {
     .map((record) => record.replace(/^\n/, ''))
     .filter(Boolean)
     .map((record) => {
-      const [sha, subject, changeIds, dependsOn, parents] = record.split(FIELD);
+      const [sha, subject, changeIds, dependsOn, parents, body] = record.split(FIELD);
       return {
         sha,
         subject,
         changeIds: list(changeIds),
         dependsOn: list(dependsOn),
         parents: (parents ?? '').split(' ').filter(Boolean).length,
+        reverts: revertedBy(body ?? ''),
       };
     });
 }
@@ -93,6 +96,11 @@ export function commitMessage(subject: string, changeId: string, dependsOn: stri
 
 export function revertSubject(subject: string, reason: string, sha: string): string {
   return `Revert "${subject.split('\n')[0].slice(0, 200)}"\n\n${reason}\n\nThis reverts commit ${sha}.`;
+}
+
+/** The commits a message says it reverts, as git revert and Gerrit write it: "This reverts commit <sha>." */
+export function revertedBy(message: string): string[] {
+  return [...message.matchAll(/^This reverts commit ([0-9a-f]{40})\.?\s*$/gm)].map((m) => m[1]);
 }
 
 /** Reads the trailers of a commit message the way `git interpret-trailers` would for these two keys. */

@@ -14,6 +14,7 @@ import { checkVersion } from '../workflows/names';
 import {
   commitMessage,
   revertSubject,
+  revertedBy,
   trailersOf,
   type ChangeRequest,
   type CommitInfo,
@@ -246,6 +247,7 @@ export class GitHubForge implements Forge {
       subject: commit.commit.message.split('\n')[0],
       ...trailersOf(commit.commit.message),
       parents: commit.parents?.length ?? 1,
+      reverts: revertedBy(commit.commit.message),
     };
   }
 

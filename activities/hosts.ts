@@ -215,7 +215,7 @@ export function createHostActivities(config: SignalboxConfig) {
     service: string;
     release: Release;
     selector: HostSelector;
-  }): Promise<{ current: Record<string, string | null>; canaryHosts: string[] }> {
+  }): Promise<{ current: Record<string, string | null>; canaryHosts: string[]; idleHosts: string[] }> {
     const hosts = await select(request.selector);
     const link = linkFor(request.service, request.release);
     const pools = poolsOnce(inventory());
@@ -233,7 +233,11 @@ export function createHostActivities(config: SignalboxConfig) {
       }
     });
     const canaryGroup = config.rollout.canaryGroup ?? 'canary';
-    return { current, canaryHosts: hosts.filter((h) => h.groups.includes(canaryGroup)).map((h) => h.name) };
+    return {
+      current,
+      canaryHosts: hosts.filter((h) => h.groups.includes(canaryGroup)).map((h) => h.name),
+      idleHosts: hosts.filter((h) => h.pool === null).map((h) => h.name),
+    };
   }
 
   /** The load balancer's pools, asked at most once per activity and only when a host without a journal needs it. */
@@ -251,6 +255,7 @@ export function createHostActivities(config: SignalboxConfig) {
   ): Promise<boolean> {
     if (linkTarget(onHost, link) !== release) return false;
     if (journalFor(onHost, link)?.release === release) return settledOn(onHost, link, release, null);
+    if (host.pool === null) return settledOn(onHost, link, release, true);
     const pooled = await pools();
     return settledOn(onHost, link, release, pooled && pooled[host.name] !== false);
   }
@@ -375,6 +380,7 @@ export function createHostActivities(config: SignalboxConfig) {
   /** A pool change for a host this operation holds: only while the host still holds the lock. */
   async function pool(inv: Inventory, host: HostSpec, pooled: boolean, under: Under): Promise<void> {
     await under.check();
+    if (host.pool === null) return; // in no pool (a test server): nothing to take out or put back
     await setPooled(inv.loadBalancer, host.name, pooled);
   }
 

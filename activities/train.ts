@@ -35,6 +35,7 @@ export async function stageVersion(
   config: SignalboxConfig,
   f: Forge,
   version: string,
+  ref = `refs/heads/wmf/${version}`,
 ): Promise<Release & { patches: string[] }> {
   const patchDir = path.join(config.train.securityPatches, checkVersion(version));
   const patches = fs.existsSync(patchDir)
@@ -51,7 +52,7 @@ export async function stageVersion(
       loadInventory(config).stagingDir,
       config.train.codeService,
       CODE_REPO,
-      `refs/heads/wmf/${version}`,
+      ref,
       version,
       { patches, build },
     );

@@ -9,6 +9,7 @@ import { searchAttributes } from '../workflows/definitions';
 import { isVersion, trainWorkflowId } from '../workflows/names';
 import type { TrainInput } from '../workflows/train';
 import type { RolloutInput } from '../workflows/rollout';
+import type { BackportInput } from '../workflows/backport';
 
 export async function connectClient(config: SignalboxConfig): Promise<Client> {
   const temporal = temporalConnection(config);
@@ -57,13 +58,13 @@ export function trainInputFrom(
 }
 
 interface StartRequest {
-  workflowType: 'trainWorkflow' | 'rolloutWorkflow';
+  workflowType: 'trainWorkflow' | 'rolloutWorkflow' | 'backportWorkflow';
   workflowId: string;
-  input: TrainInput | RolloutInput;
+  input: TrainInput | RolloutInput | BackportInput;
   reusePolicy: WorkflowIdReusePolicy;
   summary: string;
   details: string;
-  attributes: { kind: string; version: string; service?: string };
+  attributes: { kind: string; version?: string; service?: string };
   /** What to tell the operator when the id is taken. */
   whenTaken: (existing: { status: string; started: string } | undefined) => string;
 }
@@ -81,7 +82,7 @@ async function startOnce(client: Client, config: SignalboxConfig, request: Start
       staticDetails: request.details,
       typedSearchAttributes: [
         { key: searchAttributes.kind, value: kind },
-        { key: searchAttributes.version, value: version },
+        ...(version ? [{ key: searchAttributes.version, value: version }] : []),
         ...(service ? [{ key: searchAttributes.service, value: service }] : []),
       ],
     });
@@ -133,6 +134,22 @@ export function startRollout(client: Client, config: SignalboxConfig, input: Rol
     attributes: { kind: 'rollout', version: input.release.name, service: input.service },
     whenTaken: () =>
       `${workflowId} is running; wait for it, or steer it with \`signalbox rollout pause|resume|abort|rollback ${workflowId}\``,
+  });
+}
+
+/** A backport may run again once closed (a fix after a rollback), never twice at once. */
+export function startBackport(client: Client, config: SignalboxConfig, input: BackportInput, workflowId: string) {
+  const changes = input.changes.map((c) => c.number).join(', ');
+  return startOnce(client, config, {
+    workflowType: 'backportWorkflow',
+    workflowId,
+    input,
+    reusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    summary: `Backport ${changes}${input.emergency ? ' (emergency)' : ''}`,
+    details: `Started by ${input.by}: check, merge, the test servers (${input.testHosts}), a confirmation, then production`,
+    attributes: { kind: 'backport' },
+    whenTaken: () =>
+      `${workflowId} is running; see \`signalbox backport status ${workflowId.replace(/^backport-/, '')}\``,
   });
 }
 

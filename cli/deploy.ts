@@ -57,8 +57,8 @@ async function deploy(spec: string, opts: OptionValues, cmd: Command): Promise<v
   }
   const hostActivities = createHostActivities(cfg);
   const release = await resolveRelease(cfg, service, spec);
-  const { current, canaryHosts } = await hostActivities.currentReleases({ service, release, selector });
-  const plan = planRollout(current, release.id, { ...strategy, canaryHosts }); // also checks the amounts
+  const { current, canaryHosts, idleHosts } = await hostActivities.currentReleases({ service, release, selector });
+  const plan = planRollout(current, release.id, { ...strategy, canaryHosts, idleHosts }); // also checks the amounts
   const { dependencies } = await hostActivities.checkDependsOn({ service, release, selector }).catch((err) => {
     throw new UserError((err as Error).message);
   });

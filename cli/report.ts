@@ -1,12 +1,48 @@
-// `signalbox train report <version>`: an incident-style timeline of a train. The train keeps its own event log
-// (every action, who did it, as verified); the workflow history adds what only it can say: when the train started
-// and ended, each steering request as it was accepted, and each deploy it ran with its outcome. Nothing here knows
+// `signalbox train report <version>` and `backport report <n>`: an incident-style timeline. The train (or backport)
+// keeps its own event log (every action, who did it, as verified); the workflow history adds what only it can say:
+// when it started and ended, each steering request as it was accepted, and each deploy it ran with its outcome. Nothing here knows
 // an activity by its name.
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { trainStatusQuery, type RolloutStatus, type TrainEvent, type TrainStatus } from '../workflows/definitions';
+import type { QueryDefinition } from '@temporalio/common';
+import {
+  backportStatusQuery,
+  trainStatusQuery,
+  type BackportStatus,
+  type RolloutStatus,
+  type TrainEvent,
+  type TrainStatus,
+} from '../workflows/definitions';
 import type { TrainInput } from '../workflows/train';
+import type { BackportInput } from '../workflows/backport';
+
+/** What a report needs to know of a kind of workflow: its name, its start and end in words, its own event log. */
+interface ReportedKind<I, S> {
+  noun: string;
+  started(input: I | undefined): string;
+  ended(status: S | undefined): string;
+  query: QueryDefinition<S>;
+  events(status: S): TrainEvent[];
+}
+
+const TRAIN: ReportedKind<TrainInput, TrainStatus> = {
+  noun: 'train',
+  started: (input) =>
+    `train ${input?.version} started by ${input?.by} (from ${input?.fromVersion ?? 'what group2 runs'})`,
+  ended: (status) => `train ended ${status?.state}${status?.blocker ? `: ${status.blocker}` : ''}`,
+  query: trainStatusQuery,
+  events: (status) => status.events,
+};
+
+const BACKPORT: ReportedKind<BackportInput, BackportStatus> = {
+  noun: 'backport',
+  started: (input) =>
+    `backport of ${input?.changes.map((c) => c.number).join(', ')} started by ${input?.by}${input?.emergency ? ' (emergency)' : ''}`,
+  ended: (status) => `backport ended ${status?.step}${status?.outcome ? `: ${status.outcome}` : ''}`,
+  query: backportStatusQuery,
+  events: (status) => status.events,
+};
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -36,14 +72,13 @@ function describeRequest(name: string | null | undefined, args: SteeringArgs = {
 }
 
 /** The lifecycle the history holds: start, steering requests, deploys and their outcomes, the end. */
-export function historyLines(events: HistoryEvent[]): Line[] {
+function historyLines<I, S>(events: HistoryEvent[], kind: ReportedKind<I, S>): Line[] {
   const lines: Line[] = [];
   const add = (event: HistoryEvent, text: string) => lines.push({ at: timeOf(event), text });
   for (const event of events) {
     const started = event.workflowExecutionStartedEventAttributes;
     if (started) {
-      const [input] = decode<TrainInput>(started.input);
-      add(event, `train ${input?.version} started by ${input?.by} (from ${input?.fromVersion ?? 'what group2 runs'})`);
+      add(event, kind.started(decode<I>(started.input)[0]));
     }
     const request = event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
     if (request) add(event, `${describeRequest(request.name, decode<SteeringArgs>(request.args)[0])}`);
@@ -65,51 +100,57 @@ export function historyLines(events: HistoryEvent[]): Line[] {
       );
     const completed = event.workflowExecutionCompletedEventAttributes;
     if (completed) {
-      const [status] = decode<TrainStatus>(completed.result);
-      add(event, `train ended ${status?.state}${status?.blocker ? `: ${status.blocker}` : ''}`);
+      add(event, kind.ended(decode<S>(completed.result)[0]));
     }
     const failed = event.workflowExecutionFailedEventAttributes;
-    if (failed) add(event, `train failed: ${failed.failure?.message}`);
+    if (failed) add(event, `${kind.noun} failed: ${failed.failure?.message}`);
     const terminated = event.workflowExecutionTerminatedEventAttributes;
-    if (terminated) add(event, `train terminated: ${terminated.reason}`);
+    if (terminated) add(event, `${kind.noun} terminated: ${terminated.reason}`);
   }
   return lines;
 }
 
-/** The train's own log, one line per action: `who: what`, as the Server Admin Log has it. */
-export function eventLines(events: TrainEvent[]): Line[] {
+/** The workflow's own log, one line per action: `who: what`, as the Server Admin Log has it. */
+function eventLines(events: TrainEvent[]): Line[] {
   return events.map((e) => ({ at: new Date(e.at), text: e.by ? `${e.by}: ${e.what}` : e.what }));
 }
 
-/** The train's event log: in its result once it completed, otherwise asked of it (a worker replays a closed one). */
-async function trainEvents(
+/** The event log: in the result once it completed, otherwise asked of the workflow (a worker replays a closed one). */
+async function ownEvents<I, S>(
   client: Client,
   workflowId: string,
   history: HistoryEvent[],
+  kind: ReportedKind<I, S>,
 ): Promise<TrainEvent[] | string> {
   const completed = history.find((e) => e.workflowExecutionCompletedEventAttributes);
-  if (completed)
-    return decode<TrainStatus>(completed.workflowExecutionCompletedEventAttributes!.result)[0]?.events ?? [];
+  if (completed) {
+    const [status] = decode<S>(completed.workflowExecutionCompletedEventAttributes!.result);
+    return status ? kind.events(status) : [];
+  }
   try {
-    return (await client.workflow.getHandle(workflowId).query(trainStatusQuery)).events;
+    return kind.events(await client.workflow.getHandle(workflowId).query(kind.query));
   } catch (err) {
-    return `the train's own event log could not be asked for (${(err as Error).message}); is a worker running?`;
+    return `the ${kind.noun}'s own event log could not be asked for (${(err as Error).message}); is a worker running?`;
   }
 }
 
-export async function trainReport(client: Client, workflowId: string): Promise<string> {
+export const trainReport = (client: Client, workflowId: string) => workflowReport(client, workflowId, TRAIN);
+export const backportReport = (client: Client, workflowId: string) => workflowReport(client, workflowId, BACKPORT);
+
+async function workflowReport<I, S>(client: Client, workflowId: string, kind: ReportedKind<I, S>): Promise<string> {
   const handle = client.workflow.getHandle(workflowId);
   const description = await handle.describe();
   const history = (await handle.fetchHistory()).events ?? [];
-  const lifecycle = historyLines(history);
-  const log = await trainEvents(client, workflowId, history);
+  const lifecycle = historyLines(history, kind);
+  const log = await ownEvents(client, workflowId, history, kind);
   // Stable sort: at the same millisecond the history's line (a request) comes before the action it caused.
   const lines = [...lifecycle, ...(typeof log === 'string' ? [] : eventLines(log))].sort(
     (a, b) => a.at.getTime() - b.at.getTime(),
   );
   const started = lifecycle[0]?.at ?? description.startTime;
   const ended = description.closeTime;
-  const last = [...lifecycle].reverse().find((l) => /^train (ended|failed|terminated)/.test(l.text));
+  const ending = new RegExp(`^${kind.noun} (ended|failed|terminated)`);
+  const last = [...lifecycle].reverse().find((l) => ending.test(l.text));
   const stamp = (d: Date) => d.toISOString().slice(0, 19).replace('T', ' ');
   return [
     `# Incident documentation: ${workflowId}`,
@@ -121,7 +162,7 @@ export async function trainReport(client: Client, workflowId: string): Promise<s
     `- Events in history: ${history.length}`,
     ...(typeof log === 'string' ? [`- ${log}`] : []),
     '',
-    '## Timeline (UTC; the train event log, and its workflow history)',
+    `## Timeline (UTC; the ${kind.noun} event log, and its workflow history)`,
     ...lines.map((l) => `- ${stamp(l.at)} ${l.text}`),
     '',
   ].join('\n');

@@ -22,7 +22,7 @@ import {
 } from './schema';
 import type { Station } from '../workflows/names';
 import { groupErrorRates } from '../sandbox/traffic';
-import { checkWindows, type DeployWindows } from '../workflows/windows';
+import { checkWeekly, checkWindows, type DeployWindows } from '../workflows/windows';
 import type { AnalysisSpec as JudgeSpec } from '../workflows/analysis/model';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
@@ -368,6 +368,11 @@ function withDefaults(raw: ConfigFile, file: string, home: string): SignalboxCon
     checkWindows(config.train.windows);
   } catch (err) {
     throw new ConfigError(file, [`train.windows: ${(err as Error).message}`]);
+  }
+  try {
+    if (config.backport.windows) checkWeekly(config.backport.windows);
+  } catch (err) {
+    throw new ConfigError(file, [`backport.windows: ${(err as Error).message}`]);
   }
   for (const key of ['codeService', 'configService'] as const) {
     if (!config.services[config.train[key]]) {

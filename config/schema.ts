@@ -273,7 +273,12 @@ const host = Type.Object(
     groups: Type.Array(Type.String(), { description: 'groups this host belongs to, such as [appserver, canary]' }),
     transport: Default('ssh', Enum(['local', 'ssh'], { description: 'local (this machine) or ssh' })),
     sshPort: Type.Optional(Type.Integer()),
-    pool: Type.Optional(Type.String({ description: 'load-balancer pool' })),
+    pool: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description:
+          'load-balancer pool; null for a host in none (a test server such as mwdebug): never depooled or repooled, it serves no traffic',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -332,6 +337,15 @@ export const signedAuth = Type.Object(
 const sandbox = Type.Object(
   {
     hosts: Default(12, Type.Integer({ minimum: 1, maximum: 5000, description: 'how many sandbox hosts (1 to 5000)' })),
+    testServers: Default(
+      0,
+      Type.Integer({
+        minimum: 0,
+        maximum: 10,
+        description:
+          'how many test servers besides the hosts (0 to 10): mwdebug1001 and on, in group debug and in no load-balancer pool, as backports use them',
+      }),
+    ),
     trafficPerSecond: Default(
       40,
       Type.Number({ minimum: 0, description: 'requests per second from the traffic generator' }),
@@ -594,6 +608,69 @@ const notify = Type.Object(
   { additionalProperties: false, description: 'sal, irc, slack, email' },
 );
 
+const weekdays = Type.Array(
+  Enum(['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'], {
+    description: 'a weekday: Sun, Mon, Tue, Wed, Thu, Fri or Sat',
+  }),
+  { minItems: 1, uniqueItems: true, description: 'weekdays such as [Mon, Tue, Wed, Thu]' },
+);
+
+const backport = Type.Object(
+  {
+    testHosts: Default(
+      'debug',
+      Type.String({
+        minLength: 1,
+        description: 'the host group of test servers (like mwdebug) that every backport reaches first (default debug)',
+      }),
+    ),
+    confirmTimeoutMs: Default(
+      900_000,
+      ms(
+        'how long the test servers wait for `backport confirm` before the backport reverts itself (default 15 min)',
+        1000,
+        'a person needs time to look',
+      ),
+    ),
+    deployersMay: Default(
+      false,
+      Type.Boolean({ description: 'true lets deployers start backports; false (default) takes an approver' }),
+    ),
+    requireHumanReview: Default(
+      false,
+      Type.Boolean({
+        description:
+          "true: a change needs a Code-Review +2 from a person other than its owner; false (default): the deployer's +2, given by signalbox, is enough",
+      }),
+    ),
+    windows: Type.Optional(
+      Type.Object(
+        {
+          timezone: Default('UTC', Type.String({ minLength: 1, description: 'an IANA timezone such as UTC' })),
+          times: Type.Array(
+            Type.Object(
+              { days: weekdays, from: hhmm, to: hhmm },
+              {
+                additionalProperties: false,
+                description: 'days, from and to, such as { days: [Mon, Tue], from: "13:00", to: "14:00" }',
+              },
+            ),
+            {
+              minItems: 1,
+              description: 'the backport windows; outside them a backport needs --emergency from an approver',
+            },
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: 'timezone and times (absent: a backport may start at any time)',
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const gerrit = Type.Object(
   {
     url: Type.String({
@@ -680,6 +757,7 @@ export const configSchema = Type.Object(
       ),
     ),
     train: Default({}, train),
+    backport: Default({}, backport),
     notify: Default({}, notify),
     /** Where the code and config repositories live; absent means the local git forge of the state folder. */
     forge: Type.Optional(

@@ -52,6 +52,8 @@ export interface SandboxNoise {
   bursts?: boolean;
   /** The seed of the fleet's random draws; absent, $SIGNALBOX_SANDBOX_SEED or a fresh one. */
   seed?: number;
+  /** Test servers besides the hosts (mwdebug1001 and on): in group debug, in no load-balancer pool. */
+  testServers?: number;
 }
 
 /** Creates the fleet's files once; a second call with a fleet present returns it unchanged. */
@@ -64,9 +66,10 @@ export async function createFleet(
 ): Promise<SandboxFleetFile> {
   const existing = readFleet(home);
   if (existing) {
-    if (existing.hosts.length !== hostCount) {
+    const appServers = existing.hosts.filter((h) => h.pool !== null).length;
+    if (appServers !== hostCount) {
       throw new Error(
-        `a sandbox of ${existing.hosts.length} hosts already exists in ${sandboxDir(home)}; run \`signalbox sandbox down --purge\` first to make one of ${hostCount}`,
+        `a sandbox of ${appServers} hosts already exists in ${sandboxDir(home)}; run \`signalbox sandbox down --purge\` first to make one of ${hostCount}`,
       );
     }
     return existing;
@@ -124,6 +127,18 @@ export async function createFleet(
       pool: 'appservers',
     };
   });
+  // Like scap's mwdebug hosts: every sync reaches them, and only people who ask for them get their answers.
+  for (let n = 0; n < (noise.testServers ?? 0); n++) {
+    const name = `mwdebug${1001 + n}`;
+    hosts.push({
+      name,
+      ...hostAddress(hostCount + n, port),
+      root: path.join(dir, 'hosts', name),
+      groups: ['debug'],
+      transport: 'local',
+      pool: null,
+    });
+  }
   const bootstrap = async (host: HostSpec, release: Release, link: string) => {
     const transport = new LocalTransport(host.name);
     await fetchRelease(

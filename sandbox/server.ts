@@ -44,6 +44,7 @@ export interface Fault {
   signature?: string;
 }
 
+/** Faults by MediaWiki version, or by the id of a config release (a bad config change, such as a backport's). */
 export type FaultFile = Record<string, Fault>;
 
 export const faultsFile = (home: string) => path.join(sandboxDir(home), 'faults.json');
@@ -57,6 +58,8 @@ interface Loaded {
   wikis: Record<string, WikiInfo>;
   byDomain: Map<string, string>;
   versionOf: Record<string, string>;
+  /** The config release the host serves: the folder its link points at. */
+  configRelease: string;
 }
 
 class AppServer {
@@ -113,7 +116,12 @@ class AppServer {
       throw new Error(
         `PHP Fatal error: ${this.faults()[crashing[0]]?.signature ?? 'Allowed memory size exhausted'} (MediaWiki ${crashing[0]} fails to start)`,
       );
-    return { wikis, versionOf, byDomain: new Map(Object.entries(wikis).map(([db, w]) => [w.domain, db])) };
+    return {
+      wikis,
+      versionOf,
+      byDomain: new Map(Object.entries(wikis).map(([db, w]) => [w.domain, db])),
+      configRelease: path.basename(fs.realpathSync(config)),
+    };
   }
 
   /**
@@ -242,7 +250,8 @@ class AppServer {
     const arrived = performance.now();
     const servedBy = this.server;
     if (!this.firstServed.has(version)) this.firstServed.set(version, Date.now());
-    const groupFault = this.faults()[version]?.groups[group];
+    const versionFault = this.faults()[version] ?? this.faults()[loaded.configRelease];
+    const groupFault = versionFault?.groups[group];
     const onThisWiki = groupFault && (!Array.isArray(groupFault.wikis) || groupFault.wikis.includes(db));
     const fault = onThisWiki ? groupFault : undefined;
     const respond = () => {
@@ -257,7 +266,7 @@ class AppServer {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`MediaWiki internal error.\n${signature}\n`);
       };
       if (fault && this.random() < this.faultErrorRate(fault, version)) {
-        return failWith(this.faults()[version]?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()');
+        return failWith(versionFault?.signature ?? 'Error: Call to undefined method SkinTemplate::getTabs()');
       }
       if (this.random() < this.backgroundRate(group)) return failWith(pickBackgroundSignature(this.random));
       this.count(this.requests, `${db}|${group}|${version}|200`);
@@ -323,6 +332,8 @@ export async function serveFleet(home: string): Promise<() => Promise<void>> {
     pooled = {};
   }
   const savePools = () => fs.writeFileSync(poolsFile(home), JSON.stringify(pooled));
+  // A host in no pool (a test server) starts out of the load balancer; only a person would pool it.
+  for (const host of fleet.hosts) if (host.pool === null) pooled[host.name] = false;
 
   // Old fleet files have no errorRate, bursts or seed: they get the defaults (a seed of their own).
   const errorRates = groupErrorRates(fleet.errorRate);

@@ -382,6 +382,7 @@ export class FakeFleet {
       return {
         current: Object.fromEntries(hosts.map((h) => [h, this.hosts.get(h)!.current[service]])),
         canaryHosts: ['mw1001'],
+        idleHosts: [],
       };
     },
     fetchToHosts: async (request) => {

@@ -31,6 +31,24 @@ describe('planRollout', () => {
     expect(second.waves[0].hosts.some((h) => first.waves[0].hosts.includes(h))).toBe(false);
   });
 
+  it('never takes a host that serves no traffic as a canary, nor counts it as one when already on the release', () => {
+    // A backport's test servers (in no pool) run the release before production: the canaries must still be real.
+    const current = { ...fleet(8), mwdebug1001: 'new', mwdebug1002: null };
+    const plan = planRollout(current, 'new', {
+      ...DEFAULT_STRATEGY,
+      canary: '10%',
+      canaryHosts: ['mwdebug1002'],
+      idleHosts: ['mwdebug1001', 'mwdebug1002'],
+    });
+    expect(plan.waves[0].name).toBe('canary');
+    expect(plan.waves[0].hosts).toHaveLength(1);
+    expect(plan.waves[0].hosts[0]).not.toMatch(/^mwdebug/);
+    expect(plan.waves.flatMap((w) => w.hosts)).toContain('mwdebug1002');
+    // Without the rule, the test server already on the release would have stood in for the canary wave.
+    const naive = planRollout(current, 'new', { ...DEFAULT_STRATEGY, canary: '10%' });
+    expect(naive.waves[0].name).not.toBe('canary');
+  });
+
   it('does nothing on a fleet already on the release', () => {
     const plan = planRollout(fleet(8, [0, 1, 2, 3, 4, 5, 6, 7]), 'new', DEFAULT_STRATEGY);
     expect(plan.waves).toEqual([]);

@@ -21,14 +21,30 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword'> = Object.
 // ---- who may do what ---------------------------------------------------------------------------------------
 
 /** Every steering action; each is signed by the person who asks for it (unless auth is `none`). */
-export const ACTIONS = ['approve', 'rollback', 'pause', 'resume', 'abort', 'ack', 'deploy', 'schedule'] as const;
+export const ACTIONS = [
+  'approve',
+  'rollback',
+  'pause',
+  'resume',
+  'abort',
+  'ack',
+  'deploy',
+  'schedule',
+  'backport',
+  'emergency',
+  'confirm',
+] as const;
 export type Action = (typeof ACTIONS)[number];
 export type Role = 'deployers' | 'approvers' | 'admins';
 
-/** Anyone on the team may stop the line; moving it forward takes an approver; ending it takes an admin. */
+/**
+ * Anyone on the team may stop the line; moving it forward takes an approver; ending it takes an admin. A deployer
+ * confirms what the test servers show; starting a backport takes an approver (or a deployer, with
+ * backport.deployersMay), and starting one outside the backport windows (emergency) always an approver.
+ */
 export const ROLE_GRANTS: Record<Role, Action[]> = {
-  deployers: ['pause', 'rollback', 'ack'],
-  approvers: ['approve', 'resume', 'deploy'],
+  deployers: ['pause', 'rollback', 'ack', 'confirm'],
+  approvers: ['approve', 'resume', 'deploy', 'backport', 'emergency', 'confirm'],
   admins: ['abort', 'schedule'],
 };
 
@@ -271,3 +287,62 @@ export const leaseWorkflowId = (service: string) => `lease-${service}`;
 export const acquireLease = defineUpdate<LeaseHolder, [LeaseRequest]>('acquireLease');
 export const releaseLease = defineUpdate<LeaseHolder | null, [{ workflowId: string }]>('releaseLease');
 export const leaseHolderQuery = defineQuery<LeaseHolder | null>('leaseHolder');
+
+// ---- backport ----------------------------------------------------------------------------------------------
+
+export type BackportStep =
+  | 'checking'
+  | 'waiting-for-lease'
+  | 'merging'
+  | 'staging'
+  | 'testing'
+  | 'awaiting-confirmation'
+  | 'deploying'
+  | 'reverting'
+  | 'awaiting-ack'
+  | 'done'
+  | 'refused'
+  | 'aborted'
+  | 'rolled-back';
+
+/** One sync of a backport: the changes of one repository and branch, merged, tested and deployed together. */
+export interface BackportSync {
+  project: string;
+  branch: string;
+  service: string;
+  changes: { number: number; subject: string; owner: string; tasks: string[]; alreadyMerged: boolean }[];
+  state: 'waiting' | 'merging' | 'merged' | 'on-test-servers' | 'deploying' | 'live' | 'reverted' | 'rolled-back';
+  /** The branch head before this backport merged anything. */
+  before?: string;
+  /** The staged release: what the test servers ran is what production gets, byte for byte. */
+  release?: string;
+}
+
+export interface BackportStatus {
+  changes: number[];
+  by: string;
+  step: BackportStep;
+  syncs: BackportSync[];
+  /** Index into syncs of the one in progress. */
+  current: number;
+  /** What the backport waits for now, and how to answer it. */
+  waitingFor?: string;
+  /** When the test-server wait ends by itself (reverting), ISO time. */
+  confirmBy?: string;
+  testServers: { host: string; address: string; port?: number }[];
+  /** Why it was refused, stopped or rolled back. */
+  outcome?: string;
+  emergency: boolean;
+  events: TrainEvent[];
+}
+
+export interface BackportConfirmRequest extends ControlRequest {
+  /** Which sync the confirmation is for, so a stale one cannot pass the next. */
+  sync?: number;
+}
+
+export const confirmBackport = defineUpdate<BackportStatus, [BackportConfirmRequest]>('confirm');
+export const abortBackport = defineUpdate<BackportStatus, [ControlRequest]>('abort');
+export const ackBackport = defineUpdate<BackportStatus, [ControlRequest]>('ack');
+export const backportStatusQuery = defineQuery<BackportStatus>('backportStatus');
+export const backportWorkflowId = (change: number) => `backport-${change}`;

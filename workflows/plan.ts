@@ -6,6 +6,11 @@ export interface Strategy {
   canary: string | null;
   /** Named canary hosts, taken before any other host when the canary wave is filled. */
   canaryHosts?: string[];
+  /**
+   * Hosts that serve no traffic (test servers in no pool): never canaries, since nothing would judge them, and not
+   * counted as canaries when already on the release (a backport's test servers are, before production).
+   */
+  idleHosts?: string[];
   /** Hosts per rolling batch after the canaries: "25%" or "10". "0" stops after the canaries (seed 004's
    *  `sync --canary=10%`, widened later by running again with a larger canary). */
   batch: string;
@@ -39,13 +44,20 @@ export function planRollout(current: Record<string, string | null>, release: str
   const alreadyOnRelease = hosts.filter((h) => current[h] === release);
   const pending = hosts.filter((h) => current[h] !== release);
   const named = new Set(strategy.canaryHosts ?? []);
-  const byCanaryPreference = [...pending.filter((h) => named.has(h)), ...pending.filter((h) => !named.has(h))];
+  const idle = new Set(strategy.idleHosts ?? []);
+  const serving = pending.filter((h) => !idle.has(h));
+  const byCanaryPreference = [
+    ...serving.filter((h) => named.has(h)),
+    ...serving.filter((h) => !named.has(h)),
+    ...pending.filter((h) => idle.has(h)),
+  ];
 
   const waves: Wave[] = [];
   let rest = byCanaryPreference;
   if (strategy.canary !== null) {
-    const target = parseAmount(strategy.canary, total, 'canary');
-    const needed = Math.max(0, Math.min(rest.length, target - alreadyOnRelease.length));
+    const target = parseAmount(strategy.canary, hosts.filter((h) => !idle.has(h)).length, 'canary');
+    const servingAlready = alreadyOnRelease.filter((h) => !idle.has(h)).length;
+    const needed = Math.max(0, Math.min(serving.length, target - servingAlready));
     if (needed > 0) {
       waves.push({ name: 'canary', hosts: rest.slice(0, needed) });
       rest = rest.slice(needed);

@@ -1,6 +1,6 @@
-// The scap-style picture of a train: each station and the version it runs. Shared by the workflow's UI details
-// and the CLI's `train status`.
-import type { TrainStatus } from './definitions';
+// The scap-style picture of a train (each station and the version it runs) and of a backport. Shared by the
+// workflows' UI details and the CLI's status commands.
+import type { BackportStatus, TrainStatus } from './definitions';
 import { STATIONS } from './names';
 import { viewLine } from './analysis/index';
 
@@ -16,6 +16,24 @@ export function renderTrain(status: TrainStatus): string {
     arrow.trimEnd(),
     ...(status.watch ? [`watch of ${viewLine(status.watch)}`] : []),
   ].join('\n');
+}
+
+/** A backport as a few lines: where it stands, each sync with its changes and state, and what it waits for. */
+export function renderBackport(status: BackportStatus): string {
+  const lines = [
+    `backport of ${status.changes.join(', ')}${status.emergency ? ' (emergency)' : ''} by ${status.by}: ${status.step}`,
+  ];
+  status.syncs.forEach((sync, i) => {
+    const release = sync.release ? ` as ${sync.release}` : '';
+    lines.push(`  sync ${i + 1} ${sync.project} ${sync.branch}: ${sync.state}${release}`);
+    for (const c of sync.changes)
+      lines.push(
+        `    ${c.number} ${c.subject} (${c.owner}${c.tasks.length ? `, ${c.tasks.join(' ')}` : ''})${c.alreadyMerged ? ' [merged already]' : ''}`,
+      );
+  });
+  if (status.waitingFor) lines.push(`  waiting: ${status.waitingFor}`);
+  if (status.outcome) lines.push(`  ${status.outcome}`);
+  return lines.join('\n');
 }
 
 export interface Blocker {

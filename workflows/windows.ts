@@ -70,8 +70,30 @@ export function untilWindowOpens(at: Date, window: DeployWindow, timezone: strin
   return Number.POSITIVE_INFINITY;
 }
 
+/** Times of the week when something may start, such as the daily backport windows. */
+export interface WeeklyWindows {
+  timezone: string;
+  times: { days: Weekday[]; from: string; to: string }[];
+}
+
+const eachDay = (windows: WeeklyWindows): [string, DeployWindow][] =>
+  windows.times.flatMap((t, i) => t.days.map((day): [string, DeployWindow] => [`times[${i}] ${day}`, { ...t, day }]));
+
+export function openAt(at: Date, windows: WeeklyWindows): boolean {
+  return eachDay(windows).some(([, w]) => insideWindow(at, w, windows.timezone));
+}
+
+export function describeWeekly(windows: WeeklyWindows): string {
+  return `${windows.times.map((t) => `${t.days.join(',')} ${t.from}-${t.to}`).join('; ')} ${windows.timezone}`;
+}
+
+export function checkWeekly(windows: WeeklyWindows): WeeklyWindows {
+  checkWindows({ timezone: windows.timezone, stations: Object.fromEntries(eachDay(windows)) });
+  return windows;
+}
+
 /** Throws unless the timezone is one Intl knows and every window is a real day and time range. */
-export function checkWindows(windows: DeployWindows): DeployWindows {
+export function checkWindows<W extends { timezone: string; stations: Record<string, DeployWindow> }>(windows: W): W {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: windows.timezone });
   } catch {

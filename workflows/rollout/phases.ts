@@ -14,7 +14,7 @@ export type Child = ReturnType<typeof groupBatches>[number];
 /** Which hosts need the release, in which waves, and the failure limit; the status shows the plan. */
 export async function planWaves({ input, state }: Rollout) {
   const status = state.status;
-  const { current, canaryHosts } = await hostActivities.currentReleases({
+  const { current, canaryHosts, idleHosts } = await hostActivities.currentReleases({
     service: input.service,
     release: input.release,
     selector: input.selector,
@@ -24,6 +24,7 @@ export async function planWaves({ input, state }: Rollout) {
     plan = planRollout(current, input.release.id, {
       ...input.strategy,
       canaryHosts: input.strategy.canaryHosts ?? canaryHosts,
+      idleHosts,
     });
   } catch (err) {
     throw ApplicationFailure.nonRetryable((err as Error).message, 'BadInput');

@@ -6,8 +6,28 @@ import { acts, causeOf, records } from './activities';
 import type { TrainInput } from './input';
 import type { TrainState } from './state';
 
-export class TrainRecords {
+/** Records sent one after another in the background; one that cannot be sent is noted, never thrown. */
+export class InOrder {
   private inOrder: Promise<void> = Promise.resolve();
+
+  constructor(private readonly noteFailure: (what: string) => void) {}
+
+  inBackground(send: () => Promise<unknown>, what: string): void {
+    this.inOrder = this.inOrder.then(() =>
+      send().then(
+        () => undefined,
+        (err) => this.noteFailure(`${what}: ${causeOf(err)}`),
+      ),
+    );
+  }
+
+  /** Every record sent so far, done (or given up on). */
+  sent(): Promise<void> {
+    return this.inOrder;
+  }
+}
+
+export class TrainRecords extends InOrder {
   private seq = 0;
   /** The blockers last announced: the status update goes out once per distinct set. */
   announcedBlockers = '';
@@ -16,20 +36,8 @@ export class TrainRecords {
     private readonly trainId: string,
     private readonly input: TrainInput,
     private readonly state: TrainState,
-  ) {}
-
-  inBackground(send: () => Promise<unknown>, what: string): void {
-    this.inOrder = this.inOrder.then(() =>
-      send().then(
-        () => undefined,
-        (err) => this.state.note(`${what}: ${causeOf(err)}`),
-      ),
-    );
-  }
-
-  /** Every record sent so far, done (or given up on). */
-  sent(): Promise<void> {
-    return this.inOrder;
+  ) {
+    super((what) => state.note(what));
   }
 
   /** A SAL line for an action (who, what, commit range), also logged to IRC. */
