@@ -86,7 +86,9 @@ export function registerBackport(program: Command): void {
     .option('--reason <text>')
     .action(async (n: string, opts, cmd) => {
       const handle = await backportHandle(cmd, n);
-      const request = { ...(await steering(config(cmd), 'confirm', handle.workflowId)), reason: opts.reason };
+      // The confirmation answers the question asked now, and only it: a later one needs its own.
+      const { question } = await update(() => handle.query(backportStatusQuery));
+      const request = { ...(await steering(config(cmd), 'confirm', handle.workflowId)), reason: opts.reason, question };
       console.log(renderBackport(await update(() => handle.executeUpdate(confirmBackport, { args: [request] }))));
     });
   backport
@@ -179,7 +181,7 @@ async function follow(
 ): Promise<void> {
   const started = Date.now();
   let last = '';
-  let asked = '';
+  let asked = 0;
   for (;;) {
     const status: BackportStatus | undefined = await handle.query(backportStatusQuery).catch(() => undefined);
     if (status && !json) {
@@ -188,12 +190,21 @@ async function follow(
       if (line !== last) console.log(`[${Math.round((Date.now() - started) / 1000)} s] ${line}`);
       last = line;
     }
-    if (status?.step === 'awaiting-confirmation' && interactive && status.waitingFor !== asked) {
-      asked = status.waitingFor ?? '';
+    if (status?.step === 'awaiting-ack') {
+      // Rolled back and reverted: the backport stays open for a person, and this command says so and ends.
+      console.log(renderBackport(status));
+      process.exitCode = 1;
+      return;
+    }
+    if (status?.step === 'awaiting-confirmation' && interactive && status.question !== asked) {
+      asked = status.question;
       const yes = await ask('confirm?');
+      const question = status.question;
       const run = yes
         ? async () =>
-            handle.executeUpdate(confirmBackport, { args: [await steering(cfg, 'confirm', handle.workflowId)] })
+            handle.executeUpdate(confirmBackport, {
+              args: [{ ...(await steering(cfg, 'confirm', handle.workflowId)), question }],
+            })
         : async () =>
             handle.executeUpdate(abortBackport, {
               args: [{ ...(await steering(cfg, 'rollback', handle.workflowId)), reason: 'operator answered no' }],

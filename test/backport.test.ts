@@ -14,10 +14,10 @@ import { freePort } from '../sandbox/fleet';
 import { faultsFile } from '../sandbox/server';
 import { SANDBOX_START_VERSION } from '../sandbox/wikis';
 import { startGerrit, type RunningGerrit } from '../tools/gerrit-runtime';
-import type { BackportStatus } from '../workflows/definitions';
+import { confirmBackport, type BackportStatus } from '../workflows/definitions';
 import { startBackport } from '../cli/client';
 import { WEEKDAYS } from '../workflows/windows';
-import { cli, signedAuth, signingAs, startSandbox, waitFor, type Sandbox } from './helpers';
+import { cli, refusal, signedAuth, signingAs, startSandbox, waitFor, type Sandbox } from './helpers';
 
 const run = promisify(execFile);
 const BOB = { user: 'bob', password: 'bob-http-password' };
@@ -195,6 +195,11 @@ describe('signalbox backport', () => {
     expect(json[TEST_SERVER]).toBe('{"enabled": true}\n');
     expect(Object.entries(json).filter(([h, v]) => h !== TEST_SERVER && v !== null)).toEqual([]);
     expect(second.syncs[1].release).toMatch(/^config-[0-9a-f]{12}$/);
+    // A confirmation of the first question (a stale one, or one slow to arrive) cannot answer the second.
+    const stale = s.client.workflow
+      .getHandle(`backport-${n}`)
+      .executeUpdate(confirmBackport, { args: [{ by: 'alice', question: 1 }] });
+    expect(await refusal(stale)).toMatch(/^the confirmation answers question 1, but question 2 is waiting: /);
 
     expect((await cli(s, ['backport', 'confirm', String(n)])).code).toBe(0);
     const done = await reaches(n, 'done', (b) => b.step === 'done');

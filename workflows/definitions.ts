@@ -329,6 +329,8 @@ export interface BackportStatus {
   waitingFor?: string;
   /** When the test-server wait ends by itself (reverting), ISO time. */
   confirmBy?: string;
+  /** The number of the question waiting (each question gets the next), so a confirmation answers only it. */
+  question: number;
   testServers: { host: string; address: string; port?: number }[];
   /** Why it was refused, stopped or rolled back. */
   outcome?: string;
@@ -337,8 +339,8 @@ export interface BackportStatus {
 }
 
 export interface BackportConfirmRequest extends ControlRequest {
-  /** Which sync the confirmation is for, so a stale one cannot pass the next. */
-  sync?: number;
+  /** Which question the confirmation answers (status.question), so a stale one cannot answer the next. */
+  question?: number;
 }
 
 export const confirmBackport = defineUpdate<BackportStatus, [BackportConfirmRequest]>('confirm');

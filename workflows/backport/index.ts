@@ -9,6 +9,7 @@ import {
   allHandlersFinished,
   condition,
   executeChild,
+  isCancellation,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -19,6 +20,7 @@ import {
   describeIdentity,
   searchAttributes,
   type BackportStatus,
+  type BackportStep,
   type BackportSync,
   type SignedAction,
 } from '../definitions';
@@ -199,19 +201,16 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
     }
   }
 
-  /** Asks a person; every question times out into a revert, since the backport holds its services meanwhile. */
-  async function ask(sync: number, question: string): Promise<'confirmed' | 'aborted' | 'timeout'> {
-    state.waitFor('awaiting-confirmation', question);
-    status.confirmBy = new Date(Date.now() + input.confirmTimeoutMs).toISOString();
-    state.report();
-    const answered = await condition(
-      () => state.confirmed(sync) || state.abortRequest !== null,
-      input.confirmTimeoutMs,
-    );
-    if (state.abortRequest) return 'aborted';
-    if (!answered) return 'timeout';
-    state.spendConfirmation(sync);
-    return 'confirmed';
+  /**
+   * Asks a person; every question times out into a revert, since the backport holds its services meanwhile. Once
+   * answered the step moves on at once, so nothing can confirm a question that is no longer asked.
+   */
+  async function ask(question: string, then: BackportStep): Promise<'confirmed' | 'aborted' | 'timeout'> {
+    const n = state.ask(question, new Date(Date.now() + input.confirmTimeoutMs).toISOString());
+    const answered = await condition(() => state.confirmed(n) || state.abortRequest !== null, input.confirmTimeoutMs);
+    const answer = state.abortRequest ? 'aborted' : answered ? 'confirmed' : 'timeout';
+    state.moveTo(answer === 'confirmed' ? then : 'reverting');
+    return answer;
   }
 
   function unanswered(answer: 'aborted' | 'timeout'): string {
@@ -233,19 +232,29 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
       state.moveTo('merging');
       sync.before = await acts.branchHead({ repo: sync.project, branch: sync.branch });
       for (const change of sync.changes.filter((c) => !c.alreadyMerged)) {
-        const sha = await merge(i, change.number, world.changes[change.number].patchset);
-        if (typeof sha !== 'string') return stop(sha.why);
+        if (state.abortRequest) return stop(unanswered('aborted'));
+        const sha = await merge(change.number, world.changes[change.number].patchset);
+        if (sha !== null && typeof sha !== 'string') return stop(sha.why);
+        if (sha === null) continue;
         merged.push({ number: change.number, sha });
         record(`merged ${change.number} (${change.subject})`);
       }
+      if (state.abortRequest) return stop(unanswered('aborted'));
       const head = await acts.branchHead({ repo: sync.project, branch: sync.branch });
       sync.state = 'merged';
       state.moveTo('staging');
       release = await acts.stageBackport({ repo: sync.project, branch: sync.branch, sha: head });
       sync.release = release.id;
-      const { current } = await acts.currentReleases({ service: sync.service, release, selector: {} });
-      // The extra-commit guard: what this release ships that production does not run, beyond these changes.
-      const running = [...new Set(Object.values(current).filter((r): r is string => !!r))];
+      const { current, idleHosts } = await acts.currentReleases({ service: sync.service, release, selector: {} });
+      // The extra-commit guard: what this release ships that production (not the test servers) does not run,
+      // beyond these changes.
+      const running = [
+        ...new Set(
+          Object.entries(current)
+            .filter(([host, r]) => !!r && !idleHosts.includes(host))
+            .map(([, r]) => r!),
+        ),
+      ];
       const { extra } = await acts.broughtBeyond({
         repo: sync.project,
         service: sync.service,
@@ -260,8 +269,8 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
           .map((c) => `${c.sha.slice(0, 10)} ${c.subject}`)
           .join('; ');
         const answer = await ask(
-          i,
           `the release would also ship ${extra.length} commit(s) this backport did not name: ${list}. \`signalbox backport confirm ${numbers[0]}\` ships them too; \`signalbox backport abort ${numbers[0]}\` reverts`,
+          'testing',
         );
         if (answer !== 'confirmed') return stop(unanswered(answer));
         record(`shipping ${extra.length} more commit(s) on confirmation: ${list}`);
@@ -269,6 +278,7 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
 
       // The test servers, then a person.
       testServersBefore = Object.fromEntries(status.testServers.map((t) => [t.host, current[t.host] ?? null]));
+      if (state.abortRequest) return stop(unanswered('aborted'));
       state.moveTo('testing');
       await executeChild(rolloutWorkflow, {
         workflowId: `${id}-test-${i + 1}`,
@@ -290,11 +300,15 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
         `${sync.changes.map((c) => c.number).join(', ')} is on the test servers ${servers}: check it, then \`signalbox backport confirm ${numbers[0]}\` (or abort)`,
       );
       const answer = await ask(
-        i,
         `${release.id} is on the test servers ${servers}: check your change there, then \`signalbox backport confirm ${numbers[0]}\`, or \`signalbox backport abort ${numbers[0]} --reason ...\``,
+        'deploying',
       );
       if (answer !== 'confirmed') return stop(unanswered(answer));
     } catch (err) {
+      if (isCancellation(err)) {
+        await stop(`cancelled before production`);
+        throw err;
+      }
       return stop(`sync ${i + 1} did not reach production: ${causeOf(err)}`);
     }
 
@@ -307,10 +321,14 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
         args: [{ service: sync.service, release, selector: {}, strategy: input.strategy, by: status.by }],
       });
     } catch (err) {
-      const why = `production did not take ${release.id}: ${causeOf(err)}`;
+      const why = `production did not take ${release.id}: ${isCancellation(err) ? 'cancelled' : causeOf(err)}`;
       state.moveTo('reverting');
-      const back = await putTestServersBack(i, testServersBefore!);
-      const reverted = await revertMerged(i, merged, why);
+      // Cleanup runs even when the backport itself is being cancelled.
+      const { back, reverted } = await CancellationScope.nonCancellable(async () => ({
+        back: await putTestServersBack(i, testServersBefore!),
+        reverted: await revertMerged(i, merged, why),
+      }));
+      if (isCancellation(err)) throw err;
       sync.state = 'rolled-back';
       status.outcome = `${why}. The engine rolled the hosts back${back}; ${reverted}. Merge a fix or a revert, then \`signalbox backport ack ${numbers[0]} --reason ...\``;
       record(status.outcome);
@@ -326,18 +344,29 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
     return 'shipped';
   }
 
-  /** Merges one change; a refusal a person can resolve asks first. The sha, or why it stopped. */
-  async function merge(sync: number, number: number, patchset: number): Promise<string | { why: string }> {
+  /**
+   * Merges one change; a refusal a person can resolve asks first. The sha when this backport merged it, null when
+   * someone else had (theirs to revert, not ours), or why it stopped.
+   */
+  async function merge(number: number, patchset: number): Promise<string | null | { why: string }> {
     let checked = patchset;
     for (;;) {
       try {
-        return (await acts.mergeChange({ number, patchset: checked, deployer: status.by })).sha;
+        const merged = await acts.mergeChange({ number, patchset: checked, deployer: status.by });
+        if (!merged.alreadyMerged) return merged.sha;
+        record(`${number} was merged meanwhile by someone else, at patch set ${merged.patchset}`);
+        if (merged.patchset === checked) return null;
+        const answer = await ask(
+          `${number} was merged by someone else at patch set ${merged.patchset}, not the ${checked} that was checked: look at it, then \`signalbox backport confirm ${numbers[0]}\` ships it, or \`signalbox backport abort ${numbers[0]}\` reverts what this backport merged`,
+          'merging',
+        );
+        return answer === 'confirmed' ? null : { why: unanswered(answer) };
       } catch (err) {
         const type = failureType(err);
         if (!type || !MERGE_QUESTIONS.includes(type)) throw err;
         const answer = await ask(
-          sync,
           `${causeOf(err)}. \`signalbox backport confirm ${numbers[0]}\` tries again${type === 'NewPatchSet' ? ' with the new patch set' : ''}; \`signalbox backport abort ${numbers[0]}\` reverts what merged`,
+          'merging',
         );
         if (answer !== 'confirmed') return { why: unanswered(answer) };
         if (type === 'NewPatchSet') checked = await acts.currentPatchset({ number });
@@ -354,8 +383,11 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
   ): Promise<Ending> {
     const sync = status.syncs[i];
     state.moveTo('reverting');
-    const back = testServersBefore ? await putTestServersBack(i, testServersBefore) : '';
-    const reverted = await revertMerged(i, merged, why);
+    // Cleanup runs even when the backport itself is being cancelled.
+    const { back, reverted } = await CancellationScope.nonCancellable(async () => ({
+      back: testServersBefore ? await putTestServersBack(i, testServersBefore) : '',
+      reverted: await revertMerged(i, merged, why),
+    }));
     sync.state = 'reverted';
     const live = status.syncs.slice(0, i).map((s) => `${s.project} ${s.branch}`);
     status.outcome = `${why}. Production untouched${back}; ${reverted}${live.length ? `; still live from this backport: ${live.join(', ')}` : ''}`;
@@ -397,9 +429,12 @@ export async function backportWorkflow(input: BackportInput): Promise<BackportSt
   async function putTestServersBack(i: number, before: Record<string, string | null>): Promise<string> {
     const sync = status.syncs[i];
     const byRelease = new Map<string, string[]>();
-    for (const [host, release] of Object.entries(before))
-      if (release && release !== sync.release) byRelease.set(release, [...(byRelease.get(release) ?? []), host]);
     const problems: string[] = [];
+    for (const [host, release] of Object.entries(before)) {
+      if (!release)
+        problems.push(`${host} ran no release of ${sync.service} before (or could not be read): sync it by hand`);
+      else if (release !== sync.release) byRelease.set(release, [...(byRelease.get(release) ?? []), host]);
+    }
     let n = 0;
     for (const [releaseId, hosts] of byRelease) {
       try {

@@ -17,13 +17,23 @@ const ABORTABLE: BackportStep[] = [
 
 export class BackportState {
   readonly status: BackportStatus;
-  /** Confirmations accepted, by sync index. */
-  private confirmations = new Set<number>();
+  /** The question the last accepted confirmation answered. */
+  private answered = 0;
   abortRequest: { by: string; reason: string } | null = null;
   acknowledgement: { by: string; reason: string } | null = null;
 
   constructor(changes: number[], by: string, emergency: boolean) {
-    this.status = { changes, by, step: 'checking', syncs: [], current: 0, testServers: [], emergency, events: [] };
+    this.status = {
+      changes,
+      by,
+      step: 'checking',
+      syncs: [],
+      current: 0,
+      testServers: [],
+      emergency,
+      question: 0,
+      events: [],
+    };
   }
 
   note(what: string, by?: string): void {
@@ -57,24 +67,29 @@ export class BackportState {
     this.report();
   }
 
-  confirmed(sync: number): boolean {
-    return this.confirmations.has(sync);
+  /** Asks the next question; an answer to an earlier one cannot answer it. */
+  ask(what: string, deadline: string): number {
+    this.status.question++;
+    this.status.confirmBy = deadline;
+    this.waitFor('awaiting-confirmation', what);
+    return this.status.question;
   }
 
-  /** Takes back a confirmation once used, so the next question of the same sync needs a fresh one. */
-  spendConfirmation(sync: number): void {
-    this.confirmations.delete(sync);
+  confirmed(question: number): boolean {
+    return this.answered === question;
   }
 
   validateConfirm(request: BackportConfirmRequest): void {
     if (!CONFIRMABLE.includes(this.status.step))
       throw new Error(`backport is ${this.status.step}; there is nothing to confirm`);
-    if (request.sync !== undefined && request.sync !== this.status.current + 1)
-      throw new Error(`the confirmation is for sync ${request.sync}, but sync ${this.status.current + 1} is waiting`);
+    if (request.question !== undefined && request.question !== this.status.question)
+      throw new Error(
+        `the confirmation answers question ${request.question}, but question ${this.status.question} is waiting: ${this.status.waitingFor}`,
+      );
   }
 
   confirm(): void {
-    this.confirmations.add(this.status.current);
+    this.answered = this.status.question;
   }
 
   validateAbort(request: ControlRequest): void {

@@ -23,7 +23,10 @@ export function steerBackport(state: BackportState, auth: ReturnType<typeof auth
       const who = describeIdentity(await auth.verify(request, 'confirm'));
       stillValid(() => state.validateConfirm(request));
       state.confirm();
-      state.note(`confirmed sync ${state.status.current + 1}${request.reason ? `: ${request.reason}` : ''}`, who);
+      state.note(
+        `confirmed sync ${state.status.current + 1} (question ${state.status.question})${request.reason ? `: ${request.reason}` : ''}`,
+        who,
+      );
       return state.status;
     },
     { validator: (request) => (auth.check(request, 'confirm'), state.validateConfirm(request)) },
